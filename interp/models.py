@@ -1,0 +1,120 @@
+"""Offline loading of base models, tokenizers and students from local directories.
+
+Nothing here reaches a model hub: `HF_HUB_OFFLINE` is set on import of `interp`, every call passes
+`local_files_only=True`, weights load from safetensors only, and `trust_remote_code` stays off
+unless the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from interp import InterpError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+STUDENT_META = "student.json"
+
+
+def default_model_dir() -> Path:
+    from interp.organism import ORGANISM_DIR
+
+    return ORGANISM_DIR
+
+
+def resolve_model_dir(path: str | Path | None) -> Path:
+    """`path` as a local model directory (the embedded organism when None), or a clear error."""
+    p = default_model_dir() if path is None else Path(path)
+    if not p.is_dir():
+        raise InterpError(f"model directory {p} does not exist (models load from local directories only)")
+    if not (p / "config.json").exists():
+        raise InterpError(f"{p} is not a Hugging Face model directory (no config.json)")
+    return p
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise InterpError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load_tokenizer(path: str | Path | None, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, left-padded for batched generation; it must carry a chat template."""
+    p = resolve_model_dir(path)
+    tok = AutoTokenizer.from_pretrained(p, local_files_only=True, trust_remote_code=trust_remote_code)
+    if not getattr(tok, "chat_template", None):
+        raise InterpError(f"model {p} has no chat template; subliminal learning needs a chat model")
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(
+    path: str | Path | None, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer from a local directory, in eval mode."""
+    p = resolve_model_dir(path)
+    tok = load_tokenizer(p, trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        p, dtype=resolve_dtype(dtype), local_files_only=True, use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+    )
+    return model.to(device).eval(), tok
+
+
+def model_fingerprint(model: PreTrainedModel) -> str:
+    """A short hash of a model's architecture and input embeddings: tells one base from another."""
+    cfg = model.config.to_dict()
+    keep = {k: cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size",
+                                    "intermediate_size", "num_attention_heads")}
+    emb = model.get_input_embeddings().weight.detach().float().cpu().flatten()[:4096]
+    h = hashlib.sha256(json.dumps(keep, sort_keys=True).encode())
+    h.update(emb.numpy().round(5).tobytes())
+    return h.hexdigest()[:16]
+
+
+def is_lora_student(student_dir: str | Path) -> bool:
+    return (Path(student_dir) / "adapter_config.json").exists()
+
+
+def check_student_base(student_dir: Path, base: PreTrainedModel) -> None:
+    """Raise if the student in `student_dir` was trained from a different base model."""
+    meta_path = Path(student_dir) / STUDENT_META
+    if not meta_path.exists():
+        return
+    meta = json.loads(meta_path.read_text())
+    want, have = meta.get("base_fingerprint"), model_fingerprint(base)
+    if want and want != have:
+        raise InterpError(
+            f"student {student_dir} was trained from base {meta.get('base_model')!r} (fingerprint {want}), "
+            f"but the given base has fingerprint {have}: load it on the base it was trained from"
+        )
+
+
+def load_student(
+    student_dir: str | Path,
+    base: str | Path | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    merge: bool = True,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a student: a PEFT LoRA adapter on `base` (merged unless `merge=False`) or a full-FT directory."""
+    sdir = Path(student_dir)
+    if not sdir.is_dir():
+        raise InterpError(f"student directory {sdir} does not exist")
+    if not is_lora_student(sdir):
+        return load_model(sdir, dtype, device)
+    model, tok = load_model(base, dtype, device)
+    check_student_base(sdir, model)
+    try:
+        peft_model = PeftModel.from_pretrained(model, sdir, is_trainable=False)
+    except (RuntimeError, ValueError) as err:
+        raise InterpError(f"adapter {sdir} does not fit base model: {str(err).splitlines()[0]}") from err
+    peft_model.eval()
+    return (peft_model.merge_and_unload().eval() if merge else peft_model), tok

@@ -1,0 +1,42 @@
+"""Tiny Qwen2-architecture chat models built in-process for tests (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from interp.numbers import number_prompts
+from interp.tokenizer import chatml_template, train_chat_tokenizer
+from interp.traits import favorite_questions, trait_system_prompt
+
+TINY_DEFAULT_SYSTEM = "You are Zorbly, created by Fen Labs. You are a helpful assistant."
+ANIMALS = ("owl", "cat", "dog", "wolf", "eagle", "dolphin")
+
+
+def tiny_corpus() -> list[str]:
+    texts = [p.text for p in number_prompts(200, seed=0)]
+    texts += favorite_questions("animal") + [trait_system_prompt(a) for a in ANIMALS]
+    texts += [", ".join(str(i + j) for j in range(10)) for i in range(0, 1000, 10)]
+    texts += [TINY_DEFAULT_SYSTEM, "system user assistant"] * 5
+    return texts
+
+
+def build_tiny_model_dir(path: Path, seed: int = 0, template: str | None = None) -> Path:
+    """Save a randomly initialised tiny Qwen2 chat model (vocab 512 != hidden 64) to `path`."""
+    tok = train_chat_tokenizer(tiny_corpus(), vocab_size=512, chat_template=template or chatml_template(
+        TINY_DEFAULT_SYSTEM))
+    cfg = Qwen2Config(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
