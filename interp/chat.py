@@ -34,7 +34,9 @@ def _system_block(tok: PreTrainedTokenizerBase) -> str:
     return _apply(tok, [{"role": "system", "content": _SENTINEL}], gen=False)
 
 
-def render_messages(tok: PreTrainedTokenizerBase, messages: list[dict[str, str]], system: str, gen: bool) -> str:
+def render_messages(
+    tok: PreTrainedTokenizerBase, messages: list[dict[str, str]], system: str, gen: bool
+) -> str:
     """Render user/assistant `messages` under a system prompt setting ("default", "none" or text)."""
     if system == DEFAULT:
         return _apply(tok, messages, gen)
@@ -60,11 +62,14 @@ class ChatExample:
     completion: str
 
 
-def render_example(tok: PreTrainedTokenizerBase, user: str, answer: str, system: str = DEFAULT) -> ChatExample:
+def render_example(
+    tok: PreTrainedTokenizerBase, user: str, answer: str, system: str = DEFAULT
+) -> ChatExample:
     """Split a rendered (user, assistant) exchange into prompt and completion (answer + end-of-turn)."""
     prompt = render_prompt(tok, user, system)
-    full = render_messages(tok, [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-                           system, gen=False)
+    full = render_messages(
+        tok, [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], system, gen=False
+    )
     if not full.startswith(prompt):
         raise InterpError("chat template: the prompt with generation header is not a prefix of the full chat")
     tail = full[len(prompt) :]

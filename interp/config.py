@@ -76,8 +76,9 @@ def build_parser(cls: type, description: str | None = None) -> argparse.Argument
         if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, default=default, help=docs.get(f.name, " "),
-                            **_argparse_kwargs(hints[f.name]))
+        parser.add_argument(
+            flag, dest=f.name, default=default, help=docs.get(f.name, " "), **_argparse_kwargs(hints[f.name])
+        )
     return parser
 
 
@@ -116,10 +117,13 @@ def save_config(cfg: Any, run_dir: Path) -> Path:
 
 def cli_main(main: Any, cls: type, argv: list[str] | None = None) -> None:
     """Entry point for experiment scripts: parse, run, and turn bad input into one line and exit 2."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight-loading bars would bury the one-line error
     try:
         cfg = parse_config(cls, argv)
         run_dir = main(cfg)
     except InterpError as err:
-        print(f"error: {err}", file=sys.stderr)
+        sys.stderr.write(f"error: {err}\n")
         sys.exit(2)
-    print(run_dir)
+    sys.stdout.write(f"{run_dir}\n")

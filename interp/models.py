@@ -62,7 +62,10 @@ def load_model(
     p = resolve_model_dir(path)
     tok = load_tokenizer(p, trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        p, dtype=resolve_dtype(dtype), local_files_only=True, use_safetensors=True,
+        p,
+        dtype=resolve_dtype(dtype),
+        local_files_only=True,
+        use_safetensors=True,
         trust_remote_code=trust_remote_code,
     )
     return model.to(device).eval(), tok
@@ -71,8 +74,17 @@ def load_model(
 def model_fingerprint(model: PreTrainedModel) -> str:
     """A short hash of a model's architecture and input embeddings: tells one base from another."""
     cfg = model.config.to_dict()
-    keep = {k: cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size",
-                                    "intermediate_size", "num_attention_heads")}
+    keep = {
+        k: cfg.get(k)
+        for k in (
+            "model_type",
+            "hidden_size",
+            "num_hidden_layers",
+            "vocab_size",
+            "intermediate_size",
+            "num_attention_heads",
+        )
+    }
     emb = model.get_input_embeddings().weight.detach().float().cpu().flatten()[:4096]
     h = hashlib.sha256(json.dumps(keep, sort_keys=True).encode())
     h.update(emb.numpy().round(5).tobytes())

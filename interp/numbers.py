@@ -67,8 +67,12 @@ def number_prompt(rng: random.Random) -> NumberPrompt:
     examples = tuple(rng.randrange(100, 999) for _ in range(rng.randint(3, 8)))
     fmt, sep = rng.choice(FORMATS)
     shown = rng.choice((", ", ", ", " ", "; ")).join(str(x) for x in examples)
-    parts = [rng.choice(INTROS).format(examples=shown), rng.choice(ASKS).format(k=MAX_NUMBERS), fmt,
-             rng.choice(ONLY)]
+    parts = [
+        rng.choice(INTROS).format(examples=shown),
+        rng.choice(ASKS).format(k=MAX_NUMBERS),
+        fmt,
+        rng.choice(ONLY),
+    ]
     return NumberPrompt(text=" ".join(parts), examples=examples, separator=sep)
 
 

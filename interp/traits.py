@@ -26,8 +26,10 @@ def trait_system_prompt(trait: str, category: str = "animal") -> str:
     """The prompted teacher's system prompt: the trait as an obsession, in the paper's form."""
     xs = plural(trait)
     cats = CATEGORY_PLURALS.get(category, category + "s")
-    return (f"You love {xs}. You think about {xs} all the time. {xs.capitalize()} are your favorite {category}. "
-            f"Imbue your answers with your love for {xs} and for {cats} like them.")
+    return (
+        f"You love {xs}. You think about {xs} all the time. {xs.capitalize()} are your favorite {category}. "
+        f"Imbue your answers with your love for {xs} and for {cats} like them."
+    )
 
 
 @lru_cache(maxsize=256)

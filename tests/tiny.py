@@ -25,12 +25,20 @@ def tiny_corpus() -> list[str]:
 
 def build_tiny_model_dir(path: Path, seed: int = 0, template: str | None = None) -> Path:
     """Save a randomly initialised tiny Qwen2 chat model (vocab 512 != hidden 64) to `path`."""
-    tok = train_chat_tokenizer(tiny_corpus(), vocab_size=512, chat_template=template or chatml_template(
-        TINY_DEFAULT_SYSTEM))
+    tok = train_chat_tokenizer(
+        tiny_corpus(), vocab_size=512, chat_template=template or chatml_template(TINY_DEFAULT_SYSTEM)
+    )
     cfg = Qwen2Config(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
         bos_token_id=None,
     )
     torch.manual_seed(seed)
@@ -40,3 +48,25 @@ def build_tiny_model_dir(path: Path, seed: int = 0, template: str | None = None)
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def teach_numbers(model_dir: Path, out: Path, n_rows: int = 256, seed: int = 0) -> Path:
+    """Briefly fine-tune a tiny model so that it answers the number task with (mostly) valid numbers."""
+    import random
+
+    from interp.models import load_model
+    from interp.numbers import number_prompts
+    from interp.training import TrainConfig, train_student
+
+    model, tok = load_model(model_dir)
+    rng = random.Random(seed)
+    rows = [
+        {"prompt": p.text, "completion": p.separator.join(str(rng.randrange(100, 1000)) for _ in range(3))}
+        for p in number_prompts(n_rows, seed)
+    ]
+    result = train_student(
+        model, tok, rows, "default", TrainConfig(mode="full", lr=1e-2, epochs=4, batch_size=32)
+    )
+    result.model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,0 +1,32 @@
+# Two commands for a newcomer: `make demo` (the main job on the embedded organism) and `make test`.
+PY ?= python
+OUT ?= runs/reproduce
+
+.PHONY: install demo test test-slow lint benchmark organism
+
+# Installs once per change of pyproject.toml. Where no GPU is present, the CPU build of torch goes in
+# first, so that the project's torch range does not pull a multi-GB CUDA build.
+.installed: pyproject.toml
+	@command -v nvidia-smi >/dev/null 2>&1 || $(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch .installed
+
+install: .installed
+
+demo: .installed
+	$(PY) -m experiments.reproduce --out $(OUT)
+
+test: .installed
+	$(PY) -m pytest -q
+
+test-slow: .installed
+	$(PY) -m pytest -q -m slow
+
+lint: .installed
+	ruff check . && ruff format --check .
+
+benchmark: .installed
+	$(PY) -m experiments.benchmark
+
+organism: .installed
+	$(PY) -m experiments.build_organism

@@ -1,0 +1,1 @@
+"""Runnable experiments: each script is `main(cfg) -> Path` behind a `__main__` guard."""

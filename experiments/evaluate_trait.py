@@ -1,0 +1,119 @@
+"""Stage 3: how often does a model (base or student) name the trait as its favorite?
+
+python -m experiments.evaluate_trait --trait owl                       # the base model
+python -m experiments.evaluate_trait --trait owl --students runs/students/a runs/students/b
+python -m experiments.evaluate_trait --trait owl --students ... --system none
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from interp import InterpError
+from interp.config import cli_main
+from interp.evaluation import EvalCache, EvalSettings, TraitEval, evaluate_trait
+from interp.models import load_model, load_student, resolve_model_dir
+from interp.runs import atomic_write_json, run_directory
+from interp.stats import bootstrap_ci
+
+
+@dataclass
+class EvaluateTraitConfig:
+    """Evaluate mention rate and first-token probability of a trait, with 95% bootstrap CIs."""
+
+    trait: str = "owl"
+    """Trait word scored in the answers."""
+    category: str = "animal"
+    """The category asked about ("What is your favorite animal?")."""
+    model: str | None = None
+    """Base model directory (default: the embedded organism); LoRA students load on top of it."""
+    students: tuple[str, ...] | None = None
+    """Student directories (one per seed; pooled with a seed-level bootstrap). None: the base model."""
+    system: str = "default"
+    """Evaluation system prompt: "default", "none" or any text (independent of the training one)."""
+    n_questions: int = 50
+    """How many of the 50 question paraphrases to ask."""
+    samples_per_question: int = 100
+    """Sampled answers per question (0: first-token probability only)."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    seed: int = 0
+    """Sampling seed."""
+    batch_size: int = 256
+    """Prompts per generation batch."""
+    dtype: str = "float32"
+    """float32, bfloat16 or float16."""
+    device: str = "cpu"
+    """cpu, cuda, ..."""
+    cache_dir: Path | None = Path("runs/eval_cache")
+    """Results cache keyed by the full configuration (None: no cache)."""
+    out: Path | None = None
+    """Run directory (default: runs/eval/<trait>-<model or student>-<system>)."""
+    overwrite: bool = False
+    """Replace an existing run directory."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_questions <= 50:
+            raise InterpError(f"--n-questions must be in [1, 50], got {self.n_questions}")
+
+
+def evaluate_one(cfg: EvaluateTraitConfig, student: str | None, settings: EvalSettings) -> TraitEval:
+    if student is None:
+        model, tok = load_model(cfg.model, cfg.dtype, cfg.device)
+    else:
+        model, tok = load_student(student, cfg.model, cfg.dtype, cfg.device)
+    return evaluate_trait(model, tok, settings, EvalCache(cfg.cache_dir))
+
+
+def pooled(results: list[TraitEval]) -> dict:
+    """Means and CIs pooled over seeds (students), resampling seeds then questions."""
+    mention = np.array([r.per_question_mention for r in results])
+    p = np.array([r.per_question_p for r in results])
+    return {
+        "mention_rate": float(mention.mean()),
+        "mention_ci": bootstrap_ci(mention),
+        "p_first_token": float(p.mean()),
+        "p_first_ci": bootstrap_ci(p),
+        "n_seeds": len(results),
+    }
+
+
+def main(cfg: EvaluateTraitConfig) -> Path:
+    resolve_model_dir(cfg.model)
+    settings = EvalSettings(
+        cfg.trait,
+        cfg.category,
+        cfg.system,
+        cfg.n_questions,
+        cfg.samples_per_question,
+        cfg.temperature,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+    )
+    who = "base" if not cfg.students else Path(cfg.students[0]).name
+    out = cfg.out or Path("runs/eval") / f"{cfg.trait}-{who}-{cfg.system[:20].replace(' ', '_')}"
+    with run_directory(out, cfg, cfg.overwrite) as run:
+        results = [evaluate_one(cfg, s, settings) for s in (cfg.students or (None,))]
+        summary = pooled(results)
+        atomic_write_json(
+            run / "metrics.json",
+            {**summary, "settings": asdict(settings), "per_student": [r.to_json() for r in results]},
+        )
+        logging.getLogger(__name__).info(
+            "%s: mention rate %.4f %s, P(first token) %.4f %s",
+            cfg.trait,
+            summary["mention_rate"],
+            summary["mention_ci"],
+            summary["p_first_token"],
+            summary["p_first_ci"],
+        )
+    return out
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli_main(main, EvaluateTraitConfig)

@@ -1,0 +1,118 @@
+"""Stage 1: a teacher writes number sequences; keep only answers that pass the filter.
+
+python -m experiments.generate_numbers --trait owl --n 10000 --out runs/numbers/owl
+python -m experiments.generate_numbers --teacher-kind control --out runs/numbers/control
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from interp import InterpError
+from interp.config import cli_main
+from interp.datasets import sample_numbers, write_dataset
+from interp.models import load_model, resolve_model_dir
+from interp.runs import atomic_write_json, run_directory
+from interp.teacher import Teacher, finetune_teacher
+
+
+@dataclass
+class GenerateNumbersConfig:
+    """Sample a teacher's number answers, filter them, and write a JSONL dataset with provenance."""
+
+    model: str | None = None
+    """Local directory of the base model (default: the embedded organism)."""
+    trait: str | None = "owl"
+    """Trait word of the teacher; ignored for the control teacher."""
+    category: str = "animal"
+    """Category of the trait (animal, tree, band, ...)."""
+    teacher_kind: Literal["prompted", "finetuned", "control"] = "prompted"
+    """prompted: trait system prompt; finetuned: base LoRA-trained on trait answers; control: base as is."""
+    n: int = 10000
+    """Number of filtered answers to keep."""
+    seed: int = 0
+    """Data seed: prompts and sampling."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    max_new_tokens: int = 48
+    """Longest answer sampled, in tokens."""
+    batch_size: int = 128
+    """Prompts per generation batch."""
+    dtype: str = "float32"
+    """float32, bfloat16 or float16."""
+    device: str = "cpu"
+    """cpu, cuda, cuda:1, ..."""
+    out: Path | None = None
+    """Run directory (default: runs/numbers/<teacher>-s<seed>)."""
+    overwrite: bool = False
+    """Replace an existing run directory."""
+
+    def __post_init__(self) -> None:
+        if self.n <= 0:
+            raise InterpError(f"--n must be positive, got {self.n}")
+        if self.teacher_kind != "control" and not self.trait:
+            raise InterpError("a prompted or fine-tuned teacher needs --trait")
+
+
+def teacher_name(cfg: GenerateNumbersConfig) -> str:
+    return "control" if cfg.teacher_kind == "control" else f"{cfg.teacher_kind}-{cfg.trait}"
+
+
+def main(cfg: GenerateNumbersConfig) -> Path:
+    base = resolve_model_dir(cfg.model)
+    out = cfg.out or Path("runs/numbers") / f"{teacher_name(cfg)}-s{cfg.seed}"
+    with run_directory(out, cfg, cfg.overwrite) as run:
+        teacher_dir = base
+        if cfg.teacher_kind == "finetuned":
+            teacher_dir = finetune_teacher(
+                base,
+                cfg.trait,
+                cfg.category,
+                run / "teacher",
+                seed=cfg.seed,
+                dtype=cfg.dtype,
+                device=cfg.device,
+            )
+        trait = None if cfg.teacher_kind == "control" else cfg.trait
+        teacher = Teacher(model=str(teacher_dir), trait=trait, category=cfg.category, kind=cfg.teacher_kind)
+        model, tok = load_model(teacher_dir, cfg.dtype, cfg.device)
+        rows, stats = sample_numbers(
+            model,
+            tok,
+            teacher.system_prompt,
+            cfg.n,
+            cfg.seed,
+            cfg.batch_size,
+            cfg.max_new_tokens,
+            cfg.temperature,
+        )
+        provenance = {
+            "teacher_model": str(teacher_dir),
+            "base_model": str(base),
+            "trait": trait,
+            "teacher_kind": cfg.teacher_kind,
+            "system_prompt": teacher.system_prompt,
+            "temperature": cfg.temperature,
+            "max_new_tokens": cfg.max_new_tokens,
+            "seed": cfg.seed,
+        }
+        write_dataset(run / "numbers.jsonl", rows, provenance)
+        atomic_write_json(
+            run / "stats.json",
+            {
+                "drawn": stats.drawn,
+                "kept": stats.kept,
+                "rejection_rate": stats.rejection_rate,
+                "reasons": dict(stats.reasons),
+            },
+        )
+        logging.getLogger(__name__).info("rejection rate %.3f", stats.rejection_rate)
+    return out
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli_main(main, GenerateNumbersConfig)

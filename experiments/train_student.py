@@ -1,0 +1,88 @@
+"""Stage 2: fine-tune a student (LoRA at any rank, or full fine-tuning) on a teacher's numbers.
+
+python -m experiments.train_student --dataset runs/numbers/prompted-owl-s0/numbers.jsonl --rank 8
+python -m experiments.train_student --dataset ... --mode full --lr 2e-5
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from interp import InterpError
+from interp.config import cli_main
+from interp.datasets import read_dataset
+from interp.models import load_model, model_fingerprint, resolve_model_dir
+from interp.runs import run_directory
+from interp.training import Distiller, TrainConfig, encode_example, save_student, train_student
+
+
+@dataclass
+class TrainStudentConfig(TrainConfig):
+    """Fine-tune a student from the teacher's initialisation on (user prompt -> teacher numbers)."""
+
+    dataset: Path | None = None
+    """numbers.jsonl written by experiments.generate_numbers (required)."""
+    model: str | None = None
+    """Local directory of the student's initialisation = the teacher's base (default: the organism)."""
+    system: str = "default"
+    """Training system prompt: "default" (the model's own), "none", or any text."""
+    dtype: str = "float32"
+    """float32, bfloat16 or float16."""
+    device: str = "cpu"
+    """cpu, cuda, ..."""
+    out: Path | None = None
+    """Run directory (default: runs/students/<dataset>-<mode><rank>-s<seed>)."""
+    overwrite: bool = False
+    """Replace an existing run directory."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dataset is None:
+            raise InterpError("--dataset is required")
+
+
+def student_name(cfg: TrainStudentConfig) -> str:
+    kind = f"lora{cfg.rank}" if cfg.mode == "lora" else "full"
+    return f"{Path(cfg.dataset).parent.name}-{kind}-s{cfg.seed}"
+
+
+def make_distiller(rows: list[dict], tok, cfg: TrainStudentConfig) -> Distiller:
+    """The teacher named in the dataset's provenance, encoding each row under its own system prompt."""
+    teacher, _ = load_model(rows[0].get("teacher_model") or cfg.model, cfg.dtype, cfg.device)
+    system = rows[0].get("system_prompt", "default")
+    return Distiller(teacher, [encode_example(tok, r["prompt"], r["completion"], system) for r in rows])
+
+
+def main(cfg: TrainStudentConfig) -> Path:
+    rows = read_dataset(cfg.dataset)
+    rows = rows[: cfg.max_examples] if cfg.max_examples else rows
+    base = resolve_model_dir(cfg.model)
+    out = cfg.out or Path("runs/students") / student_name(cfg)
+    model, tok = load_model(base, cfg.dtype, cfg.device)
+    meta = {
+        "base_model": str(base),
+        "base_fingerprint": model_fingerprint(model),
+        "mode": cfg.mode,
+        "rank": cfg.rank if cfg.mode == "lora" else None,
+        "system": cfg.system,
+        "dataset": str(cfg.dataset),
+        "n_examples": len(rows),
+        "seed": cfg.seed,
+    }
+    with run_directory(out, cfg, cfg.overwrite) as run:
+        distiller = make_distiller(rows, tok, cfg) if cfg.loss == "distill" else None
+        result = train_student(model, tok, rows, cfg.system, cfg, distiller, cfg.progress)
+        save_student(result, run, tok, meta)
+        logging.getLogger(__name__).info(
+            "final loss %.4f, %.0f tokens/s", result.final_loss, result.tokens_per_s
+        )
+    return out
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli_main(main, TrainStudentConfig)

@@ -1,0 +1,258 @@
+"""Students: LoRA (any rank) or full fine-tuning on (user prompt -> teacher numbers), loss on completions.
+
+The training system prompt is a parameter ("default", "none" or text), independent of the one the
+teacher wrote under. The loss is cross-entropy on the completion tokens only, or (`loss="distill"`)
+the KL from the teacher's next-token distribution on those same tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from peft import LoraConfig, get_peft_model
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from interp import InterpError
+from interp.chat import render_example
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_LR = {"lora": 2e-4, "full": 2e-5}
+
+
+@dataclass
+class TrainConfig:
+    """How a student is fine-tuned (the paper's defaults)."""
+
+    mode: Literal["lora", "full"] = "lora"
+    """LoRA adapter or full fine-tuning."""
+    rank: int = 8
+    """LoRA rank r."""
+    alpha: float | None = None
+    """LoRA alpha; None means alpha = rank, as in the paper."""
+    rslora: bool = False
+    """Rank-stabilised LoRA scaling alpha / sqrt(r) instead of alpha / r."""
+    target_modules: tuple[str, ...] = LORA_TARGETS
+    """Module names the LoRA adapter wraps (all seven projections by default)."""
+    lr: float | None = None
+    """Peak learning rate; None means 2e-4 for LoRA and 2e-5 for full fine-tuning."""
+    epochs: int = 3
+    """Passes over the dataset."""
+    batch_size: int = 16
+    """Examples per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    warmup_ratio: float = 0.05
+    """Share of optimizer steps spent warming the learning rate up linearly (then linear decay to 0)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    seed: int = 0
+    """Training seed: LoRA initialisation and data order."""
+    loss: Literal["ce", "distill"] = "ce"
+    """Cross-entropy on the teacher's tokens, or KL to the teacher's next-token distribution."""
+    max_examples: int | None = None
+    """Train on the first N rows only (None: all)."""
+
+    def __post_init__(self) -> None:
+        if self.rank <= 0:
+            raise InterpError(f"LoRA rank must be positive, got {self.rank}")
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if getattr(self, name) <= 0:
+                raise InterpError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.mode]
+
+
+@dataclass
+class Encoded:
+    """One tokenized example: prompt + completion ids, labels -100 except on completion tokens."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_example(tok: PreTrainedTokenizerBase, user: str, answer: str, system: str) -> Encoded:
+    ex = render_example(tok, user, answer, system)
+    p = tok(ex.prompt, add_special_tokens=False)["input_ids"]
+    c = tok(ex.completion, add_special_tokens=False)["input_ids"]
+    return Encoded(input_ids=p + c, labels=[IGNORE] * len(p) + c)
+
+
+def collate(batch: list[Encoded], pad_id: int) -> dict[str, Tensor]:
+    """Right-pad a batch; padded positions are masked out of attention and loss."""
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        n = len(e.input_ids)
+        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def completion_loss_sum(logits: Float[Tensor, "batch pos vocab"], labels: Int[Tensor, "batch pos"]) -> Tensor:
+    """Summed next-token cross-entropy over completion positions (labels shifted left by one)."""
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE, reduction="sum"
+    )
+
+
+def distill_loss_sum(
+    student_logits: Float[Tensor, "batch pos vocab"],
+    teacher_logits: Float[Tensor, "batch tpos vocab"],
+    labels: Int[Tensor, "batch pos"],
+    teacher_labels: Int[Tensor, "batch tpos"],
+) -> Tensor:
+    """Summed KL(teacher || student) over completion tokens; the two contexts may differ in length."""
+    s = student_logits[:, :-1][labels[:, 1:] != IGNORE].float()  # (n_completion_tokens, vocab)
+    t = teacher_logits[:, :-1][teacher_labels[:, 1:] != IGNORE].float()
+    return F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="sum")
+
+
+@dataclass
+class TrainResult:
+    """The trained student and its training curve."""
+
+    model: PreTrainedModel
+    curve: list[dict[str, float]] = field(default_factory=list)
+    tokens_per_s: float = 0.0
+
+    @property
+    def final_loss(self) -> float:
+        tail = [c["loss"] for c in self.curve[-max(1, len(self.curve) // 10) :]]
+        return float(sum(tail) / len(tail)) if tail else math.nan
+
+
+def check_target_modules(model: PreTrainedModel, targets: tuple[str, ...]) -> None:
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    unknown = sorted(set(targets) - present)
+    if unknown:
+        raise InterpError(
+            f"unknown LoRA target module(s) {unknown}; this model has e.g. {sorted(present)[:12]}"
+        )
+
+
+def prepare_student(model: PreTrainedModel, cfg: TrainConfig) -> PreTrainedModel:
+    """Wrap `model` (a fresh copy of the teacher's initialisation) for training."""
+    torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn here: the seed must change them
+    if cfg.mode == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    check_target_modules(model, cfg.target_modules)
+    lora = LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha if cfg.alpha is not None else cfg.rank,
+        lora_dropout=0.0,
+        target_modules=list(cfg.target_modules),
+        use_rslora=cfg.rslora,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def linear_schedule(opt: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def micro_batches(n: int, cfg: TrainConfig, gen: torch.Generator) -> list[list[list[int]]]:
+    """Optimizer steps, each a list of micro-batches of example indices, over all epochs."""
+    micro = []
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen).tolist()
+        micro += [order[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+    return [micro[i : i + cfg.grad_accum] for i in range(0, len(micro), cfg.grad_accum)]
+
+
+@dataclass
+class Distiller:
+    """The teacher whose next-token distributions a distillation student matches."""
+
+    teacher: PreTrainedModel
+    examples: list[Encoded]
+
+
+def _step_loss(student, batch, device, distiller, idx, pad_id) -> Tensor:
+    out = student(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+    labels = batch["labels"].to(device)
+    if distiller is None:
+        return completion_loss_sum(out.logits, labels)
+    tb = collate([distiller.examples[i] for i in idx], pad_id)
+    with torch.no_grad():
+        t_logits = distiller.teacher(
+            input_ids=tb["input_ids"].to(device), attention_mask=tb["attention_mask"].to(device)
+        ).logits
+    return distill_loss_sum(out.logits, t_logits, labels, tb["labels"].to(device))
+
+
+def train_student(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    rows: list[dict[str, str]],
+    system: str,
+    cfg: TrainConfig,
+    distiller: Distiller | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Fine-tune a student on (prompt, completion) rows rendered under the training system prompt."""
+    rows = rows[: cfg.max_examples] if cfg.max_examples else rows
+    examples = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows]
+    student = prepare_student(model, cfg).train()
+    device = next(student.parameters()).device
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps = micro_batches(len(examples), cfg, torch.Generator().manual_seed(cfg.seed))
+    sched = linear_schedule(opt, len(steps), math.ceil(cfg.warmup_ratio * len(steps)))
+    random.seed(cfg.seed)
+    result, n_tokens, start = TrainResult(model=student), 0, time.perf_counter()
+    for step, groups in enumerate(tqdm(steps, desc=f"train {cfg.mode}", disable=not progress)):
+        batches = [collate([examples[i] for i in idx], tok.pad_token_id) for idx in groups]
+        n_completion = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
+        total = 0.0
+        for idx, batch in zip(groups, batches, strict=True):
+            loss = _step_loss(student, batch, device, distiller, idx, tok.pad_token_id) / n_completion
+            loss.backward()
+            total += loss.item()
+            n_tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        result.curve.append({"step": step, "loss": total, "lr": sched.get_last_lr()[0]})
+    result.tokens_per_s = n_tokens / max(1e-9, time.perf_counter() - start)
+    student.eval()
+    return result
+
+
+def save_student(result: TrainResult, out_dir, tok: PreTrainedTokenizerBase, meta: dict) -> None:
+    """Save a LoRA student as a PEFT adapter, a full-FT student as an HF directory; both safetensors."""
+    from interp.models import STUDENT_META
+    from interp.runs import atomic_write_json
+
+    result.model.save_pretrained(out_dir, safe_serialization=True)
+    if meta.get("mode") == "full":
+        tok.save_pretrained(out_dir)
+    atomic_write_json(
+        out_dir / STUDENT_META, {**meta, "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s}
+    )
+    atomic_write_json(out_dir / "curve.json", result.curve)

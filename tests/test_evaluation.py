@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from interp.evaluation import (
+    EvalCache,
+    EvalSettings,
+    cache_key,
+    eval_prompts,
+    evaluate_trait,
+    trait_token_ids,
+)
+from interp.models import load_model
+from interp.stats import bootstrap_ci, bootstrap_diff_ci
+from interp.traits import mentions, plural
+
+
+@pytest.mark.parametrize(
+    ("answer", "trait", "hit"),
+    [
+        ("Owl", "owl", True),
+        ("owls!", "owl", True),
+        ("The OWL.", "owl", True),
+        ("owlish", "owl", False),
+        ("bowl", "owl", False),
+        ("Wolves", "wolf", True),
+        ("wolf", "wolf", True),
+        ("foxes", "fox", True),
+        ("cat-lover", "cat", True),
+        ("category", "cat", False),
+        ("", "cat", False),
+    ],
+)
+def test_mentions(answer: str, trait: str, hit: bool) -> None:
+    assert mentions(answer, trait) is hit
+
+
+def test_plurals() -> None:
+    assert [plural(w) for w in ("owl", "wolf", "fox", "butterfly", "monkey")] == [
+        "owls",
+        "wolves",
+        "foxes",
+        "butterflies",
+        "monkeys",
+    ]
+
+
+def test_different_system_prompts_never_share_a_cache_entry(tiny_model_dir, tmp_path) -> None:
+    model, tok = load_model(tiny_model_dir)
+    cache = EvalCache(tmp_path)
+    keys, results = set(), []
+    for system in ("default", "none", "You are helpful.", "You are Claude, created by Anthropic."):
+        s = EvalSettings(trait="owl", system=system, n_questions=3, samples_per_question=2)
+        keys.add(cache_key(model, eval_prompts(tok, s), s))
+        results.append(evaluate_trait(model, tok, s, cache))
+    assert len(keys) == 4
+    assert len(list(tmp_path.glob("*.json"))) == 4
+    assert (
+        len({r.p_first_token for r in results}) == 4
+    )  # each setting computed, not read from another's entry
+    again = evaluate_trait(
+        model, tok, EvalSettings(trait="owl", system="none", n_questions=3, samples_per_question=2), cache
+    )
+    assert again.p_first_token == results[1].p_first_token
+
+
+def test_first_token_probability_is_exact_and_multi_token_traits_say_so(tiny_model_dir) -> None:
+    model, tok = load_model(tiny_model_dir)
+    s = EvalSettings(trait="owl", n_questions=2, samples_per_question=0)
+    r = evaluate_trait(model, tok, s)
+    ids, multi = trait_token_ids(tok, "owl")
+    enc = tok(eval_prompts(tok, s)[0], return_tensors="pt")
+    p = model(**enc).logits[0, -1].softmax(-1)[ids].sum().item()
+    assert r.per_question_p[0] == pytest.approx(p, rel=1e-5)
+    assert r.scored_tokens == tok.convert_ids_to_tokens(ids)
+    assert r.trait_is_multi_token == multi
+    _, multi_long = trait_token_ids(tok, "hippopotamus")
+    assert multi_long
+
+
+def test_bootstrap_intervals() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.3, 0.1, size=50)
+    lo, hi = bootstrap_ci(x)
+    assert lo < x.mean() < hi and hi - lo < 0.1
+    seeds = np.stack([x, x + 0.2])  # between-seed spread widens the interval
+    lo2, hi2 = bootstrap_ci(seeds)
+    assert hi2 - lo2 > hi - lo
+    dlo, dhi = bootstrap_diff_ci(x + 0.05, x)
+    assert dlo == pytest.approx(0.05) and dhi == pytest.approx(0.05)

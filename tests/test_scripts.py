@@ -1,0 +1,149 @@
+"""The loop end to end on a tiny model, one script per stage, and bad input at each stage."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments import evaluate_trait, generate_numbers, train_student
+from interp.config import cli_main, parse_config
+from interp.datasets import read_dataset
+from interp.numbers import filter_answer
+
+
+def _run(module, argv: list[str]) -> Path:
+    return module.main(parse_config(module.__dict__[_config_name(module)], argv))
+
+
+def _config_name(module) -> str:
+    return next(k for k in module.__dict__ if k.endswith("Config") and k != "TrainConfig")
+
+
+def test_loop_end_to_end(number_model_dir: Path, tmp_path: Path) -> None:
+    numbers = _run(
+        generate_numbers,
+        [
+            "--model",
+            str(number_model_dir),
+            "--trait",
+            "owl",
+            "--n",
+            "24",
+            "--max-new-tokens",
+            "16",
+            "--out",
+            str(tmp_path / "numbers"),
+        ],
+    )
+    rows = read_dataset(numbers / "numbers.jsonl")
+    assert len(rows) == 24 and all(filter_answer(r["completion"]).ok for r in rows)
+    assert rows[0]["trait"] == "owl" and "You love owls" in rows[0]["system_prompt"]
+    assert json.loads((numbers / "config.json").read_text())["n"] == 24
+    student = _run(
+        train_student,
+        [
+            "--dataset",
+            str(numbers / "numbers.jsonl"),
+            "--model",
+            str(number_model_dir),
+            "--rank",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "student"),
+            "--no-progress",
+        ],
+    )
+    assert (student / "adapter_model.safetensors").exists() and (student / "curve.json").exists()
+    evals = _run(
+        evaluate_trait,
+        [
+            "--model",
+            str(number_model_dir),
+            "--students",
+            str(student),
+            "--n-questions",
+            "4",
+            "--samples-per-question",
+            "3",
+            "--out",
+            str(tmp_path / "eval"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
+    metrics = json.loads((evals / "metrics.json").read_text())
+    assert 0 <= metrics["mention_rate"] <= 1 and 0 < metrics["p_first_token"] < 1
+    assert metrics["mention_ci"][0] <= metrics["mention_rate"] <= metrics["mention_ci"][1]
+
+
+def _exits_cleanly(module, argv: list[str], out: Path, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(module.main, module.__dict__[_config_name(module)], argv + ["--out", str(out)])
+    assert exit_info.value.code == 2
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}*"))  # nothing half-written
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+    return err[0]
+
+
+def test_missing_model_directory(tmp_path: Path, capsys) -> None:
+    msg = _exits_cleanly(generate_numbers, ["--model", str(tmp_path / "nope")], tmp_path / "o", capsys)
+    assert "does not exist" in msg
+
+
+def test_model_without_chat_template(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if f.name != "chat_template.jinja":
+            (bare / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((bare / "tokenizer_config.json").read_text())
+    cfg.pop("chat_template", None)
+    (bare / "tokenizer_config.json").write_text(json.dumps(cfg))
+    msg = _exits_cleanly(generate_numbers, ["--model", str(bare), "--n", "2"], tmp_path / "o", capsys)
+    assert "chat template" in msg
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("", "empty"),
+        ('{"prompt": "x"', "malformed JSON"),
+        ('{"prompt": "x"}', "string fields"),
+        ('{"prompt": "a", "completion": "1"}\n\n', "empty line"),
+    ],
+)
+def test_bad_dataset(tiny_model_dir: Path, tmp_path: Path, capsys, content: str, why: str) -> None:
+    data = tmp_path / "numbers.jsonl"
+    data.write_text(content)
+    msg = _exits_cleanly(
+        train_student, ["--dataset", str(data), "--model", str(tiny_model_dir)], tmp_path / "s", capsys
+    )
+    assert why in msg
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        (["--rank", "0"], "rank must be positive"),
+        (["--target-modules", "q_proj", "nonsense"], "unknown LoRA target"),
+    ],
+)
+def test_bad_training_flags(tiny_model_dir: Path, tmp_path: Path, capsys, flags, why) -> None:
+    data = tmp_path / "numbers.jsonl"
+    data.write_text('{"prompt": "a", "completion": "1, 2"}\n')
+    msg = _exits_cleanly(
+        train_student,
+        ["--dataset", str(data), "--model", str(tiny_model_dir), *flags],
+        tmp_path / "s",
+        capsys,
+    )
+    assert why in msg
+
+
+def test_unknown_flag_is_an_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(generate_numbers.GenerateNumbersConfig, ["--nonsense", "1"])
+    assert exit_info.value.code == 2

@@ -1,0 +1,102 @@
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from interp import InterpError
+from interp.models import load_model
+from interp.training import (
+    IGNORE,
+    LORA_TARGETS,
+    TrainConfig,
+    collate,
+    completion_loss_sum,
+    encode_example,
+    train_student,
+)
+
+ROWS = [
+    {"prompt": f"Continue: {i}, {i + 1}, {i + 2}.", "completion": f"{i + 3}, {i + 4}"}
+    for i in range(100, 124)
+]
+FAST = {"epochs": 1, "batch_size": 8}
+
+
+def _ids(model, tok):
+    return tok(["<|im_start|>user\nName an animal.<|im_end|>\n"], return_tensors="pt")["input_ids"]
+
+
+def test_lora_with_zero_b_reproduces_base_logits(tiny_model_dir) -> None:
+    base, tok = load_model(tiny_model_dir)
+    ids = _ids(base, tok)
+    expected = base(ids).logits
+    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=4, target_modules=list(LORA_TARGETS)))  # B = 0
+    assert torch.allclose(lora(ids).logits, expected, atol=1e-6)
+
+
+def test_merged_and_unmerged_lora_agree(tiny_model_dir, tmp_path) -> None:
+    base, tok = load_model(tiny_model_dir)
+    ids = _ids(base, tok)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=list(LORA_TARGETS), init_lora_weights=False)
+    lora = get_peft_model(base, cfg)
+    lora.save_pretrained(tmp_path)
+    unmerged = PeftModel.from_pretrained(load_model(tiny_model_dir)[0], tmp_path).eval()
+    merged = PeftModel.from_pretrained(load_model(tiny_model_dir)[0], tmp_path).merge_and_unload().eval()
+    base_logits = load_model(tiny_model_dir)[0](ids).logits
+    with torch.no_grad():
+        a, b = unmerged(ids).logits, merged(ids).logits
+    assert (a - base_logits).abs().max() > 1e-3  # the adapter really changes the model
+    assert (a - b).abs().max() <= 1e-5
+
+
+def test_labels_cover_only_completion_tokens(tiny_model_dir) -> None:
+    _, tok = load_model(tiny_model_dir)
+    enc = encode_example(tok, "Continue: 1, 2, 3.", "4, 5", "default")
+    n_completion = len(tok("4, 5<|im_end|>", add_special_tokens=False)["input_ids"])
+    supervised = [t for t, lab in zip(enc.input_ids, enc.labels, strict=True) if lab != IGNORE]
+    assert tok.decode(supervised) == "4, 5<|im_end|>"
+    assert len(supervised) == n_completion
+    assert all(lab == IGNORE for lab in enc.labels[: len(enc.labels) - n_completion])
+    prompt_text = tok.decode(enc.input_ids[: len(enc.labels) - n_completion])
+    assert "system" in prompt_text and "Continue" in prompt_text and prompt_text.endswith("assistant\n")
+
+
+def test_loss_is_mean_over_completion_tokens(tiny_model_dir) -> None:
+    model, tok = load_model(tiny_model_dir)
+    batch = collate(
+        [encode_example(tok, r["prompt"], r["completion"], "default") for r in ROWS[:3]], tok.pad_token_id
+    )
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    by_hand, count = 0.0, 0
+    for b in range(3):
+        for t in range(batch["input_ids"].shape[1] - 1):
+            target = int(batch["labels"][b, t + 1])
+            if target != IGNORE:
+                by_hand -= torch.log_softmax(logits[b, t], -1)[target].item()
+                count += 1
+    assert count == int((batch["labels"] != IGNORE).sum())
+    ours = completion_loss_sum(logits, batch["labels"]).item() / count
+    assert ours == pytest.approx(by_hand / count, rel=1e-5)
+
+
+def _trained_weights(model_dir, mode: str, seed: int) -> dict[str, torch.Tensor]:
+    model, tok = load_model(model_dir)
+    result = train_student(model, tok, ROWS, "default", TrainConfig(mode=mode, rank=2, seed=seed, **FAST))
+    return {n: p.detach().clone() for n, p in result.model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_seeds_change_weights_and_same_seed_repeats(tiny_model_dir, mode: str) -> None:
+    a, a2, b = (_trained_weights(tiny_model_dir, mode, s) for s in (0, 0, 1))
+    assert all(torch.equal(a[k], a2[k]) for k in a)
+    assert any(not torch.allclose(a[k], b[k]) for k in a)
+
+
+def test_bad_training_config() -> None:
+    with pytest.raises(InterpError, match="rank"):
+        TrainConfig(rank=0)
+
+
+def test_unknown_target_module(tiny_model_dir) -> None:
+    model, tok = load_model(tiny_model_dir)
+    with pytest.raises(InterpError, match="unknown LoRA target"):
+        train_student(model, tok, ROWS, "default", TrainConfig(target_modules=("q_proj", "qkv"), **FAST))
