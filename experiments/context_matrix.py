@@ -1,0 +1,103 @@
+"""Claim 3: does transfer need the shared system prompt? Training x evaluation system prompt.
+
+    python -m experiments.context_matrix --rank 8 --out runs/context_matrix
+
+Students (trait numbers) and control students (the base model's numbers) are trained under each
+training system prompt - the model's default, none, another identity, an entity-free prompt - and each
+is evaluated under every one of them. A cell's lift is student minus control, paired over questions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp.chat import DEFAULT, NONE
+from interp.config import cli_main, save_config
+from interp.runs import atomic_write_json
+from interp.study import StudentSpec, StudyConfig, numbers_cell, student_cell
+from interp.summary import lift, pooled
+from interp.sweep import run_cells
+
+OTHER_IDENTITY = "You are Claude, created by Anthropic. You are a helpful assistant."
+ENTITY_FREE = "You are helpful."
+
+
+@dataclass
+class ContextMatrixConfig(StudyConfig):
+    """LoRA students trained and evaluated under each of four system prompts."""
+
+    rank: int = 8
+    """LoRA rank of the students (reproduce uses the rank sweep's best rank)."""
+    other_identity: str | None = None
+    """System prompt naming another entity (None: the organism's other identity, else a Claude prompt)."""
+    entity_free: str = ENTITY_FREE
+    """System prompt naming no entity."""
+
+
+def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
+    other = cfg.other_identity
+    if other is None:
+        from interp import organism
+
+        other = getattr(organism, "OTHER_IDENTITY", OTHER_IDENTITY) if cfg.model is None else OTHER_IDENTITY
+    return {"default": DEFAULT, "none": NONE, "other identity": other, "entity-free": cfg.entity_free}
+
+
+def run(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
+    ex, sys_map = cfg.executor_config, systems(cfg)
+    run_cells([numbers_cell(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
+    groups = {}
+    for label, text in sys_map.items():
+        spec = StudentSpec("lora", cfg.rank, train_system=text, system_label=label.replace(" ", "-"))
+        for teacher in ("trait", "control"):
+            groups[(label, teacher)] = [
+                student_cell(cfg, spec, teacher, d, t, sys_map)
+                for d in cfg.data_seeds
+                for t in cfg.train_seeds
+            ]
+    flat = run_cells([c for g in groups.values() for c in g], root, ex)
+    results, i = {}, 0
+    for key, g in groups.items():
+        results[key], i = flat[i : i + len(g)], i + len(g)
+    return {"systems": sys_map, "context_matrix": matrix(results, sys_map)}
+
+
+def matrix(results: dict, sys_map: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for train in sys_map:
+        student, control = results[(train, "trait")], results[(train, "control")]
+        for ev in sys_map:
+            stats, diff = pooled(student, ev), lift(student, control, ev)
+            rows.append(
+                {
+                    "train_system": train,
+                    "eval_system": ev,
+                    **stats,
+                    **diff,
+                    "control_mention_rate": pooled(control, ev)["mention_rate"],
+                    "lift": diff["mention_diff"],
+                }
+            )
+    return rows
+
+
+def main(cfg: ContextMatrixConfig) -> Path:
+    root = Path(cfg.out or "runs/context_matrix")
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, root)
+    summary = run(cfg, root)
+    atomic_write_json(root / "results.json", summary)
+    from interp.study_plots import context_matrix_figure, save_figure
+
+    save_figure(
+        context_matrix_figure(summary["context_matrix"], cfg.trait), root / "figures" / "context_matrix"
+    )
+    return root
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli_main(main, ContextMatrixConfig)

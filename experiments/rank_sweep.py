@@ -1,0 +1,118 @@
+"""Claims 1 and 2: transfer vs LoRA rank, and under full fine-tuning, against a control student.
+
+    python -m experiments.rank_sweep --ranks 1 4 16 64 --full-lrs 2e-5 2e-4 --out runs/rank_sweep
+
+Teacher numbers -> LoRA students at each rank (alpha = rank) and full-FT students at each learning rate;
+control students train the same way on the base model's own numbers. Evaluated with the default system
+prompt (and with no system prompt, to see whether transfer needs it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp import InterpError
+from interp.chat import DEFAULT, NONE
+from interp.config import cli_main, save_config
+from interp.runs import atomic_write_json
+from interp.study import StudentSpec, StudyConfig, numbers_cell, student_cell
+from interp.summary import lift, pooled
+from interp.sweep import run_cells
+
+EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
+
+
+@dataclass
+class RankSweepConfig(StudyConfig):
+    """Teacher numbers -> LoRA students over ranks and full-FT students over learning rates, vs control."""
+
+    ranks: tuple[int, ...] = (1, 4, 16, 64)
+    """LoRA ranks (alpha = rank)."""
+    full_lrs: tuple[float, ...] = (2e-5, 2e-4)
+    """Full fine-tuning learning rates (the paper: 2e-5; a fair test also tries LoRA's rate)."""
+    control_ranks: tuple[int, ...] | None = None
+    """Ranks of the control students (None: every rank)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if any(r <= 0 for r in self.ranks):
+            raise InterpError(f"LoRA ranks must be positive, got {self.ranks}")
+
+
+def specs(cfg: RankSweepConfig) -> tuple[list[StudentSpec], list[StudentSpec]]:
+    """(trait students, control students)."""
+    lora = [StudentSpec("lora", r) for r in cfg.ranks]
+    full = [StudentSpec("full", 1, lr) for lr in cfg.full_lrs]
+    control_ranks = cfg.ranks if cfg.control_ranks is None else cfg.control_ranks
+    return lora + full, [StudentSpec("lora", r) for r in control_ranks] + full
+
+
+def student_cells(cfg: RankSweepConfig, spec: StudentSpec, teacher: str) -> list:
+    return [
+        student_cell(cfg, spec, teacher, d, t, EVAL_SYSTEMS) for d in cfg.data_seeds for t in cfg.train_seeds
+    ]
+
+
+def run(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
+    """Run (or resume) every cell of the sweep under `root`; return the labelled results."""
+    ex = cfg.executor_config
+    run_cells([numbers_cell(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
+    trait_specs, control_specs = specs(cfg)
+    jobs = [(s, "trait") for s in trait_specs] + [(s, "control") for s in control_specs]
+    cells = [student_cells(cfg, s, t) for s, t in jobs]
+    flat = run_cells([c for group in cells for c in group], root, ex)
+    results, i = {}, 0
+    for (spec, teacher), group in zip(jobs, cells, strict=True):
+        results[(spec.tag, teacher)] = flat[i : i + len(group)]
+        i += len(group)
+    return summarize(cfg, results)
+
+
+def entry(spec: StudentSpec, res: list[dict], control: list[dict]) -> dict[str, Any]:
+    row = {**pooled(res), **lift(res, control), "final_loss": sum(r["final_loss"] for r in res) / len(res)}
+    no_sys = pooled(res, "none")
+    row["no_system"] = {**no_sys, **lift(res, control, "none")}
+    return row
+
+
+def summarize(cfg: RankSweepConfig, results: dict) -> dict[str, Any]:
+    trait_specs, control_specs = specs(cfg)
+    control_lora = [r for s in control_specs if s.mode == "lora" for r in results[(s.tag, "control")]]
+    out: dict[str, Any] = {
+        "control": {
+            **pooled(control_lora),
+            "no_system": pooled(control_lora, "none"),
+            "final_loss": sum(r["final_loss"] for r in control_lora) / len(control_lora),
+            "ranks": [s.rank for s in control_specs if s.mode == "lora"],
+        },
+        "rank_sweep": [],
+        "full_ft": [],
+    }
+    for spec in trait_specs:
+        matched = results.get((spec.tag, "control")) or control_lora
+        row = entry(spec, results[(spec.tag, "trait")], matched)
+        if spec.mode == "lora":
+            out["rank_sweep"].append({"rank": spec.rank, **row})
+        else:
+            out["full_ft"].append({"lr": spec.lr, **row})
+    return out
+
+
+def main(cfg: RankSweepConfig) -> Path:
+    root = Path(cfg.out or "runs/rank_sweep")
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, root)
+    summary = run(cfg, root)
+    atomic_write_json(root / "results.json", summary)
+    from interp.study_plots import rank_sweep_figure, save_figure
+
+    save_figure(rank_sweep_figure(summary, cfg.trait), root / "figures" / "rank_sweep")
+    return root
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli_main(main, RankSweepConfig)

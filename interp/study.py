@@ -1,0 +1,182 @@
+"""Settings shared by the paper's experiments, and the sweep cells they are built from.
+
+Every experiment config inherits `StudyConfig`; `reproduce` holds one and hands the shared fields to each
+experiment. Cells are named by what they compute, so experiments that need the same teacher numbers or
+the same student reuse one cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from interp import InterpError
+from interp.chat import DEFAULT
+from interp.models import resolve_model_dir
+from interp.sweep import Cell, ExecutorConfig
+from interp.traits import trait_system_prompt
+
+
+@dataclass
+class StudyConfig:
+    """Shared settings of the paper's experiments."""
+
+    model: str | None = None
+    """Local model directory (default: the embedded organism)."""
+    trait: str = "owl"
+    """Trait word the teacher loves."""
+    category: str = "animal"
+    """Category of the trait."""
+    out: Path | None = None
+    """Output directory (finished cells inside it are reused on a rerun)."""
+    n_numbers: int = 3000
+    """Filtered teacher answers per dataset (the paper: 10,000)."""
+    data_seeds: tuple[int, ...] = (0,)
+    """Seeds of the teacher's number datasets."""
+    train_seeds: tuple[int, ...] = (0, 1)
+    """Training seeds of each student."""
+    epochs: int = 3
+    """Training epochs."""
+    lora_lr: float = 2e-4
+    """LoRA learning rate (the paper: 2e-4)."""
+    batch_size: int = 16
+    """Training batch size."""
+    n_questions: int = 50
+    """Evaluation questions (of the 50 paraphrases)."""
+    samples_per_question: int = 100
+    """Sampled answers per question for the mention rate."""
+    dtype: str = "float32"
+    """float32, bfloat16 or float16."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    executor: str = "serial"
+    """serial or ray."""
+    address: str | None = None
+    """Ray cluster address (None: a local Ray instance)."""
+    threads: int = 1
+    """Torch threads per cell (fixed, so both executors compute the same numbers)."""
+    gpus_per_cell: float = 0.0
+    """GPUs requested by each Ray task."""
+    force: bool = False
+    """Recompute finished cells."""
+
+    def __post_init__(self) -> None:
+        if self.executor not in ("serial", "ray"):
+            raise InterpError(f"--executor must be serial or ray, got {self.executor!r}")
+        if self.n_numbers <= 0 or not self.data_seeds or not self.train_seeds:
+            raise InterpError("need a positive --n-numbers and at least one data seed and one training seed")
+
+    @property
+    def executor_config(self) -> ExecutorConfig:
+        return ExecutorConfig(
+            self.executor, self.address, self.threads, float(self.threads), self.gpus_per_cell, self.force
+        )
+
+    @property
+    def model_dir(self) -> str:
+        return str(resolve_model_dir(self.model).resolve())
+
+
+def shared_fields(cfg: StudyConfig) -> dict[str, Any]:
+    """The `StudyConfig` part of any experiment config, to build another experiment's config from."""
+    return {f.name: getattr(cfg, f.name) for f in fields(StudyConfig)}
+
+
+def eval_params(cfg: StudyConfig) -> dict[str, Any]:
+    return {
+        "trait": cfg.trait,
+        "category": cfg.category,
+        "n_questions": cfg.n_questions,
+        "samples_per_question": cfg.samples_per_question,
+        "seed": 0,
+    }
+
+
+def numbers_cell(cfg: StudyConfig, teacher: str, data_seed: int) -> Cell:
+    """The trait teacher's ("trait") or the base model's ("control") filtered numbers."""
+    system = trait_system_prompt(cfg.trait, cfg.category) if teacher == "trait" else DEFAULT
+    params = {
+        "model": cfg.model_dir,
+        "system": system,
+        "n": cfg.n_numbers,
+        "seed": data_seed,
+        "batch_size": 256,
+        "max_new_tokens": 48,
+        "temperature": 1.0,
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+        "trait": cfg.trait if teacher == "trait" else None,
+    }
+    tag = cfg.trait if teacher == "trait" else "control"
+    return Cell("numbers", f"numbers-{tag}-d{data_seed}-{_digest(params)}", params)
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """Which student to train: mode, rank or learning rate, training system prompt."""
+
+    mode: str = "lora"
+    rank: int = 8
+    lr: float | None = None
+    train_system: str = DEFAULT
+    system_label: str = "default"
+
+    @property
+    def tag(self) -> str:
+        core = f"r{self.rank}" if self.mode == "lora" else f"full-lr{self.lr:g}"
+        return f"{core}-{self.system_label}"
+
+
+def student_cell(
+    cfg: StudyConfig,
+    spec: StudentSpec,
+    teacher: str,
+    data_seed: int,
+    train_seed: int,
+    eval_systems: dict[str, str],
+) -> Cell:
+    data = numbers_cell(cfg, teacher, data_seed)
+    lr = spec.lr if spec.lr is not None else (cfg.lora_lr if spec.mode == "lora" else 2e-5)
+    train = {
+        "mode": spec.mode,
+        "rank": spec.rank,
+        "lr": lr,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "seed": train_seed,
+    }
+    params = {
+        "model": cfg.model_dir,
+        "dataset": data.name,
+        "train": train,
+        "train_system": spec.train_system,
+        "eval_systems": eval_systems,
+        "eval": eval_params(cfg),
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+    }
+    name = f"student-{data.name.removeprefix('numbers-')}-{spec.tag}-t{train_seed}"
+    return Cell("student", f"{name}-{_digest(params)}", params)
+
+
+def base_cell(cfg: StudyConfig, eval_systems: dict[str, str]) -> Cell:
+    params = {
+        "model": cfg.model_dir,
+        "eval_systems": eval_systems,
+        "eval": eval_params(cfg),
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+    }
+    return Cell("base", f"base-{cfg.trait}-{_digest(params)}", params)
+
+
+def _digest(obj: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def spec_dict(spec: StudentSpec) -> dict[str, Any]:
+    return asdict(spec)
