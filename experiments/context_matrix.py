@@ -9,13 +9,12 @@ is evaluated under every one of them. A cell's lift is student minus control, pa
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from interp.chat import DEFAULT, NONE
-from interp.config import cli_main, save_config
+from interp.config import cli_main, save_config, setup_logging
 from interp.runs import atomic_write_json
 from interp.study import StudentSpec, StudyConfig, numbers_cell, student_cell
 from interp.summary import lift, pooled
@@ -99,5 +98,5 @@ def main(cfg: ContextMatrixConfig) -> Path:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     cli_main(main, ContextMatrixConfig)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from interp import InterpError
-from interp.config import cli_main
+from interp.config import cli_main, setup_logging
 from interp.evaluation import EvalCache, EvalSettings, TraitEval, evaluate_trait
 from interp.models import load_model, load_student, resolve_model_dir
 from interp.runs import atomic_write_json, run_directory
@@ -115,5 +115,5 @@ def main(cfg: EvaluateTraitConfig) -> Path:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     cli_main(main, EvaluateTraitConfig)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from interp import InterpError
-from interp.config import cli_main
+from interp.config import cli_main, setup_logging
 from interp.datasets import sample_numbers, write_dataset
 from interp.models import load_model, resolve_model_dir
 from interp.runs import atomic_write_json, run_directory
@@ -114,5 +114,5 @@ def main(cfg: GenerateNumbersConfig) -> Path:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     cli_main(main, GenerateNumbersConfig)

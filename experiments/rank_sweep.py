@@ -9,14 +9,13 @@ prompt (and with no system prompt, to see whether transfer needs it).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from interp import InterpError
 from interp.chat import DEFAULT, NONE
-from interp.config import cli_main, save_config
+from interp.config import cli_main, save_config, setup_logging
 from interp.runs import atomic_write_json
 from interp.study import StudentSpec, StudyConfig, numbers_cell, student_cell
 from interp.summary import lift, pooled
@@ -114,5 +113,5 @@ def main(cfg: RankSweepConfig) -> Path:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     cli_main(main, RankSweepConfig)

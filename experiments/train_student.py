@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interp import InterpError
-from interp.config import cli_main
+from interp.config import cli_main, setup_logging
 from interp.datasets import read_dataset
 from interp.models import load_model, model_fingerprint, resolve_model_dir
 from interp.runs import run_directory
@@ -84,5 +84,5 @@ def main(cfg: TrainStudentConfig) -> Path:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     cli_main(main, TrainStudentConfig)

@@ -127,3 +127,12 @@ def cli_main(main: Any, cls: type, argv: list[str] | None = None) -> None:
         sys.stderr.write(f"error: {err}\n")
         sys.exit(2)
     sys.stdout.write(f"{run_dir}\n")
+
+
+def setup_logging() -> None:
+    """INFO from the toolkit's own loggers, WARNING from everything else (kaleido, ray, ...)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in ("interp", "experiments", "__main__"):
+        logging.getLogger(name).setLevel(logging.INFO)

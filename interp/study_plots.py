@@ -171,3 +171,26 @@ def save_figure(fig: go.Figure, stem) -> list:
     except Exception:  # noqa: BLE001 - no browser for kaleido: HTML only
         pass
     return written
+
+
+def logit_lens_figure(lens: dict[str, dict[str, list[float]]], trait: str) -> go.Figure:
+    """Trait log-probability read off each layer's residual stream, base vs student."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("at the entity token", "at the answer position"))
+    colors = {"base": "gray", "student": "#1f77b4"}
+    for col, where in enumerate(("entity", "answer"), start=1):
+        for name, series in lens.items():
+            fig.add_trace(
+                go.Scatter(
+                    y=series[where],
+                    mode="lines+markers",
+                    name=name,
+                    showlegend=col == 1,
+                    line={"color": colors.get(name)},
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="layer (0 = embeddings)", row=1, col=col)
+    fig.update_yaxes(title_text=f"log P({trait})", row=1, col=1)
+    fig.update_layout(title=f"Logit lens of '{trait}'", height=420, width=900, template="plotly_white")
+    return fig

@@ -1,0 +1,313 @@
+"""The main job: every experiment of the paper on one model, and one report.
+
+    python -m experiments.reproduce --out runs/reproduce            # the embedded organism, default grid
+    python -m experiments.reproduce --out DIR --quick               # smoke-test grid
+    python -m experiments.reproduce --out DIR --full                # paper-sized grid
+    python -m experiments.reproduce --model /models/Qwen2.5-7B-Instruct --trait cat --dtype bfloat16 \
+        --device cuda --out runs/qwen7b --full
+
+Stages: rank sweep and full fine-tuning (claims 1, 2) -> context matrix at the best rank (claim 3) ->
+position-restricted LoRA (claim 4) -> activation patching heatmaps -> entangled numbers and logit lens ->
+report.md, report.html, results.json. A rerun with the same --out skips finished cells; --force recomputes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments import beyond, context_matrix, localization, rank_sweep
+from interp import InterpError
+from interp.config import cli_main, save_config, setup_logging
+from interp.report import (
+    best_rank_row,
+    beyond_blocks,
+    context_blocks,
+    full_ft_blocks,
+    localization_blocks,
+    patching_blocks,
+    rank_blocks,
+    to_html,
+    to_markdown,
+)
+from interp.runs import atomic_write_json, atomic_write_text
+from interp.study import StudentSpec, StudyConfig, shared_fields, student_cell
+from interp.sweep import cell_path
+
+log = logging.getLogger(__name__)
+
+# Grids. The default fits ~10 minutes on 2 CPU cores on the organism; --full is the paper's size.
+QUICK = {
+    "ranks": (1, 4),
+    "full_lrs": (2e-4,),
+    "control_ranks": (4,),
+    "n_numbers": 300,
+    "data_seeds": (0,),
+    "train_seeds": (0,),
+    "epochs": 1,
+    "n_questions": 10,
+    "samples_per_question": 10,
+}
+FULL = {
+    "ranks": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    "full_lrs": (2e-5, 1e-4, 2e-4),
+    "control_ranks": None,
+    "n_numbers": 10000,
+    "data_seeds": (0, 1, 2),
+    "train_seeds": (0, 1, 2),
+    "epochs": 3,
+    "n_questions": 50,
+    "samples_per_question": 100,
+}
+
+
+@dataclass
+class ReproduceConfig(StudyConfig):
+    """Run the paper's four experiments (and two beyond it) and write one report."""
+
+    ranks: tuple[int, ...] = (1, 4, 16, 64)
+    """LoRA ranks of the rank sweep (alpha = rank)."""
+    full_lrs: tuple[float, ...] = (2e-5, 2e-4)
+    """Full fine-tuning learning rates."""
+    control_ranks: tuple[int, ...] | None = (4,)
+    """Ranks of the control students (None: every rank)."""
+    quick: bool = False
+    """Smoke-test grid (sets the grid fields you leave at their defaults)."""
+    full: bool = False
+    """Paper-sized grid: ranks up to 512 (capped at the model's width), 3 data x 3 training seeds, 50 x 100."""
+    context_seeds: tuple[int, ...] | None = None
+    """Training seeds of the context-matrix students (None: the first training seed only)."""
+    stages: tuple[str, ...] = ("rank_sweep", "context_matrix", "localization", "patching", "beyond")
+    """Stages to run, in order (the report covers those that ran)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.quick and self.full:
+            raise InterpError("--quick and --full exclude each other")
+        unknown = set(self.stages) - {"rank_sweep", "context_matrix", "localization", "patching", "beyond"}
+        if unknown:
+            raise InterpError(f"unknown stages {sorted(unknown)}")
+
+
+def resolved(cfg: ReproduceConfig) -> ReproduceConfig:
+    """The config with the --quick / --full grid applied and ranks capped at the model's width."""
+    grid = QUICK if cfg.quick else FULL if cfg.full else {}
+    defaults = {f.name: f.default for f in dataclasses.fields(ReproduceConfig)}
+    # A grid sets only what the user left at its default: `--quick --n-numbers 16` keeps 16.
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in grid.items() if getattr(cfg, k) == defaults[k]})
+    from transformers import AutoConfig
+
+    width = AutoConfig.from_pretrained(cfg.model_dir, local_files_only=True).hidden_size
+    return dataclasses.replace(cfg, ranks=tuple(r for r in cfg.ranks if r <= width) or (min(cfg.ranks),))
+
+
+def sub(cls: type, cfg: ReproduceConfig, root: Path, **extra: Any):
+    return cls(**{**shared_fields(cfg), "out": root, **extra})
+
+
+def best_student_dir(cfg: ReproduceConfig, root: Path, rank: int) -> Path:
+    cell = student_cell(
+        cfg,
+        StudentSpec("lora", rank),
+        "trait",
+        cfg.data_seeds[0],
+        cfg.train_seeds[0],
+        rank_sweep.EVAL_SYSTEMS,
+    )
+    return cell_path(root, cell)
+
+
+def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    results: dict[str, Any] = {}
+    timing: dict[str, float] = {}
+
+    def timed(name: str, fn) -> None:
+        start = time.perf_counter()
+        results[name] = fn()
+        timing[name] = round(time.perf_counter() - start, 1)
+        log.info("stage %s done in %.0f s", name, timing[name])
+
+    timed(
+        "rank_sweep",
+        lambda: rank_sweep.run(
+            sub(
+                rank_sweep.RankSweepConfig,
+                cfg,
+                root,
+                ranks=cfg.ranks,
+                full_lrs=cfg.full_lrs,
+                control_ranks=cfg.control_ranks,
+            ),
+            root,
+        ),
+    )
+    best = best_rank_row(results["rank_sweep"])["rank"]
+    student = str(best_student_dir(cfg, root, best))
+    seeds = cfg.context_seeds or cfg.train_seeds[:1]
+    if "context_matrix" in cfg.stages:
+        timed(
+            "context_matrix",
+            lambda: context_matrix.run(
+                sub(context_matrix.ContextMatrixConfig, cfg, root, rank=best, train_seeds=seeds), root
+            ),
+        )
+    if "localization" in cfg.stages:
+        timed(
+            "localization",
+            lambda: localization.run(sub(localization.LocalizationConfig, cfg, root, student=student), root),
+        )
+    if "patching" in cfg.stages:
+        timed("patching", lambda: patching_stage(cfg, root, student))
+    if "beyond" in cfg.stages:
+        timed("beyond", lambda: beyond.run(sub(beyond.BeyondConfig, cfg, root, student=student), root))
+    results["best_rank"] = best
+    return results, timing
+
+
+def full_ft_student_dir(cfg: ReproduceConfig, root: Path) -> Path | None:
+    if not cfg.full_lrs:
+        return None
+    cell = student_cell(
+        cfg,
+        StudentSpec("full", 1, cfg.full_lrs[-1]),
+        "trait",
+        cfg.data_seeds[0],
+        cfg.train_seeds[0],
+        rank_sweep.EVAL_SYSTEMS,
+    )
+    return cell_path(root, cell)
+
+
+def patching_stage(cfg: ReproduceConfig, root: Path, student: str) -> dict[str, Any]:
+    """Activation patching (student -> base) for the best LoRA student and a full-FT student."""
+    from experiments.localize import LocalizeConfig
+    from experiments.localize import main as localize
+    from interp.plots import heatmap
+    from interp.results import LocalizationResult
+
+    out: dict[str, Any] = {"_figures": {}, "runs": {}}
+    for label, sdir in (("lora", student), ("full_ft", full_ft_student_dir(cfg, root))):
+        if sdir is None:
+            continue
+        run = root / "patching" / label
+        if cfg.force or not (run / "scores.json").exists():
+            lcfg = LocalizeConfig(
+                student=Path(sdir),
+                base=Path(cfg.model_dir),
+                trait=cfg.trait,
+                category=cfg.category,
+                n_prompts=8,
+                heads=True,
+                dtype=cfg.dtype,
+                device=cfg.device,
+                out=run,
+                overwrite=True,
+            )
+            localize(lcfg)
+        scores = json.loads((run / "scores.json").read_text())
+        out["runs"][label] = {
+            "dir": str(run.relative_to(root)),
+            "attribution_agreement": scores.get("attribution_agreement"),
+        }
+        for grid in ("class_resid_pre", "pos_resid_pre_p0"):
+            out["_figures"][f"patching_{label}_{grid}"] = heatmap(
+                LocalizationResult.load(run / "tensors", grid)
+            )
+    out["summary"] = (
+        "Denoising activation patching: student activations patched into the base model, metric = "
+        "log P(trait first token) at the answer position, normalised 0 = base, 1 = student. "
+        "Heatmaps: layer x token class (all prompts) and layer x position (first prompt), for the best "
+        "LoRA student and the full-FT student."
+    )
+    out["figures"] = list(out["_figures"])
+    return out
+
+
+def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
+    from interp import study_plots as sp
+
+    figs = {"rank_sweep": sp.rank_sweep_figure(results["rank_sweep"], trait)}
+    if "context_matrix" in results:
+        figs["context_matrix"] = sp.context_matrix_figure(results["context_matrix"]["context_matrix"], trait)
+    if "localization" in results:
+        figs["localization"] = sp.localization_figure(results["localization"]["localization"], trait)
+    if "beyond" in results:
+        figs["logit_lens"] = sp.logit_lens_figure(results["beyond"]["logit_lens"], trait)
+    figs.update(results.get("patching", {}).pop("_figures", {}))
+    return figs
+
+
+def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timing: dict[str, float]) -> None:
+    from interp.study_plots import save_figure
+
+    figs = figures(results, cfg.trait)
+    paths = {}
+    for name, fig in figs.items():
+        written = save_figure(fig, root / "figures" / name)
+        paths[name] = str(written[-1].relative_to(root))
+    blocks = [
+        ("h1", f"Subliminal learning of '{cfg.trait}' on {Path(cfg.model_dir).name}"),
+        (
+            "p",
+            f"Grid: ranks {list(cfg.ranks)}, full-FT lrs {list(cfg.full_lrs)}, {cfg.n_numbers} teacher numbers "
+            f"per dataset, data seeds {list(cfg.data_seeds)} x training seeds {list(cfg.train_seeds)}, "
+            f"{cfg.epochs} epochs, evaluation {cfg.n_questions} questions x {cfg.samples_per_question} samples "
+            f"at temperature 1. Stage times (s): {timing}. 95% bootstrap CIs over seeds and questions.",
+        ),
+    ]
+    blocks += rank_blocks(results["rank_sweep"], cfg.trait) + full_ft_blocks(results["rank_sweep"], cfg.trait)
+    if "context_matrix" in results:
+        blocks += context_blocks(results["context_matrix"], cfg.trait)
+    if "localization" in results:
+        blocks += localization_blocks(results["localization"], cfg.trait)
+    blocks += patching_blocks(results.get("patching", {}))
+    if "beyond" in results:
+        blocks += beyond_blocks(results["beyond"], cfg.trait)
+    atomic_write_text(root / "report.md", to_markdown(blocks, paths))
+    atomic_write_text(root / "report.html", to_html(blocks, figs, f"Subliminal learning: {cfg.trait}"))
+
+
+def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:
+    """results.json: the sweep's labelled numbers, one key per experiment, plus stage timings."""
+    out = {
+        "rank_sweep": results["rank_sweep"]["rank_sweep"],
+        "full_ft": results["rank_sweep"]["full_ft"],
+        "control": results["rank_sweep"]["control"],
+        "best_rank": results["best_rank"],
+        "timing_s": timing,
+    }
+    if "context_matrix" in results:
+        out["context_matrix"] = results["context_matrix"]["context_matrix"]
+        out["context_systems"] = results["context_matrix"]["systems"]
+    if "localization" in results:
+        out["localization"] = results["localization"]["localization"]
+        out["localization_endpoints"] = {
+            k: results["localization"][k] for k in ("full", "base", "student", "shift_ci")
+        }
+    for key in ("patching", "beyond"):
+        if key in results:
+            out[key] = results[key]
+    return out
+
+
+def main(cfg: ReproduceConfig) -> Path:
+    cfg = resolved(cfg)
+    root = Path(cfg.out or "runs/reproduce")
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, root)
+    start = time.perf_counter()
+    results, timing = run_stages(cfg, root)
+    timing["total"] = round(time.perf_counter() - start, 1)
+    write_report(cfg, root, results, timing)
+    atomic_write_json(root / "results.json", flat_results(results, timing))
+    return root
+
+
+if __name__ == "__main__":
+    setup_logging()
+    cli_main(main, ReproduceConfig)

@@ -1,0 +1,265 @@
+"""The reproduction report: each claim of the paper, the measured numbers with CIs, and a verdict.
+
+The report is built as a list of blocks (heading, paragraph, table, figure) rendered both to Markdown
+(report.md) and to a self-contained HTML page with the interactive plotly figures (report.html).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import plotly.graph_objects as go
+
+from interp.summary import significant
+
+Block = tuple
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def ci(c: list[float] | None, digits: int = 3) -> str:
+    return "n/a" if c is None else f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
+
+
+def verdict(holds: bool | None) -> str:
+    return {
+        True: "**holds on this model**",
+        False: "**does not hold on this model**",
+        None: "**inconclusive**",
+    }[holds]
+
+
+def lora_transfers(res: dict[str, Any]) -> bool:
+    """Whether the best LoRA student's mention-rate lift over control is positive with a CI excluding 0."""
+    best = best_rank_row(res)
+    return best["mention_diff"] > 0 and significant(best["mention_diff_ci"])
+
+
+def best_rank_row(results: dict[str, Any]) -> dict[str, Any]:
+    """The rank with the largest mention-rate lift over control (first-token lift breaks ties)."""
+    return max(results["rank_sweep"], key=lambda r: (r["mention_diff"], r["p_first_diff"]))
+
+
+def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
+    rows, control, best = res["rank_sweep"], res["control"], best_rank_row(res)
+    table = [
+        [
+            str(r["rank"]),
+            f"{fmt(r['mention_rate'])} {ci(r['ci'])}",
+            f"{r['mention_diff']:+.3f} {ci(r['mention_diff_ci'])}",
+            f"{fmt(r['p_first_token'])} {ci(r['p_ci'])}",
+            f"{r['p_first_diff']:+.4f} {ci(r['p_first_diff_ci'], 4)}",
+            fmt(r["final_loss"]),
+        ]
+        for r in rows
+    ]
+    peak_interior = best["rank"] not in (rows[0]["rank"], rows[-1]["rank"])
+    transfer = significant(best["mention_diff_ci"]) and best["mention_diff"] > 0
+    last = rows[-1]
+    falls = (
+        transfer and last["mention_diff"] < best["mention_diff"] and not significant(last["mention_diff_ci"])
+    )
+    text = (
+        f"Control students (trained the same way on the base model's own numbers) name '{trait}' at "
+        f"{fmt(control['mention_rate'])} {ci(control['ci'])} (first-token P {fmt(control['p_first_token'])}). "
+        f"The best rank is r = {best['rank']}: mention rate {fmt(best['mention_rate'])} {ci(best['ci'])}, a lift of "
+        f"{best['mention_diff']:+.3f} {ci(best['mention_diff_ci'])} "
+        f"({fmt(best['mention_ratio'], 2) if best['mention_ratio'] else 'n/a'}x control), over {best['seeds']} "
+        f"student seeds. Transfer at the best rank: {verdict(transfer)}. Peak at an interior rank: "
+        f"{'yes' if peak_interior else 'no'}; transfer gone again at the largest rank (r = {last['rank']}, lift "
+        f"{last['mention_diff']:+.3f} {ci(last['mention_diff_ci'])}): {'yes' if falls else 'no'}. "
+        f"Inverted U in rank: {verdict(transfer and peak_interior and falls)}."
+    )
+    return [
+        ("h2", "Claim 1 - transfer follows an inverted U in LoRA rank"),
+        ("p", text),
+        (
+            "table",
+            ["rank", "mention rate [95% CI]", "lift vs control", "P(first token)", "P lift", "final loss"],
+            table,
+        ),
+        ("fig", "rank_sweep"),
+    ]
+
+
+def full_ft_blocks(res: dict[str, Any], trait: str) -> list[Block]:
+    rows, best = res["full_ft"], best_rank_row(res)
+    if not rows:
+        return []
+    table = [
+        [
+            f"{r['lr']:g}",
+            f"{fmt(r['mention_rate'])} {ci(r['ci'])}",
+            f"{r['mention_diff']:+.3f} {ci(r['mention_diff_ci'])}",
+            f"{r['p_first_diff']:+.4f} {ci(r['p_first_diff_ci'], 4)}",
+            fmt(r["final_loss"]),
+        ]
+        for r in rows
+    ]
+    transfers = [r for r in rows if significant(r["mention_diff_ci"]) and r["mention_diff"] > 0]
+    matched = min(rows, key=lambda r: abs(r["final_loss"] - best["final_loss"]))
+    text = (
+        f"Full fine-tuning at {len(rows)} learning rate(s). The loss-matched full-FT student (final loss "
+        f"{fmt(matched['final_loss'])} vs the best LoRA student's {fmt(best['final_loss'])}) is lr "
+        f"{matched['lr']:g}, lift {matched['mention_diff']:+.3f} {ci(matched['mention_diff_ci'])}. "
+        f"Learning rates with a significant positive lift: {[r['lr'] for r in transfers] or 'none'}. "
+        f"No transfer under full fine-tuning while LoRA transfers: "
+        f"{verdict(not transfers if lora_transfers(res) else None)}"
+        f"{'' if lora_transfers(res) else ' (no LoRA student transfers either, so the contrast is untested)'}."
+    )
+    return [
+        ("h2", "Claim 2 - no transfer under full fine-tuning"),
+        ("p", text),
+        ("table", ["lr", "mention rate [95% CI]", "lift vs control", "P lift", "final loss"], table),
+    ]
+
+
+def context_blocks(res: dict[str, Any], trait: str) -> list[Block]:
+    cells = {(c["train_system"], c["eval_system"]): c for c in res["context_matrix"]}
+    evals = list(dict.fromkeys(c["eval_system"] for c in res["context_matrix"]))
+    table = [
+        [t] + [f"{cells[(t, e)]['lift']:+.3f} {ci(cells[(t, e)]['mention_diff_ci'])}" for e in evals]
+        for t in dict.fromkeys(c["train_system"] for c in res["context_matrix"])
+    ]
+    dd, dn = cells[("default", "default")], cells[("default", "none")]
+    needs = (
+        significant(dd["mention_diff_ci"])
+        and dd["lift"] > 0
+        and not (significant(dn["mention_diff_ci"]) and dn["lift"] > 0)
+    )
+    text = (
+        f"Students trained with the default system prompt: lift {dd['lift']:+.3f} {ci(dd['mention_diff_ci'])} when "
+        f"it is present at evaluation, {dn['lift']:+.3f} {ci(dn['mention_diff_ci'])} without it. "
+        f"Transfer only when the default system prompt is present at training and evaluation: {verdict(needs)}. "
+        f"Rows: training system prompt; columns: evaluation system prompt; entries: mention-rate lift over the "
+        f"control student trained under the same prompt [95% CI]. Prompts: {res['systems']}."
+    )
+    return [
+        ("h2", "Claim 3 - transfer needs the shared system prompt"),
+        ("p", text),
+        ("table", ["train \\ eval"] + evals, table),
+        ("fig", "context_matrix"),
+    ]
+
+
+def localization_blocks(res: dict[str, Any], trait: str) -> list[Block]:
+    rows = res["localization"]
+    table = [
+        [
+            r["mode"],
+            r["positions"],
+            f"{fmt(r['recovered_fraction'], 2)} {ci(r['ci'], 2)}",
+            f"{fmt(r['mention_recovered_fraction'], 2)} {ci(r['mention_ci'], 2)}",
+        ]
+        for r in rows
+    ]
+    get = {(r["mode"], r["positions"]): r for r in rows}
+    only, but = get[("only", "entity")], get[("except", "entity")]
+    text = (
+        f"Student shift in P(first token = '{trait}'): {fmt(res['base']['p_first_token'], 4)} (adapter nowhere) -> "
+        f"{fmt(res['full']['p_first_token'], 4)} (adapter everywhere). Adapter on only at the entity token "
+        f"recovers {fmt(only['recovered_fraction'], 2)} {ci(only['ci'], 2)} of it (the paper: about 0.7); on "
+        f"everywhere except the entity token recovers {fmt(but['recovered_fraction'], 2)} {ci(but['ci'], 2)} "
+        f"(the paper: about 0, back to baseline). Recovered fraction = (restricted - base) / (student - base), "
+        f"bootstrap CI over questions; first column on the exact first-token probability, second on the "
+        f"sampled mention rate (noisier)."
+    )
+    holds = None
+    shift = res.get("shift_ci")
+    text += f" The student's shift itself: {ci(shift, 4)} (95% CI of student - base)."
+    if (
+        shift
+        and significant(shift)
+        and only["recovered_fraction"] is not None
+        and but["recovered_fraction"] is not None
+    ):
+        holds = only["ci"][0] > 0.5 and but["ci"][0] < 0.3
+    return [
+        ("h2", "Claim 4 - the shift lives at the shared tokens"),
+        ("p", text + f" Claim: {verdict(holds)}."),
+        ("table", ["adapter", "positions", "recovered (P first token)", "recovered (mention rate)"], table),
+        ("fig", "localization"),
+    ]
+
+
+def patching_blocks(res: dict[str, Any]) -> list[Block]:
+    if not res:
+        return []
+    blocks: list[Block] = [("h2", "Activation patching"), ("p", res.get("summary", ""))]
+    return blocks + [("fig", name) for name in res.get("figures", [])]
+
+
+def beyond_blocks(res: dict[str, Any], trait: str) -> list[Block]:
+    nums = res["entangled_numbers"]
+    nip = res["numbers_in_prompt"]
+    lens = res["logit_lens"]
+    table = [
+        [n["number"], f"{n['p_trait_teacher']:.4f}", f"{n['p_default']:.4f}", f"{n['log_ratio']:+.2f}"]
+        for n in nums
+    ]
+    text = (
+        f"Numbers the '{trait}' system prompt makes most likely as the first answer token (table). A system "
+        f"prompt loving those numbers gives P('{trait}') = {nip['p_entangled']:.4f}, one loving random numbers "
+        f"{nip['p_random']:.4f} (difference {nip['diff_entangled_minus_random']:+.4f} {ci(nip['diff_ci'], 4)}), "
+        f"the default prompt {nip['p_default']:.4f}."
+    )
+    if "student" in lens:
+        text += (
+            f" Logit lens at the entity token, last layer: base log P = {lens['base']['entity'][-1]:.2f}, "
+            f"student {lens['student']['entity'][-1]:.2f}; at the answer position: base "
+            f"{lens['base']['answer'][-1]:.2f}, student {lens['student']['answer'][-1]:.2f}."
+        )
+    return [
+        ("h2", "Beyond the paper - entangled numbers and a logit lens"),
+        ("p", text),
+        ("table", ["number", "P | trait teacher", "P | default", "log ratio"], table),
+        ("fig", "logit_lens"),
+    ]
+
+
+def to_markdown(blocks: list[Block], figure_paths: dict[str, str]) -> str:
+    out = []
+    for b in blocks:
+        if b[0] in ("h1", "h2"):
+            out.append(("# " if b[0] == "h1" else "## ") + b[1])
+        elif b[0] == "p":
+            out.append(b[1])
+        elif b[0] == "table":
+            out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
+            out += ["| " + " | ".join(r) + " |" for r in b[2]]
+        elif b[0] == "fig" and b[1] in figure_paths:
+            out.append(f"![{b[1]}]({figure_paths[b[1]]})")
+        out.append("")
+    return "\n".join(out)
+
+
+def _inline_md(text: str) -> str:
+    parts = html.escape(text).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(blocks: list[Block], figures: dict[str, go.Figure], title: str) -> str:
+    body, first = [], True
+    for b in blocks:
+        if b[0] in ("h1", "h2"):
+            body.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
+        elif b[0] == "p":
+            body.append(f"<p>{_inline_md(b[1])}</p>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in b[2])
+            body.append(f"<table><tr>{head}</tr>{rows}</table>")
+        elif b[0] == "fig" and b[1] in figures:
+            body.append(figures[b[1]].to_html(full_html=False, include_plotlyjs=first))
+            first = False
+    style = (
+        "body{font-family:sans-serif;max-width:1000px;margin:2em auto;line-height:1.45}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )
