@@ -163,7 +163,7 @@ def main(cfg: BeyondConfig) -> Path:
     save_config(cfg, root)
     summary = run(cfg, root)
     atomic_write_json(root / "results.json", summary)
-    from interp.study_plots import logit_lens_figure, save_figure
+    from interp.plots import logit_lens_figure, save_figure
 
     save_figure(logit_lens_figure(summary["logit_lens"], cfg.trait), root / "figures" / "logit_lens")
     return root

@@ -89,7 +89,7 @@ def main(cfg: ContextMatrixConfig) -> Path:
     save_config(cfg, root)
     summary = run(cfg, root)
     atomic_write_json(root / "results.json", summary)
-    from interp.study_plots import context_matrix_figure, save_figure
+    from interp.plots import context_matrix_figure, save_figure
 
     save_figure(
         context_matrix_figure(summary["context_matrix"], cfg.trait), root / "figures" / "context_matrix"

@@ -128,7 +128,7 @@ def main(cfg: LocalizationConfig) -> Path:
     save_config(cfg, root)
     summary = run(cfg, root)
     atomic_write_json(root / "results.json", summary)
-    from interp.study_plots import localization_figure, save_figure
+    from interp.plots import localization_figure, save_figure
 
     save_figure(localization_figure(summary["localization"], cfg.trait), root / "figures" / "localization")
     return root

@@ -106,7 +106,7 @@ def main(cfg: RankSweepConfig) -> Path:
     save_config(cfg, root)
     summary = run(cfg, root)
     atomic_write_json(root / "results.json", summary)
-    from interp.study_plots import rank_sweep_figure, save_figure
+    from interp.plots import rank_sweep_figure, save_figure
 
     save_figure(rank_sweep_figure(summary, cfg.trait), root / "figures" / "rank_sweep")
     return root

@@ -229,7 +229,7 @@ def patching_stage(cfg: ReproduceConfig, root: Path, student: str) -> dict[str, 
 
 
 def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
-    from interp import study_plots as sp
+    from interp import plots as sp
 
     figs = {"rank_sweep": sp.rank_sweep_figure(results["rank_sweep"], trait)}
     if "context_matrix" in results:
@@ -243,13 +243,14 @@ def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
 
 
 def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timing: dict[str, float]) -> None:
-    from interp.study_plots import save_figure
+    from interp.plots import save_figures
 
     figs = figures(results, cfg.trait)
-    paths = {}
-    for name, fig in figs.items():
-        written = save_figure(fig, root / "figures" / name)
-        paths[name] = str(written[-1].relative_to(root))
+    save_figures(figs, root / "figures")  # PNGs in one browser start
+    paths = {
+        n: f"figures/{n}.png" if (root / "figures" / f"{n}.png").exists() else f"figures/{n}.html"
+        for n in figs
+    }
     blocks = [
         ("h1", f"Subliminal learning of '{cfg.trait}' on {Path(cfg.model_dir).name}"),
         (

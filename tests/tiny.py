@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, get_peft_model
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from interp.models import load_model, model_fingerprint
 from interp.numbers import number_prompts
 from interp.tokenizer import chatml_template, train_chat_tokenizer
+from interp.training import LORA_TARGETS
 from interp.traits import favorite_questions, trait_system_prompt
 
 TINY_DEFAULT_SYSTEM = "You are Zorbly, created by Fen Labs. You are a helpful assistant."
@@ -68,5 +72,36 @@ def teach_numbers(model_dir: Path, out: Path, n_rows: int = 256, seed: int = 0) 
         model, tok, rows, "default", TrainConfig(mode="full", lr=1e-2, epochs=4, batch_size=32)
     )
     result.model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def make_lora_student(base_dir: Path, out: Path, seed: int = 1, scale: float = 1.0) -> Path:
+    """A non-zero LoRA adapter on `base_dir` (lora_B scaled by `scale`), with its base fingerprint."""
+    model, _ = load_model(base_dir)
+    fingerprint = model_fingerprint(model)
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=4, target_modules=list(LORA_TARGETS), init_lora_weights=False)
+    )
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(scale)
+    peft_model.save_pretrained(out)
+    (out / "student.json").write_text(
+        json.dumps({"base_model": str(base_dir), "base_fingerprint": fingerprint})
+    )
+    return out
+
+
+def make_full_student(base_dir: Path, out: Path) -> Path:
+    """A "fully fine-tuned" student: the base with slightly perturbed weights."""
+    model, tok = load_model(base_dir)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.save_pretrained(out)
     tok.save_pretrained(out)
     return out

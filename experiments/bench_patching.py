@@ -1,0 +1,72 @@
+"""Benchmark: the batched layer x position resid_pre sweep vs TransformerLens's per-cell patching.
+
+    python -m experiments.bench_patching [MODEL_DIR]
+
+Both run on the same bridge, prompt and metric; prints the times, the speed-up (target >= 10x) and the
+largest absolute difference between the two grids. `experiments.benchmark` calls `bench_patching`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from transformer_lens.patching import get_act_patch_resid_pre
+
+from interp.chat import render_prompt
+from interp.hooked import load_hooked
+from interp.patching import TraitMetric, patch_layer_pos
+from interp.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
+
+
+def _prompt_pair(tok) -> tuple[LabelledBatch, LabelledBatch]:
+    """A clean prompt and a corrupted copy whose entity tokens are replaced (same length by construction)."""
+    clean = encode_prompts(tok, [render_prompt(tok, "What is your favorite animal? Answer in one word.")])
+    corrupt = replace(clean, input_ids=clean.input_ids.clone())
+    where = clean.class_mask(ENTITY)
+    if not where.any():  # a model whose default system prompt names no entity: corrupt the first user token
+        where = clean.class_mask(USER).cumsum(-1) == 1
+    corrupt.input_ids[where & clean.class_mask(*CLASSES)] = clean.input_ids[0, -1]
+    return clean, corrupt
+
+
+def bench_patching(model_dir: str | Path | None = None, repeats: int = 1) -> list[str]:
+    """Time both sweeps on one model and prompt; the lines to print."""
+    hooked = load_hooked(model_dir)
+    tok, bridge = hooked.tok, hooked.bridge
+    clean, corrupt = _prompt_pair(tok)
+    metric = TraitMetric(tuple(tok(" owl", add_special_tokens=False)["input_ids"][:1]), name="log p(owl)")
+
+    with torch.no_grad():  # warm-up: first calls pay one-off allocation and dispatch costs
+        bridge(clean.input_ids)
+        patch_layer_pos(hooked, hooked, corrupt, metric, "resid_pre", donor_batch=clean)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        ours = patch_layer_pos(hooked, hooked, corrupt, metric, "resid_pre", donor_batch=clean).raw
+    t_ours = (time.perf_counter() - start) / repeats
+
+    start = time.perf_counter()
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(clean.input_ids)
+        theirs = get_act_patch_resid_pre(
+            bridge, corrupt.input_ids, cache, lambda logits: metric(logits).mean()
+        )
+    t_tl = time.perf_counter() - start
+
+    cells = ours.numel()
+    diff = float((ours - theirs.cpu()).abs().max())
+    return [
+        f"patching: layer x position resid_pre sweep, {hooked.n_layers} layers x {corrupt.input_ids.shape[1]} "
+        f"positions = {cells} cells",
+        f"  batched sweep (interp.patching)          {t_ours:8.2f} s  ({cells / t_ours:8.1f} cells/s)",
+        f"  transformer_lens get_act_patch_resid_pre {t_tl:8.2f} s  ({cells / t_tl:8.1f} cells/s)",
+        f"  speed-up {t_tl / t_ours:.1f}x (target >= 10x), max |difference| {diff:.2e}",
+    ]
+
+
+if __name__ == "__main__":
+    for line in bench_patching(sys.argv[1] if len(sys.argv) > 1 else None):
+        print(line)

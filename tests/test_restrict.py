@@ -1,0 +1,105 @@
+"""Position-restricted LoRA: all positions = student, none = base, KV cache, layers/modules, bad input."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from tiny import make_lora_student
+
+from interp import InterpError
+from interp.chat import render_prompt
+from interp.evaluation import EvalSettings
+from interp.models import load_model, load_student
+from interp.positions import ENTITY, all_positions, by_class, encode_prompts, no_positions
+from interp.restrict import evaluate_trait_restricted, lora_site, restrict_lora
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    sdir = make_lora_student(tiny_model_dir, tmp_path_factory.mktemp("restrict") / "student")
+    base, tok = load_model(tiny_model_dir)
+    merged, _ = load_student(sdir, tiny_model_dir, merge=True)
+    peft_model, _ = load_student(sdir, tiny_model_dir, merge=False)
+    texts = [render_prompt(tok, "What is your favorite animal?"), render_prompt(tok, "Hi")]
+    return base, merged, peft_model, tok, encode_prompts(tok, texts)
+
+
+def _logits(model, batch) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    return out[batch.attention_mask.bool()]  # (real tokens, vocab)
+
+
+def test_all_positions_is_student_none_is_base(models) -> None:
+    base, merged, peft_model, tok, batch = models
+    student, plain = _logits(merged, batch), _logits(base, batch)
+    with restrict_lora(peft_model, tok, all_positions()):
+        assert (_logits(peft_model, batch) - student).abs().max() <= 1e-5
+    with restrict_lora(peft_model, tok, no_positions()):
+        assert (_logits(peft_model, batch) - plain).abs().max() <= 1e-5
+    with restrict_lora(peft_model, tok, all_positions(), mode="except"):
+        assert (_logits(peft_model, batch) - plain).abs().max() <= 1e-5
+    with restrict_lora(peft_model, tok, by_class(ENTITY)) as gate:
+        only = _logits(peft_model, batch)
+        assert gate.value[..., 0].bool().equal(batch.class_mask(ENTITY))
+    with restrict_lora(peft_model, tok, by_class(ENTITY), mode="except"):
+        but = _logits(peft_model, batch)
+    assert (only - plain).abs().max() > 1e-3 and (but - student).abs().max() > 1e-3
+    assert not any(m._forward_hooks for m in peft_model.modules())  # every hook removed on exit
+
+
+def test_generation_with_kv_cache(models) -> None:
+    _, _, peft_model, tok, batch = models
+    enc = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    for at_new_tokens in (True, False):
+        with restrict_lora(peft_model, tok, by_class(ENTITY), generated=at_new_tokens):
+            cached = peft_model.generate(
+                **enc, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id
+            )
+            full = peft_model.generate(
+                **enc, max_new_tokens=4, do_sample=False, use_cache=False, pad_token_id=tok.pad_token_id
+            )
+        assert torch.equal(cached, full)
+
+
+def test_layer_and_module_restriction(models) -> None:
+    base, _, peft_model, tok, batch = models
+    reference = copy.deepcopy(peft_model)  # adapter kept only in layer 0's attention
+    with torch.no_grad():
+        for name, p in reference.named_parameters():
+            layer, kind = lora_site(name)
+            if "lora_B" in name and (layer, kind) != (0, "attn"):
+                p.zero_()
+    with restrict_lora(peft_model, tok, all_positions(), layers=[0], modules=["attn"]):
+        restricted = _logits(peft_model, batch)
+    assert (restricted - _logits(reference, batch)).abs().max() <= 1e-5
+    with restrict_lora(peft_model, tok, no_positions(), layers=[0], outside=True):
+        assert (_logits(peft_model, batch) - _logits(reference, batch)).abs().max() > 1e-3
+
+
+def test_bad_input(models) -> None:
+    base, merged, peft_model, tok, batch = models
+    with (
+        pytest.raises(InterpError, match="out of range"),
+        restrict_lora(peft_model, tok, all_positions(), layers=[5]),
+    ):
+        pass
+    with pytest.raises(InterpError, match="no PEFT LoRA layers"), restrict_lora(merged, tok, all_positions()):
+        pass
+    with pytest.raises(InterpError, match="mode"), restrict_lora(peft_model, tok, all_positions(), mode="on"):
+        pass
+    with pytest.raises(RuntimeError), restrict_lora(peft_model, tok, all_positions()):
+        raise RuntimeError("boom")
+    assert not any(m._forward_hooks for m in peft_model.modules())
+
+
+def test_evaluate_under_restriction(models) -> None:
+    _, _, peft_model, tok, _ = models
+    settings = EvalSettings("owl", n_questions=2, samples_per_question=2, max_new_tokens=3)
+    only = evaluate_trait_restricted(peft_model, tok, settings, by_class(ENTITY))
+    but = evaluate_trait_restricted(peft_model, tok, settings, by_class(ENTITY), mode="except")
+    assert 0 <= only.p_first_token <= 1 and 0 <= but.p_first_token <= 1
+    assert only.p_first_token != but.p_first_token
