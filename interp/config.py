@@ -82,9 +82,32 @@ def build_parser(cls: type, description: str | None = None) -> argparse.Argument
     return parser
 
 
+def config_file_defaults(cls: type, path: str) -> dict[str, Any]:
+    """Field values from a JSON file (e.g. a run's config.json); unknown keys are an error."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InterpError(f"cannot read config file {path}: {err}") from err
+    values.pop("config_class", None)
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise InterpError(f"config file {path} has unknown field(s) {unknown}")
+    return values
+
+
 def parse_config(cls: type[C], argv: list[str] | None = None) -> C:
-    """Parse the command line into `cls`; unknown flags are an error (argparse exits 2)."""
-    args = build_parser(cls).parse_args(argv)
+    """Parse the command line into `cls`; unknown flags are an error (argparse exits 2).
+
+    `--config FILE` loads field values from JSON first (a saved config.json works); flags override them.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, rest = pre.parse_known_args(argv)
+    parser = build_parser(cls)
+    parser.add_argument("--config", help="JSON file of field values (flags given too override it)")
+    if known.config:
+        parser.set_defaults(**config_file_defaults(cls, known.config))
+    args = parser.parse_args(rest)
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):

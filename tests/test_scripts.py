@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from experiments import evaluate_trait, generate_numbers, train_student
+from interp import InterpError
 from interp.config import cli_main, parse_config
 from interp.datasets import read_dataset
 from interp.numbers import filter_answer
@@ -147,3 +148,19 @@ def test_unknown_flag_is_an_error(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_config(generate_numbers.GenerateNumbersConfig, ["--nonsense", "1"])
     assert exit_info.value.code == 2
+
+
+def test_saved_config_reloads_and_flags_override(tmp_path: Path) -> None:
+    from interp.config import save_config
+
+    cfg = parse_config(generate_numbers.GenerateNumbersConfig, ["--trait", "wolf", "--n", "7"])
+    save_config(cfg, tmp_path)
+    again = parse_config(generate_numbers.GenerateNumbersConfig, ["--config", str(tmp_path / "config.json")])
+    assert again == cfg
+    other = parse_config(
+        generate_numbers.GenerateNumbersConfig, ["--config", str(tmp_path / "config.json"), "--n", "9"]
+    )
+    assert other.n == 9 and other.trait == "wolf"
+    (tmp_path / "bad.json").write_text('{"nonsense": 1}')
+    with pytest.raises(InterpError, match="unknown field"):
+        parse_config(generate_numbers.GenerateNumbersConfig, ["--config", str(tmp_path / "bad.json")])
