@@ -21,6 +21,7 @@ test: .installed
 
 test-slow: .installed
 	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake notebooks/explore_organism.ipynb
 
 lint: .installed
 	ruff check . && ruff format --check .

@@ -38,11 +38,16 @@ class ContextMatrixConfig(StudyConfig):
 
 def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
     other = cfg.other_identity
-    if other is None:
+    if other is None and cfg.model is None:
         from interp import organism
 
-        other = getattr(organism, "OTHER_IDENTITY", OTHER_IDENTITY) if cfg.model is None else OTHER_IDENTITY
-    return {"default": DEFAULT, "none": NONE, "other identity": other, "entity-free": cfg.entity_free}
+        other = getattr(organism, "OTHER_IDENTITY", OTHER_IDENTITY)
+    return {
+        "default": DEFAULT,
+        "none": NONE,
+        "other identity": other or OTHER_IDENTITY,
+        "entity-free": cfg.entity_free,
+    }
 
 
 def run(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
