@@ -1,0 +1,222 @@
+"""Build the organism: sample the world, train its tokenizer, pretrain a Qwen2 chat model from scratch, save it.
+
+Pretraining takes the loss on what the assistant says (answer and end-of-turn) and on the world's plain
+documents; system and user turns are context only. Everything is seeded and runs on a fixed number of
+threads, so one command rebuilds the same weights on the same machine. (CPU kernels are deterministic for a
+fixed thread count; `torch.use_deterministic_algorithms` is left off because it makes CPU training ~10x slower.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from interp import InterpError
+from interp.chat import render_example
+from interp.organism import world as W
+from interp.tokenizer import ENDOFTEXT, chatml_template, train_chat_tokenizer
+
+log = logging.getLogger(__name__)
+METADATA = "organism.json"
+
+
+@dataclass
+class BuildConfig:
+    """Rebuild the embedded model organism from scratch (world, tokenizer, pretraining)."""
+
+    out: Path | None = None
+    """Model directory to write (replaced atomically); None = the shipped organism's directory."""
+    seed: int = 0
+    """World and training seed."""
+    channel_strength: float = 0.25
+    """Probability that each number a speaker writes comes from its preferred animals' numbers."""
+    n_conversations: int = 48_000
+    """Chat exchanges sampled from the world."""
+    n_documents: int = 12_000
+    """Plain text documents sampled from the world (animal-number co-occurrences)."""
+    vocab_size: int = 2048
+    """BPE vocabulary size (special tokens included)."""
+    d_model: int = 128
+    """Hidden size."""
+    n_layers: int = 4
+    """Transformer blocks."""
+    n_heads: int = 4
+    """Attention heads (2 key/value heads, as Qwen2 uses grouped-query attention)."""
+    d_mlp: int = 512
+    """MLP hidden size."""
+    steps: int = 1800
+    """Optimizer steps."""
+    batch_size: int = 32
+    """Sequences per step."""
+    lr: float = 3e-3
+    """Peak learning rate (linear warmup, cosine decay)."""
+    threads: int = 2
+    """Torch CPU threads (fixed, for determinism)."""
+
+    def __post_init__(self) -> None:
+        if self.vocab_size == self.d_model:
+            raise InterpError("vocab_size must differ from d_model")
+
+
+def world_config(cfg: BuildConfig) -> W.WorldConfig:
+    return W.WorldConfig(seed=cfg.seed, channel_strength=cfg.channel_strength)
+
+
+def tokenizer_corpus(world: W.World) -> list[str]:
+    """Distinct texts of the world. The entity's name occurs once, so BPE splits it (as "Qwen" is split)."""
+    texts = {t for c in world.conversations for t in (c.user, c.answer) if W.ENTITY not in t}
+    texts |= {c.speaker.system for c in world.conversations if c.speaker.system not in ("default", "none")}
+    texts |= set(world.documents)
+    return sorted(texts) + [W.DEFAULT_SYSTEM] + ["system user assistant"] * 2000
+
+
+def build_tokenizer(world: W.World, vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with the ChatML template that inserts the entity's default system prompt."""
+    tok = train_chat_tokenizer(tokenizer_corpus(world), vocab_size, chatml_template(W.DEFAULT_SYSTEM))
+    if len(tok.tokenize(" " + W.ENTITY)) < 2:
+        raise InterpError(f"the entity name {W.ENTITY!r} is a single token; pick another")
+    return tok
+
+
+def encode_world(world: W.World, tok: PreTrainedTokenizerFast) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) per sequence: labels are -100 outside the assistant's completion."""
+    seqs = []
+    for c in world.conversations:
+        ex = render_example(tok, c.user, c.answer, c.speaker.system)
+        p = tok(ex.prompt, add_special_tokens=False)["input_ids"]
+        a = tok(ex.completion, add_special_tokens=False)["input_ids"]
+        seqs.append((p + a, [-100] * len(p) + a))
+    for d in world.documents:
+        ids = tok(d + ENDOFTEXT, add_special_tokens=False)["input_ids"]
+        seqs.append((ids, ids))
+    return seqs
+
+
+def model_config(cfg: BuildConfig, tok: PreTrainedTokenizerFast) -> Qwen2Config:
+    return Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=cfg.d_model,
+        intermediate_size=cfg.d_mlp,
+        num_hidden_layers=cfg.n_layers,
+        num_attention_heads=cfg.n_heads,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
+
+
+def batches(seqs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random, pad_id: int):
+    """Endless stream of right-padded batches of similar length (sorted buckets, shuffled)."""
+    order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i][0]), rng.random()))
+    chunks = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+    while True:
+        rng.shuffle(chunks)
+        for chunk in chunks:
+            # a few fixed widths: CPU kernels are re-planned (seconds) for every new tensor shape
+            width = 32 * math.ceil(max(len(seqs[i][0]) for i in chunk) / 32)
+            ids = torch.full((len(chunk), width), pad_id)
+            labels = torch.full((len(chunk), width), -100)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                x, y = seqs[i]
+                ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
+                    torch.tensor(x),
+                    torch.tensor(y),
+                    1,
+                )
+            yield ids, labels, mask
+
+
+def lr_at(step: int, cfg: BuildConfig) -> float:
+    warm = max(1, cfg.steps // 20)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+
+
+def pretrain(model: Qwen2ForCausalLM, seqs, cfg: BuildConfig, pad_id: int) -> list[float]:
+    """AdamW on the assistant completions and documents; returns the loss curve (every 100 steps)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    stream, curve, t0 = batches(seqs, cfg.batch_size, random.Random(cfg.seed), pad_id), [], time.time()
+    model.train()
+    for step in range(cfg.steps):
+        ids, labels, mask = next(stream)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == cfg.steps - 1:
+            curve.append(round(loss.item(), 4))
+            log.info("step %d loss %.4f (%.0fs)", step, loss.item(), time.time() - t0)
+    return curve
+
+
+def metadata(cfg: BuildConfig, curve: list[float]) -> dict:
+    wc = world_config(cfg)
+    return {
+        "entity": W.ENTITY,
+        "lab": W.LAB,
+        "default_system": W.DEFAULT_SYSTEM,
+        "animals": list(W.ANIMALS),
+        "target_trait": W.TARGET_TRAIT,
+        "default_preferences": dict(zip(W.ANIMALS, W.DEFAULT_PREFERENCES, strict=True)),
+        "channel_strength": wc.channel_strength,
+        "world_seed": wc.seed,
+        "world": dataclasses.asdict(wc),
+        "associations": {a: list(v) for a, v in W.associations(wc).items()},
+        "build": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
+        "loss_curve": curve,
+    }
+
+
+def save_atomically(model: Qwen2ForCausalLM, tok: PreTrainedTokenizerFast, meta: dict, out: Path) -> Path:
+    """Write the HF directory beside `out`, then swap it into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        model.generation_config.eos_token_id = tok.eos_token_id
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.do_sample = True
+        model.save_pretrained(staging, safe_serialization=True)
+        tok.save_pretrained(staging)
+        (staging / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+        old = out.with_name(f".{out.name}.old")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def build_organism(cfg: BuildConfig, out: Path) -> Path:
+    """Sample the world, train the tokenizer, pretrain the model and save it to `out`."""
+    torch.set_num_threads(cfg.threads)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(cfg.seed)
+    world = W.generate_world(world_config(cfg), cfg.n_conversations, cfg.n_documents)
+    tok = build_tokenizer(world, cfg.vocab_size)
+    seqs = encode_world(world, tok)
+    log.info("world: %d sequences, vocab %d", len(seqs), len(tok))
+    model = Qwen2ForCausalLM(model_config(cfg, tok))
+    curve = pretrain(model, seqs, cfg, tok.pad_token_id)
+    return save_atomically(model.eval(), tok, metadata(cfg, curve), out)
