@@ -19,16 +19,16 @@ from interp.patching import (
     Metric,
     Model,
     _check_pair,
-    _metric_name,
     as_bridge,
     class_columns,
     donor_activations,
+    grid_result,
     head_columns,
     position_columns,
     run_metric,
 )
 from interp.positions import LabelledBatch
-from interp.results import LocalizationResult, normalise
+from interp.results import LocalizationResult
 
 
 def recipient_gradients(
@@ -111,22 +111,15 @@ def attribute_layer_pos(
 ) -> LocalizationResult:
     """Attribution-patching estimate of `interp.patching.patch_layer_pos` (same layout, method "attribution")."""
     cols, pos = position_columns(batch, positions)
-    layer_list, raw, rec, don = _attribute(
-        recipient, donor, batch, donor_batch, metric, site, layers, cols, None
-    )
-    return LocalizationResult(
-        scores=normalise(raw, rec, don),
-        raw=raw,
-        kind="layer_pos",
-        site=site,
-        metric=_metric_name(metric),
-        layers=layer_list,
-        col_labels=[batch.tokens[0][p] for p in pos],
-        col_classes=[batch.classes[0][p] for p in pos],
-        recipient_metric=rec,
-        donor_metric=don,
-        method="attribution",
-        config={"positions": pos, "n_prompts": int(batch.input_ids.shape[0])},
+    return grid_result(
+        _attribute(recipient, donor, batch, donor_batch, metric, site, layers, cols, None),
+        "layer_pos",
+        site,
+        metric,
+        [batch.tokens[0][p] for p in pos],
+        [batch.classes[0][p] for p in pos],
+        {"positions": pos, "n_prompts": int(batch.input_ids.shape[0])},
+        "attribution",
     )
 
 
@@ -142,22 +135,15 @@ def attribute_layer_class(
 ) -> LocalizationResult:
     """Attribution-patching estimate of `interp.patching.patch_layer_class`."""
     cols, names = class_columns(batch, classes)
-    layer_list, raw, rec, don = _attribute(
-        recipient, donor, batch, donor_batch, metric, site, layers, cols, None
-    )
-    return LocalizationResult(
-        scores=normalise(raw, rec, don),
-        raw=raw,
-        kind="layer_class",
-        site=site,
-        metric=_metric_name(metric),
-        layers=layer_list,
-        col_labels=names,
-        col_classes=names,
-        recipient_metric=rec,
-        donor_metric=don,
-        method="attribution",
-        config={"n_prompts": int(batch.input_ids.shape[0])},
+    return grid_result(
+        _attribute(recipient, donor, batch, donor_batch, metric, site, layers, cols, None),
+        "layer_class",
+        site,
+        metric,
+        names,
+        names,
+        {"n_prompts": int(batch.input_ids.shape[0])},
+        "attribution",
     )
 
 
@@ -172,21 +158,15 @@ def attribute_layer_head(
     """Attribution-patching estimate of `interp.patching.patch_layer_head`."""
     n_heads = int(as_bridge(recipient).cfg.n_heads)
     cols, heads = head_columns(batch, n_heads)
-    layer_list, raw, rec, don = _attribute(
-        recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads
-    )
-    return LocalizationResult(
-        scores=normalise(raw, rec, don),
-        raw=raw,
-        kind="layer_head",
-        site="z",
-        metric=_metric_name(metric),
-        layers=layer_list,
-        col_labels=[f"H{h}" for h in range(n_heads)],
-        recipient_metric=rec,
-        donor_metric=don,
-        method="attribution",
-        config={"n_prompts": int(batch.input_ids.shape[0])},
+    return grid_result(
+        _attribute(recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads),
+        "layer_head",
+        "z",
+        metric,
+        [f"H{h}" for h in range(n_heads)],
+        None,
+        {"n_prompts": int(batch.input_ids.shape[0])},
+        "attribution",
     )
 
 

@@ -259,6 +259,34 @@ def head_columns(
     return cols, torch.eye(n_heads, dtype=torch.bool)
 
 
+def grid_result(
+    sweep: tuple[list[int], Tensor, float, float],
+    kind: str,
+    site: str,
+    metric: Metric,
+    labels: list[str],
+    classes: list[str] | None,
+    config: dict,
+    method: str = "exact",
+) -> LocalizationResult:
+    """Wrap a sweep's (layers, raw metric, recipient metric, donor metric) as a labelled result."""
+    layer_list, raw, rec, don = sweep
+    return LocalizationResult(
+        scores=normalise(raw, rec, don),
+        raw=raw,
+        kind=kind,
+        site=site,
+        metric=_metric_name(metric),
+        layers=layer_list,
+        col_labels=labels,
+        col_classes=classes,
+        recipient_metric=rec,
+        donor_metric=don,
+        method=method,
+        config=config,
+    )
+
+
 def patch_layer_pos(
     recipient: Model,
     donor: Model,
@@ -272,21 +300,14 @@ def patch_layer_pos(
 ) -> LocalizationResult:
     """Patch `site` at each (layer, position) from donor into recipient; columns labelled by prompt 0's tokens."""
     cols, pos = position_columns(batch, positions)
-    layer_list, raw, rec, don = _sweep(
-        recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows
-    )
-    return LocalizationResult(
-        scores=normalise(raw, rec, don),
-        raw=raw,
-        kind="layer_pos",
-        site=site,
-        metric=_metric_name(metric),
-        layers=layer_list,
-        col_labels=[batch.tokens[0][p] for p in pos],
-        col_classes=[batch.classes[0][p] for p in pos],
-        recipient_metric=rec,
-        donor_metric=don,
-        config={"positions": pos, "n_prompts": int(batch.input_ids.shape[0])},
+    return grid_result(
+        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows),
+        "layer_pos",
+        site,
+        metric,
+        [batch.tokens[0][p] for p in pos],
+        [batch.classes[0][p] for p in pos],
+        {"positions": pos, "n_prompts": int(batch.input_ids.shape[0])},
     )
 
 
@@ -303,21 +324,14 @@ def patch_layer_class(
 ) -> LocalizationResult:
     """Patch `site` at all positions of each token class at once, per layer."""
     cols, names = class_columns(batch, classes)
-    layer_list, raw, rec, don = _sweep(
-        recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows
-    )
-    return LocalizationResult(
-        scores=normalise(raw, rec, don),
-        raw=raw,
-        kind="layer_class",
-        site=site,
-        metric=_metric_name(metric),
-        layers=layer_list,
-        col_labels=names,
-        col_classes=names,
-        recipient_metric=rec,
-        donor_metric=don,
-        config={"n_prompts": int(batch.input_ids.shape[0])},
+    return grid_result(
+        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows),
+        "layer_class",
+        site,
+        metric,
+        names,
+        names,
+        {"n_prompts": int(batch.input_ids.shape[0])},
     )
 
 
@@ -333,18 +347,12 @@ def patch_layer_head(
     """Patch each attention head's output (hook_z) at every position, per layer."""
     n_heads = int(as_bridge(recipient).cfg.n_heads)
     cols, heads = head_columns(batch, n_heads)
-    layer_list, raw, rec, don = _sweep(
-        recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads, max_rows
-    )
-    return LocalizationResult(
-        scores=normalise(raw, rec, don),
-        raw=raw,
-        kind="layer_head",
-        site="z",
-        metric=_metric_name(metric),
-        layers=layer_list,
-        col_labels=[f"H{h}" for h in range(n_heads)],
-        recipient_metric=rec,
-        donor_metric=don,
-        config={"n_prompts": int(batch.input_ids.shape[0])},
+    return grid_result(
+        _sweep(recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads, max_rows),
+        "layer_head",
+        "z",
+        metric,
+        [f"H{h}" for h in range(n_heads)],
+        None,
+        {"n_prompts": int(batch.input_ids.shape[0])},
     )
