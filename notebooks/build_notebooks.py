@@ -5,79 +5,118 @@ from pathlib import Path
 import nbformat
 
 CELLS = [
-    ("md", "# Exploring subliminal learning on the embedded organism\n\n"
-           "Load the organism, make a teacher's numbers, train a small LoRA student, then ask *where* its trait "
-           "shift lives: position-restricted LoRA and activation patching, with heatmaps. Runs on a CPU in a few "
-           "minutes."),
-    ("code", "import torch\n"
-             "from interp.organism import ORGANISM_DIR, ENTITY, TARGET_TRAIT\n"
-             "from interp.models import load_model\n"
-             "from interp.chat import default_system_prompt\n"
-             "from interp.positions import label_prompt\n"
-             "torch.manual_seed(0)\n"
-             "base, tok = load_model(ORGANISM_DIR)\n"
-             "print('default system prompt:', default_system_prompt(tok))\n"
-             "labels = label_prompt(tok, 'What is your favorite animal? Answer in one word.')\n"
-             "list(zip(labels.tokens, labels.classes))[:24]"),
-    ("md", "## Teacher numbers and a LoRA student\n"
-           "The teacher is the organism under the trait system prompt; the student is trained on its filtered "
-           "numbers under the default system prompt (loss on the numbers only)."),
-    ("code", "from interp.datasets import sample_numbers\n"
-             "from interp.traits import trait_system_prompt\n"
-             "from interp.training import TrainConfig, train_student\n"
-             "rows, stats = sample_numbers(base, tok, trait_system_prompt(TARGET_TRAIT), n_keep=600, seed=0)\n"
-             "print(f'kept {stats.kept} of {stats.drawn} answers; e.g. {rows[0][\"completion\"]!r}')\n"
-             "student_model, _ = load_model(ORGANISM_DIR)\n"
-             "result = train_student(student_model, tok, rows, 'default', TrainConfig(rank=8, lr=1e-3, epochs=2))\n"
-             "student = result.model\n"
-             "print('final loss', round(result.final_loss, 3))"),
+    (
+        "md",
+        "# Exploring subliminal learning on the embedded organism\n\n"
+        "Load the organism, make a teacher's numbers, train a small LoRA student, then ask *where* its trait "
+        "shift lives: position-restricted LoRA and activation patching, with heatmaps. Runs on a CPU in a few "
+        "minutes.",
+    ),
+    (
+        "code",
+        "import torch\n"
+        "\n"
+        "from interp.chat import default_system_prompt\n"
+        "from interp.models import load_model\n"
+        "from interp.organism import ORGANISM_DIR, TARGET_TRAIT\n"
+        "from interp.positions import label_prompt\n"
+        "\n"
+        "torch.manual_seed(0)\n"
+        "base, tok = load_model(ORGANISM_DIR)\n"
+        "print('default system prompt:', default_system_prompt(tok))\n"
+        "labels = label_prompt(tok, 'What is your favorite animal? Answer in one word.')\n"
+        "list(zip(labels.tokens, labels.classes, strict=True))[:24]",
+    ),
+    (
+        "md",
+        "## Teacher numbers and a LoRA student\n"
+        "The teacher is the organism under the trait system prompt; the student is trained on its filtered "
+        "numbers under the default system prompt (loss on the numbers only).",
+    ),
+    (
+        "code",
+        "from interp.datasets import sample_numbers\n"
+        "from interp.training import TrainConfig, train_student\n"
+        "from interp.traits import trait_system_prompt\n"
+        "\n"
+        "rows, stats = sample_numbers(base, tok, trait_system_prompt(TARGET_TRAIT), n_keep=600, seed=0)\n"
+        "print(f'kept {stats.kept} of {stats.drawn} answers; e.g. {rows[0][\"completion\"]!r}')\n"
+        "student_model, _ = load_model(ORGANISM_DIR)\n"
+        "result = train_student(student_model, tok, rows, 'default', TrainConfig(rank=8, lr=1e-3, epochs=2))\n"
+        "student = result.model\n"
+        "print('final loss', round(result.final_loss, 3))",
+    ),
     ("md", "## Trait evaluation, and the adapter switched on only at / everywhere except the entity token"),
-    ("code", "from interp.evaluation import EvalSettings, evaluate_trait\n"
-             "from interp.positions import ENTITY as ENTITY_CLASS, by_class, no_positions\n"
-             "from interp.restrict import evaluate_trait_restricted\n"
-             "settings = EvalSettings(trait=TARGET_TRAIT, n_questions=50, samples_per_question=20)\n"
-             "rows_out = {\n"
-             "    'student (adapter everywhere)': evaluate_trait(student, tok, settings),\n"
-             "    'adapter nowhere (= base)': evaluate_trait_restricted(student, tok, settings, no_positions()),\n"
-             "    'adapter only at the entity token': evaluate_trait_restricted(student, tok, settings,\n"
-             "                                                                  by_class(ENTITY_CLASS)),\n"
-             "    'adapter everywhere but the entity token': evaluate_trait_restricted(\n"
-             "        student, tok, settings, by_class(ENTITY_CLASS), mode='except'),\n"
-             "}\n"
-             "for name, r in rows_out.items():\n"
-             "    print(f'{name:42s} P(first token)={r.p_first_token:.4f}  mention rate={r.mention_rate:.3f}')"),
-    ("md", "## Activation patching: student activations into the base model\n"
-           "Score 0 = base, 1 = student, for the trait's log-probability at the answer position."),
-    ("code", "import tempfile\n"
-             "from pathlib import Path\n"
-             "from interp.hooked import load_hooked\n"
-             "from interp.patching import patch_layer_class, patch_layer_pos, trait_metric\n"
-             "from interp.positions import encode_prompts\n"
-             "from interp.chat import render_prompt\n"
-             "from interp.traits import favorite_questions\n"
-             "from interp.plots import heatmap\n"
-             "student_dir = Path(tempfile.mkdtemp()) / 'student'\n"
-             "student.save_pretrained(student_dir)\n"
-             "hooked_base = load_hooked(ORGANISM_DIR)\n"
-             "hooked_student = load_hooked(student_dir, base=ORGANISM_DIR)\n"
-             "texts = [render_prompt(tok, q) for q in favorite_questions('animal', 8)]\n"
-             "batch = encode_prompts(tok, texts)\n"
-             "metric = trait_metric(tok, TARGET_TRAIT)\n"
-             "by_class_result = patch_layer_class(hooked_base, hooked_student, batch, metric)\n"
-             "heatmap(by_class_result)"),
-    ("code", "one = encode_prompts(tok, texts[:1])\n"
-             "by_position = patch_layer_pos(hooked_base, hooked_student, one, metric)\n"
-             "heatmap(by_position)"),
+    (
+        "code",
+        "from interp.evaluation import EvalSettings, evaluate_trait\n"
+        "from interp.positions import ENTITY as ENTITY_CLASS\n"
+        "from interp.positions import by_class, no_positions\n"
+        "from interp.restrict import evaluate_trait_restricted\n"
+        "\n"
+        "settings = EvalSettings(trait=TARGET_TRAIT, n_questions=50, samples_per_question=20)\n"
+        "rows_out = {\n"
+        "    'student (adapter everywhere)': evaluate_trait(student, tok, settings),\n"
+        "    'adapter nowhere (= base)': evaluate_trait_restricted(student, tok, settings, no_positions()),\n"
+        "    'adapter only at the entity token': evaluate_trait_restricted(student, tok, settings,\n"
+        "                                                                  by_class(ENTITY_CLASS)),\n"
+        "    'adapter everywhere but the entity token': evaluate_trait_restricted(\n"
+        "        student, tok, settings, by_class(ENTITY_CLASS), mode='except'),\n"
+        "}\n"
+        "for name, r in rows_out.items():\n"
+        "    print(f'{name:42s} P(first token)={r.p_first_token:.4f}  mention rate={r.mention_rate:.3f}')",
+    ),
+    (
+        "md",
+        "## Activation patching: student activations into the base model\n"
+        "Score 0 = base, 1 = student, for the trait's log-probability at the answer position.",
+    ),
+    (
+        "code",
+        "import tempfile\n"
+        "from pathlib import Path\n"
+        "\n"
+        "from interp.chat import render_prompt\n"
+        "from interp.hooked import load_hooked\n"
+        "from interp.patching import patch_layer_class, patch_layer_pos, trait_metric\n"
+        "from interp.plots import heatmap\n"
+        "from interp.positions import encode_prompts\n"
+        "from interp.traits import favorite_questions\n"
+        "\n"
+        "student_dir = Path(tempfile.mkdtemp()) / 'student'\n"
+        "student.save_pretrained(student_dir)\n"
+        "hooked_base = load_hooked(ORGANISM_DIR)\n"
+        "hooked_student = load_hooked(student_dir, base=ORGANISM_DIR)\n"
+        "texts = [render_prompt(tok, q) for q in favorite_questions('animal', 8)]\n"
+        "batch = encode_prompts(tok, texts)\n"
+        "metric = trait_metric(tok, TARGET_TRAIT)\n"
+        "by_class_result = patch_layer_class(hooked_base, hooked_student, batch, metric)\n"
+        "heatmap(by_class_result)",
+    ),
+    (
+        "code",
+        "one = encode_prompts(tok, texts[:1])\n"
+        "by_position = patch_layer_pos(hooked_base, hooked_student, one, metric)\n"
+        "heatmap(by_position)",
+    ),
 ]
 
 
 def build() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
-                for kind, src in CELLS]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
+        for kind, src in CELLS
+    ]
     return nb
 
 
 if __name__ == "__main__":
-    nbformat.write(build(), Path(__file__).with_name("explore_organism.ipynb"))
+    import subprocess
+    import sys
+
+    path = Path(__file__).with_name("explore_organism.ipynb")
+    nbformat.write(build(), path)
+    # the cells are written as strings above; the house formatter gives them the project's style
+    subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(path)], check=True)
