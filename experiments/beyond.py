@@ -21,14 +21,14 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.chat import DEFAULT, render_prompt
-from interp.config import cli_main, save_config, setup_logging
+from interp.config import cli_main, setup_logging
 from interp.evaluation import EvalSettings, eval_prompts, first_token_probs, trait_token_ids
 from interp.models import load_model, load_student
 from interp.numbers import number_prompts
 from interp.positions import ENTITY, encode_prompts
-from interp.runs import atomic_write_json, save_tensors
+from interp.runs import save_tensors
 from interp.stats import bootstrap_diff_ci
-from interp.study import StudyConfig
+from interp.study import StudyConfig, run_study
 from interp.traits import trait_system_prompt
 
 # Where the final norm of each architecture lives (logit lens = final norm + unembedding).
@@ -158,15 +158,15 @@ def run(cfg: BeyondConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: BeyondConfig) -> Path:
-    root = Path(cfg.out or "runs/beyond")
-    root.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, root)
-    summary = run(cfg, root)
-    atomic_write_json(root / "results.json", summary)
-    from interp.plots import logit_lens_figure, save_figure
+    from interp.plots import logit_lens_figure
 
-    save_figure(logit_lens_figure(summary["logit_lens"], cfg.trait), root / "figures" / "logit_lens")
-    return root
+    return run_study(
+        cfg,
+        "beyond",
+        run,
+        lambda summary, trait: logit_lens_figure(summary["logit_lens"], trait),
+        "logit_lens",
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from interp.chat import DEFAULT, NONE
-from interp.config import cli_main, save_config, setup_logging
-from interp.runs import atomic_write_json
-from interp.study import StudentSpec, StudyConfig, numbers_cell, student_cell
+from interp.config import cli_main, setup_logging
+from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell
 from interp.summary import lift, pooled
 from interp.sweep import run_cells
 
@@ -89,17 +88,14 @@ def matrix(results: dict, sys_map: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def main(cfg: ContextMatrixConfig) -> Path:
-    root = Path(cfg.out or "runs/context_matrix")
-    root.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, root)
-    summary = run(cfg, root)
-    atomic_write_json(root / "results.json", summary)
-    from interp.plots import context_matrix_figure, save_figure
+    from interp.plots import context_matrix_figure
 
-    save_figure(
-        context_matrix_figure(summary["context_matrix"], cfg.trait), root / "figures" / "context_matrix"
+    return run_study(
+        cfg,
+        "context_matrix",
+        run,
+        lambda summary, trait: context_matrix_figure(summary["context_matrix"], trait),
     )
-    return root
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ import numpy as np
 
 from interp import InterpError
 from interp.chat import DEFAULT
-from interp.config import cli_main, save_config, setup_logging
+from interp.config import cli_main, setup_logging
 from interp.evaluation import EvalCache, EvalSettings, TraitEval
 from interp.models import load_student
 from interp.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, all_positions, by_class, no_positions
 from interp.restrict import evaluate_trait_restricted
-from interp.runs import atomic_write_json
 from interp.stats import bootstrap_diff_ci
-from interp.study import StudyConfig
+from interp.study import StudyConfig, run_study
 from interp.summary import recovered_fraction
 
 POSITION_SETS = {
@@ -123,15 +122,11 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: LocalizationConfig) -> Path:
-    root = Path(cfg.out or "runs/localization")
-    root.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, root)
-    summary = run(cfg, root)
-    atomic_write_json(root / "results.json", summary)
-    from interp.plots import localization_figure, save_figure
+    from interp.plots import localization_figure
 
-    save_figure(localization_figure(summary["localization"], cfg.trait), root / "figures" / "localization")
-    return root
+    return run_study(
+        cfg, "localization", run, lambda summary, trait: localization_figure(summary["localization"], trait)
+    )
 
 
 if __name__ == "__main__":

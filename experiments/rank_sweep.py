@@ -15,9 +15,8 @@ from typing import Any
 
 from interp import InterpError
 from interp.chat import DEFAULT, NONE
-from interp.config import cli_main, save_config, setup_logging
-from interp.runs import atomic_write_json
-from interp.study import StudentSpec, StudyConfig, numbers_cell, student_cell
+from interp.config import cli_main, setup_logging
+from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell
 from interp.summary import lift, pooled
 from interp.sweep import run_cells
 
@@ -101,15 +100,9 @@ def summarize(cfg: RankSweepConfig, results: dict) -> dict[str, Any]:
 
 
 def main(cfg: RankSweepConfig) -> Path:
-    root = Path(cfg.out or "runs/rank_sweep")
-    root.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, root)
-    summary = run(cfg, root)
-    atomic_write_json(root / "results.json", summary)
-    from interp.plots import rank_sweep_figure, save_figure
+    from interp.plots import rank_sweep_figure
 
-    save_figure(rank_sweep_figure(summary, cfg.trait), root / "figures" / "rank_sweep")
-    return root
+    return run_study(cfg, "rank_sweep", run, rank_sweep_figure)
 
 
 if __name__ == "__main__":

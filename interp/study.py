@@ -180,3 +180,19 @@ def _digest(obj: Any) -> str:
 
 def spec_dict(spec: StudentSpec) -> dict[str, Any]:
     return asdict(spec)
+
+
+def run_study(cfg: StudyConfig, name: str, run, figure, figure_name: str | None = None) -> Path:
+    """The body of each experiment's main(): a resumable output directory with config.json, results.json
+    and the experiment's figure. `run(cfg, root)` returns the summary; `figure(summary, trait)` draws it."""
+    from interp.config import save_config
+    from interp.plots import save_figure
+    from interp.runs import atomic_write_json
+
+    root = Path(cfg.out or f"runs/{name}")
+    root.mkdir(parents=True, exist_ok=True)  # not staged: finished cells inside it are reused on a rerun
+    save_config(cfg, root)
+    summary = run(cfg, root)
+    atomic_write_json(root / "results.json", summary)
+    save_figure(figure(summary, cfg.trait), root / "figures" / (figure_name or name))
+    return root
