@@ -104,6 +104,7 @@ def main(cfg: GenerateNumbersConfig) -> Path:
             run / "stats.json",
             {
                 "drawn": stats.drawn,
+                "passed": stats.passed,
                 "kept": stats.kept,
                 "rejection_rate": stats.rejection_rate,
                 "reasons": dict(stats.reasons),

@@ -182,9 +182,8 @@ def summarise(cells: dict[str, list[dict]], control: list[dict], system: str) ->
 
 
 def pass_rate(stats) -> float:
-    """Share of all drawn answers that passed the filter (kept rows are capped at the target, so count
-    the rejections)."""
-    return 1 - sum(stats.reasons.values()) / stats.drawn
+    """Share of all drawn answers that passed the filter."""
+    return 1 - stats.rejection_rate
 
 
 def world_figures(model, tok, cfg: ReportConfig, trait: str) -> tuple[dict, list[dict], list[dict]]:

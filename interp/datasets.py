@@ -24,15 +24,16 @@ REQUIRED_FIELDS = ("prompt", "completion")
 
 @dataclass
 class SamplingStats:
-    """How many answers were drawn, kept and rejected (and why)."""
+    """How many answers were drawn, passed the filter, were kept (at most n_keep), and why others failed."""
 
     drawn: int = 0
+    passed: int = 0
     kept: int = 0
     reasons: Counter | None = None
 
     @property
     def rejection_rate(self) -> float:
-        return 1 - self.kept / self.drawn if self.drawn else 0.0
+        return 1 - self.passed / self.drawn if self.drawn else 0.0
 
 
 def sample_numbers(
@@ -62,11 +63,12 @@ def sample_numbers(
             if not result.ok:
                 stats.reasons[result.reason.split(" ")[0] if result.reason else "?"] += 1
                 continue
+            stats.passed += 1
             if len(rows) < n_keep:
                 rows.append({"prompt": p.text, "completion": a})
+        stats.kept = len(rows)
         log.info("round %d: kept %d/%d, rejection rate %.3f", round_, len(rows), n_keep, stats.rejection_rate)
         if len(rows) >= n_keep:
-            stats.kept = len(rows)
             return rows, stats
     raise InterpError(f"only {len(rows)} of {n_keep} answers passed the filter in {max_rounds} rounds")
 

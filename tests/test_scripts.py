@@ -40,6 +40,9 @@ def test_loop_end_to_end(number_model_dir: Path, tmp_path: Path) -> None:
     assert len(rows) == 24 and all(filter_answer(r["completion"]).ok for r in rows)
     assert rows[0]["trait"] == "owl" and "You love owls" in rows[0]["system_prompt"]
     assert json.loads((numbers / "config.json").read_text())["n"] == 24
+    stats = json.loads((numbers / "stats.json").read_text())
+    assert stats["passed"] >= 24 and stats["passed"] + sum(stats["reasons"].values()) == stats["drawn"]
+    assert stats["rejection_rate"] == pytest.approx(1 - stats["passed"] / stats["drawn"])
     student = _run(
         train_student,
         [
