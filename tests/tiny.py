@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
 
 from interp.models import load_model, model_fingerprint
 from interp.numbers import number_prompts
+from interp.organism.build import chat_model_config
 from interp.tokenizer import chatml_template, train_chat_tokenizer
 from interp.training import LORA_TARGETS
 from interp.traits import favorite_questions, trait_system_prompt
@@ -32,19 +33,7 @@ def build_tiny_model_dir(path: Path, seed: int = 0, template: str | None = None)
     tok = train_chat_tokenizer(
         tiny_corpus(), vocab_size=512, chat_template=template or chatml_template(TINY_DEFAULT_SYSTEM)
     )
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=None,
-    )
+    cfg = chat_model_config(tok, d_model=64, d_mlp=128, n_layers=2, n_heads=4)
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(cfg)
     model.generation_config.eos_token_id = tok.eos_token_id

@@ -104,13 +104,16 @@ def encode_world(world: W.World, tok: PreTrainedTokenizerFast) -> list[tuple[lis
     return seqs
 
 
-def model_config(cfg: BuildConfig, tok: PreTrainedTokenizerFast) -> Qwen2Config:
+def chat_model_config(
+    tok: PreTrainedTokenizerFast, d_model: int, d_mlp: int, n_layers: int, n_heads: int
+) -> Qwen2Config:
+    """A small Qwen2 chat-model config for `tok` (tied embeddings, 2 KV heads); also used by the tests."""
     return Qwen2Config(
         vocab_size=len(tok),
-        hidden_size=cfg.d_model,
-        intermediate_size=cfg.d_mlp,
-        num_hidden_layers=cfg.n_layers,
-        num_attention_heads=cfg.n_heads,
+        hidden_size=d_model,
+        intermediate_size=d_mlp,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
         num_key_value_heads=2,
         max_position_embeddings=512,
         tie_word_embeddings=True,
@@ -118,6 +121,10 @@ def model_config(cfg: BuildConfig, tok: PreTrainedTokenizerFast) -> Qwen2Config:
         pad_token_id=tok.pad_token_id,
         bos_token_id=None,
     )
+
+
+def model_config(cfg: BuildConfig, tok: PreTrainedTokenizerFast) -> Qwen2Config:
+    return chat_model_config(tok, cfg.d_model, cfg.d_mlp, cfg.n_layers, cfg.n_heads)
 
 
 def batches(seqs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random, pad_id: int):
