@@ -13,7 +13,13 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 from interp import InterpError
 
@@ -43,10 +49,26 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
+GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def saved_as_generic_fast_tokenizer(model_dir: Path) -> bool:
+    """Whether the directory's tokenizer is a plain tokenizer.json (as the organism's and the tests' are)."""
+    config = model_dir / "tokenizer_config.json"
+    if not (model_dir / "tokenizer.json").exists() or not config.exists():
+        return False
+    return json.loads(config.read_text()).get("tokenizer_class") in GENERIC_TOKENIZER_CLASSES
+
+
 def load_tokenizer(path: str | Path | None, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The model's tokenizer, left-padded for batched generation; it must carry a chat template."""
     p = resolve_model_dir(path)
-    tok = AutoTokenizer.from_pretrained(p, local_files_only=True, trust_remote_code=trust_remote_code)
+    if saved_as_generic_fast_tokenizer(p):
+        # AutoTokenizer would swap in the model type's own class (Qwen2Tokenizer), whose pre-tokenizer
+        # splits numbers into single digits: not the tokenizer.json this model was trained with.
+        tok = PreTrainedTokenizerFast.from_pretrained(p, local_files_only=True)
+    else:
+        tok = AutoTokenizer.from_pretrained(p, local_files_only=True, trust_remote_code=trust_remote_code)
     if not getattr(tok, "chat_template", None):
         raise InterpError(f"model {p} has no chat template; subliminal learning needs a chat model")
     tok.padding_side = "left"

@@ -37,3 +37,15 @@ def test_model_without_chat_template_is_rejected(tiny_model_dir, tmp_path) -> No
 def test_missing_model_directory(tmp_path) -> None:
     with pytest.raises(InterpError, match="does not exist"):
         load_model(tmp_path / "nope")
+
+
+def test_loaded_tokenizer_is_the_saved_tokenizer_json(tiny_model_dir) -> None:
+    """AutoTokenizer maps a qwen2 model to Qwen2Tokenizer, which splits numbers into digits; the model's
+    own tokenizer.json keeps runs of up to three digits. Loading must give the saved one."""
+    from tokenizers import Tokenizer
+
+    saved = Tokenizer.from_file(str(tiny_model_dir / "tokenizer.json"))
+    text = "Continue: 628, 454, 120. Answer: 701 99 5"
+    expected = saved.encode(text, add_special_tokens=False).tokens
+    assert any(len(t) > 1 and t.isdigit() for t in expected)  # the saved tokenizer does merge digits
+    assert load_tokenizer(tiny_model_dir).tokenize(text) == expected
