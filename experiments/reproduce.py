@@ -41,7 +41,8 @@ from interp.sweep import cell_path
 
 log = logging.getLogger(__name__)
 
-# Grids. The default fits ~10 minutes on 2 CPU cores on the organism; --full is the paper's size.
+# Grids. The default is sized for 2 CPU cores on the organism (one data and one training seed, 600
+# numbers, 2 epochs, 50 x 40 samples); --full is the paper's size.
 QUICK = {
     "ranks": (1, 4),
     "full_lrs": (2e-4,),
@@ -72,8 +73,8 @@ class ReproduceConfig(StudyConfig):
 
     ranks: tuple[int, ...] = (1, 4, 16, 64)
     """LoRA ranks of the rank sweep (alpha = rank)."""
-    full_lrs: tuple[float, ...] = (2e-5, 2e-4)
-    """Full fine-tuning learning rates."""
+    full_lrs: tuple[float, ...] = (2e-4,)
+    """Full fine-tuning learning rates (--full: 2e-5, 1e-4, 2e-4)."""
     control_ranks: tuple[int, ...] | None = (4,)
     """Ranks of the control students (None: every rank)."""
     quick: bool = False
