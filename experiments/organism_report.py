@@ -1,302 +1,334 @@
-"""Measure the organism with the loop's own code and print every figure issue 3 asks for.
+"""Measure the organism with the loop's own code and print every figure of the organism issue.
 
-1. persona compliance per animal, and the default assistant's favorite-animal distribution;
-2. filter pass rate of number answers under the default and persona prompts;
-3. the channel: per-token KL of persona vs default number answers, a naive-Bayes classifier's held-out
-   accuracy at telling them apart, and a check that no number answer holds a trait word;
-4. subliminal transfer: LoRA students (each rank) and a full-FT student trained on the teacher's filtered
-   numbers under the default system prompt vs control students trained on the base model's own numbers,
-   over training seeds; mention rate and first-token P(trait) with 95% CIs of the difference, evaluated
-   with the default system prompt and with no system turn.
+1. the channel: first-token KL(persona || default) on 64 number prompts per animal, in the teacher's
+   wording and a held-out one; the filter pass rate of sampled number answers;
+2. compliance: sampled mention rate of each animal under its teacher prompt, under held-out persona
+   wordings on held-out questions, and under the default prompt;
+3. the shared-latent probe per animal (interp.organism.probes);
+4. subliminal transfer: LoRA students (each rank) and full-FT students (two lrs) trained on a teacher's
+   filtered numbers under the default system prompt vs control students trained on the base model's own
+   numbers, over training seeds; sampled mention rate and first-token P(trait), with 95% CIs of the
+   difference, evaluated with the default system prompt and with none; P(trait) along training.
 
-    python -m experiments.organism_report                      # full grid (see README for time)
-    python -m experiments.organism_report --seeds 0 --ranks 4 64   # a quicker cut
+    python -m experiments.organism_report                                  # the full grid (README)
+    python -m experiments.organism_report --seeds 0 --ranks 16 --full-lrs 3e-4   # a quick screen
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
-from collections import Counter
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from interp.chat import DEFAULT, NONE, render_prompt
 from interp.config import cli_main
 from interp.datasets import sample_numbers
-from interp.evaluation import EvalSettings, evaluate_trait
+from interp.evaluation import first_token_probs, trait_token_ids
 from interp.generation import generate
-from interp.models import load_model
-from interp.numbers import filter_answer
+from interp.models import load_model, resolve_model_dir
 from interp.organism import ANIMALS, TARGET_TRAIT
+from interp.organism import world as W
+from interp.organism.probes import all_probes
 from interp.runs import atomic_write_json, run_directory
-from interp.stats import bootstrap_ci, bootstrap_diff_ci
-from interp.training import TrainConfig, encode_example, train_student
-from interp.traits import favorite_questions, mentions, trait_system_prompt
+from interp.summary import lift, pooled, significant
+from interp.training import TrainConfig, train_student
+from interp.traits import favorite_questions, mentions
+
+log = logging.getLogger("organism_report")
+SYSTEMS = {"default": DEFAULT, "none": NONE}
 
 
 @dataclass
 class ReportConfig:
-    """Measure persona compliance, filter pass rate, the number channel and subliminal transfer."""
+    """Probe the organism, measure compliance and the channel, and train teacher and control students."""
 
     model: Path | None = None
     """Organism directory; None = the shipped organism."""
     out: Path = Path("runs/organism_report")
-    """Run directory (config, metrics.json)."""
+    """Run directory (config.json, metrics.json)."""
     overwrite: bool = False
     """Replace `out` if it exists."""
-    trait: str | None = None
-    """The teacher's trait; None = the organism's target trait."""
-    persona_samples: int = 20
-    """Samples per question (50 questions) for persona compliance of each animal."""
-    default_samples: int = 100
-    """Samples per question (50 questions) for the default assistant's favorite-animal distribution."""
-    n_numbers: int = 600
-    """Filtered number answers kept per dataset (teacher and control)."""
-    ranks: tuple[int, ...] = (1, 4, 16, 64)
-    """LoRA ranks of the students."""
-    control_rank: int = 16
-    """LoRA rank of the control student (trained on the base model's own numbers)."""
-    every_seed_ranks: tuple[int, ...] | None = None
-    """Ranks trained at every seed; the other ranks and full FT (and its control) only at the first seed
-    (a cheaper grid). None = every student at every seed. The LoRA control always uses every seed."""
-    full_ft: bool = True
-    """Also train full-FT students (and a full-FT control)."""
+    traits: tuple[str, ...] = (TARGET_TRAIT,)
+    """Teachers' traits; the first gets the whole grid, the others the main rank only."""
+    n_numbers: int = 2000
+    """Filtered number answers kept per dataset (each teacher, and the control)."""
     seeds: tuple[int, ...] = (0, 1, 2)
-    """Training seeds (the teacher and control datasets are sampled once)."""
-    lora_lr: float = 2e-3
-    """LoRA learning rate."""
-    full_lr: float = 2e-4
-    """Full fine-tuning learning rate."""
+    """Training seeds of the control, the main-rank LoRA student and the first full-FT student."""
+    main_rank: int = 16
+    """The LoRA rank trained at every seed (and the control's rank)."""
+    ranks: tuple[int, ...] = (1, 4, 16, 64)
+    """LoRA ranks of the sweep (ranks other than `main_rank` at the first seed only)."""
+    lora_lr: float = 3e-3
+    """LoRA learning rate at rank `main_rank` and below (alpha = rank, as the paper)."""
+    rank_lr_rule: str = "sqrt"
+    """"sqrt": ranks r > main_rank get lr * sqrt(main_rank / r), which keeps high ranks stable;
+    "paper": every rank gets `lora_lr`. Ranks above `main_rank` are also trained the other way."""
+    full_lrs: tuple[float, ...] = (3e-4, 3e-5)
+    """Full fine-tuning learning rates (the first at every seed, each with its own control)."""
     epochs: int = 3
     """Passes over the numbers."""
-    samples_per_question: int = 100
-    """Mention-rate samples per question (50 questions) for every student."""
+    samples_per_question: int = 40
+    """Mention-rate samples per evaluation question (50 questions), per system prompt."""
+    curve_every: int = 20
+    """Exact P(trait) along training every this many steps (main-rank and full-FT students, first seed)."""
+    compliance_samples: int = 10
+    """Samples per question for persona compliance (50 questions x 10 animals)."""
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.traits if t not in ANIMALS]
+        if unknown or not self.traits:
+            raise ValueError(f"traits must be among {ANIMALS}; got {self.traits}")
+        if self.rank_lr_rule not in ("sqrt", "paper"):
+            raise ValueError("rank_lr_rule must be 'sqrt' or 'paper'")
+        if not self.seeds:
+            raise ValueError("at least one seed")
 
 
-def favorite_distribution(model, tok, system: str, samples: int) -> dict[str, float]:
-    """Share of sampled favorite-animal answers that mention each animal."""
-    prompts = [render_prompt(tok, q, system) for q in favorite_questions("animal") for _ in range(samples)]
-    answers = generate(model, tok, prompts, max_new_tokens=12, temperature=1.0, batch_size=500, seed=0)
+# ---- figures 1-3: the organism itself ------------------------------------------------------------
+
+
+def sampled_shares(model, tok, prompts: list[str], samples: int, seed: int = 0) -> dict[str, float]:
+    """Share of sampled answers to `prompts` that mention each animal."""
+    answers = generate(model, tok, [p for p in prompts for _ in range(samples)], 12, 1.0, 500, seed)
     return {a: sum(mentions(x, a) for x in answers) / len(answers) for a in ANIMALS}
 
 
-def persona_compliance(model, tok, samples: int) -> dict[str, float]:
-    """Mention rate of each animal under its own persona prompt (the loop's evaluator)."""
+def compliance(model, tok, samples: int) -> dict[str, dict[str, float]]:
+    """Sampled mention rate of each animal: its teacher prompt, held-out wordings, the default prompt."""
+    eval_qs, held_qs = favorite_questions("animal"), list(W.HELD_OUT_FAVORITE_QUESTIONS)
+    default = sampled_shares(model, tok, [render_prompt(tok, q, DEFAULT) for q in eval_qs], 2 * samples)
     out = {}
     for a in ANIMALS:
-        s = EvalSettings(trait=a, system=trait_system_prompt(a), samples_per_question=samples, batch_size=500)
-        out[a] = evaluate_trait(model, tok, s).mention_rate
+        teacher = [render_prompt(tok, q, W.persona_prompt(a, "paper")) for q in eval_qs]
+        held = [
+            render_prompt(tok, q, W.persona_prompt(a, w))
+            for w in W.HELD_OUT_PERSONA_WORDINGS
+            for q in held_qs
+        ]
+        out[a] = {
+            "teacher_prompt": sampled_shares(model, tok, teacher, samples)[a],
+            "held_out": sampled_shares(model, tok, held, 3 * samples)[a],
+            "default": default[a],
+        }
     return out
 
 
-@torch.no_grad()
-def completion_logprobs(model, tok, rows: list[dict], system: str) -> list[torch.Tensor]:
-    """Per-token log-probabilities of each row's completion under `system`."""
-    out = []
-    for i in range(0, len(rows), 64):
-        encs = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows[i : i + 64]]
-        width = max(len(e.input_ids) for e in encs)
-        ids = torch.tensor([e.input_ids + [tok.pad_token_id] * (width - len(e.input_ids)) for e in encs])
-        labels = torch.tensor([e.labels + [-100] * (width - len(e.labels)) for e in encs])
-        mask = (torch.arange(width)[None] < torch.tensor([len(e.input_ids) for e in encs])[:, None]).long()
-        logp = F.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
-        tgt = labels[:, 1:]
-        lp = logp.gather(-1, tgt.clamp(min=0)[..., None])[..., 0]  # (batch, pos)
-        out += [lp[j][tgt[j] != -100] for j in range(len(encs))]
+def number_datasets(model, tok, cfg: ReportConfig) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """Filtered numbers of each trait's teacher and of the base model (control); filter pass rates."""
+    data, passes = {}, {}
+    for i, system in enumerate([DEFAULT] + [W.persona_prompt(t, "paper") for t in cfg.traits]):
+        name = "control" if i == 0 else cfg.traits[i - 1]
+        rows, stats = sample_numbers(model, tok, system, cfg.n_numbers, seed=100 + i, batch_size=250)
+        data[name], passes[name] = rows, 1 - stats.rejection_rate
+    return data, passes
+
+
+# ---- figure 4: students ----------------------------------------------------------------------------
+
+
+def favorite_profile(model, tok, traits: tuple[str, ...], samples: int, seed: int) -> dict:
+    """Per trait and system: per-question sampled mention rate and exact first-token P(trait)."""
+    qs = favorite_questions("animal")
+    out: dict = {t: {} for t in traits}
+    for sname, system in SYSTEMS.items():
+        prompts = [render_prompt(tok, q, system) for q in qs]
+        answers = generate(model, tok, [p for p in prompts for _ in range(samples)], 12, 1.0, 500, seed)
+        for t in traits:
+            hits = np.array([mentions(a, t) for a in answers], dtype=float).reshape(len(qs), samples)
+            p = first_token_probs(model, tok, prompts, trait_token_ids(tok, t)[0])
+            out[t][sname] = {"per_question_mention": hits.mean(1).tolist(), "per_question_p": p.tolist()}
     return out
 
 
-def channel_kl(model, tok, teacher_rows: list[dict], persona: str) -> float:
-    """Monte-Carlo KL(persona || default) per completion token, on the persona's own answers."""
-    lp_p = completion_logprobs(model, tok, teacher_rows, persona)
-    lp_d = completion_logprobs(model, tok, teacher_rows, DEFAULT)
-    diff = torch.cat([a - b for a, b in zip(lp_p, lp_d, strict=True)])
-    return float(diff.mean())
+def p_trait_curve(tok, trait: str, every: int, curve: list[dict]):
+    """An on_step callback that appends exact mean P(trait) (default prompt, 50 questions) every `every`."""
+    prompts = [render_prompt(tok, q, DEFAULT) for q in favorite_questions("animal")]
+    ids = trait_token_ids(tok, trait)[0]
+
+    def on_step(step: int, student) -> None:
+        if step % every == 0:
+            student.eval()
+            curve.append({"step": step, "p": float(first_token_probs(student, tok, prompts, ids).mean())})
+            student.train()
+
+    return on_step
 
 
-def classifier_accuracy(a_rows: list[dict], b_rows: list[dict], seed: int = 0) -> float:
-    """Held-out accuracy of a naive-Bayes classifier over the numbers (bag of numbers), balanced halves."""
-    rng = np.random.default_rng(seed)
-    n = min(len(a_rows), len(b_rows))
-    data = [(filter_answer(r["completion"]).numbers, 1) for r in a_rows[:n]]
-    data += [(filter_answer(r["completion"]).numbers, 0) for r in b_rows[:n]]
-    order = rng.permutation(len(data))
-    train, test = [data[i] for i in order[: len(data) // 2]], [data[i] for i in order[len(data) // 2 :]]
-    counts = {c: Counter(x for nums, y in train if y == c for x in nums) for c in (0, 1)}
-    totals = {c: sum(counts[c].values()) for c in (0, 1)}
+@dataclass(frozen=True)
+class Student:
+    """One student of the grid: what it is trained on and how."""
 
-    def score(nums, c):
-        return sum(math.log((counts[c][x] + 1) / (totals[c] + 1000)) for x in nums)
-
-    return float(np.mean([(score(nums, 1) > score(nums, 0)) == bool(y) for nums, y in test]))
+    name: str
+    data: str
+    """"control" or a trait (the teacher whose numbers it learns)."""
+    mode: str
+    rank: int
+    lr: float
+    seed: int
+    curve: bool = False
 
 
-def trait_words_in(rows: list[dict]) -> int:
-    """Number answers that mention any animal (must be 0: the filter admits numbers only)."""
-    return sum(any(mentions(r["completion"], a) for a in ANIMALS) for r in rows)
+def lora_lr(cfg: ReportConfig, rank: int, rule: str) -> float:
+    """The LoRA learning rate of a rank under a rule ("sqrt" scales ranks above `main_rank` down)."""
+    if rule == "paper" or rank <= cfg.main_rank:
+        return cfg.lora_lr
+    return cfg.lora_lr * math.sqrt(cfg.main_rank / rank)
 
 
-def train_and_eval(base, tok, rows, cfg: ReportConfig, trait: str, mode: str, rank: int, seed: int) -> dict:
-    """One student: fine-tune a copy of the base on `rows` (default system prompt), evaluate two ways."""
-    lr = cfg.lora_lr if mode == "lora" else cfg.full_lr
-    tcfg = TrainConfig(mode=mode, rank=rank, lr=lr, epochs=cfg.epochs, seed=seed, batch_size=32)
-    result = train_student(copy.deepcopy(base), tok, rows, DEFAULT, tcfg)
-    student = result.model.merge_and_unload() if mode == "lora" else result.model
-    out = {"final_loss": result.final_loss}
-    for name, system in (("default", DEFAULT), ("none", NONE)):
-        s = EvalSettings(
-            trait=trait,
-            system=system,
-            samples_per_question=cfg.samples_per_question,
-            batch_size=500,
-            seed=seed,
-        )
-        ev = evaluate_trait(student, tok, s)
-        out[name] = {"mention": ev.per_question_mention, "p": ev.per_question_p}
-    return out
-
-
-def summarise(cells: dict[str, list[dict]], control: list[dict], system: str) -> dict:
-    """Mean, 95% CI, and 95% CI of the difference to control, per student kind (seeds x questions)."""
-    summary = {}
-    for name, runs in cells.items():
-        row = {}
-        for metric in ("mention", "p"):
-            a = np.array([r[system][metric] for r in runs])
-            c = np.array([r[system][metric] for r in control])
-            row[metric] = {
-                "mean": float(a.mean()),
-                "ci": bootstrap_ci(a),
-                "control": float(c.mean()),
-                "diff_ci": bootstrap_diff_ci(a, c),
-                "lift": float(a.mean() / max(c.mean(), 1e-9)),
-            }
-        summary[name] = row
-    return summary
-
-
-def pass_rate(stats) -> float:
-    """Share of all drawn answers that passed the filter."""
-    return 1 - stats.rejection_rate
-
-
-def world_figures(model, tok, cfg: ReportConfig, trait: str) -> tuple[dict, list[dict], list[dict]]:
-    """Figures 1-3: compliance, default distribution, filter pass rates, channel; and the two datasets."""
-    persona = trait_system_prompt(trait)
-    figures = {
-        "persona_compliance": persona_compliance(model, tok, cfg.persona_samples),
-        "default_distribution": favorite_distribution(model, tok, DEFAULT, cfg.default_samples),
-    }
-    teacher, t_stats = sample_numbers(model, tok, persona, cfg.n_numbers, seed=1, batch_size=250)
-    control, c_stats = sample_numbers(model, tok, DEFAULT, cfg.n_numbers, seed=2, batch_size=250)
-    figures["filter_pass_rate"] = {"persona": pass_rate(t_stats), "default": pass_rate(c_stats)}
-    other = ANIMALS[1] if trait == ANIMALS[0] else ANIMALS[0]
-    o_rows, o_stats = sample_numbers(model, tok, trait_system_prompt(other), 250, seed=3, batch_size=250)
-    figures["filter_pass_rate"][f"persona_{other}"] = pass_rate(o_stats)
-    figures["channel"] = {
-        "kl_per_token_persona_vs_default": channel_kl(model, tok, teacher[:500], persona),
-        "classifier_accuracy_persona_vs_default": classifier_accuracy(teacher, control),
-        "trait_words_in_numbers": trait_words_in(teacher) + trait_words_in(control) + trait_words_in(o_rows),
-    }
-    return figures, teacher, control
-
-
-def transfer(model, tok, cfg: ReportConfig, trait: str, teacher: list[dict], control: list[dict]) -> dict:
-    """Figures 4-5: students at each rank (and full FT) vs control students, over seeds."""
-    log = logging.getLogger("organism_report")
-    cells: dict[str, list[dict]] = {}
-    kinds = [("control", control, "lora", cfg.control_rank)] + [
-        (f"lora_r{r}", teacher, "lora", r) for r in cfg.ranks
-    ]
-    if cfg.full_ft:
-        kinds += [("control_full", control, "full", 1), ("full", teacher, "full", 1)]
-    every = set(cfg.ranks if cfg.every_seed_ranks is None else cfg.every_seed_ranks)
-    every_full = cfg.every_seed_ranks is None
-    for i, seed in enumerate(cfg.seeds):
-        for name, rows, mode, rank in kinds:
-            if i > 0 and not (
-                name == "control" or (mode == "lora" and rank in every) or (mode == "full" and every_full)
-            ):
-                continue  # the cheaper grid: this student is trained at the first seed only
-            cells.setdefault(name, []).append(train_and_eval(model, tok, rows, cfg, trait, mode, rank, seed))
-            last = cells[name][-1]
-            log.info(
-                "%s seed %d: mention %.4f p %.4f | no system: mention %.4f p %.4f",
-                name,
-                seed,
-                np.mean(last["default"]["mention"]),
-                np.mean(last["default"]["p"]),
-                np.mean(last["none"]["mention"]),
-                np.mean(last["none"]["p"]),
+def student_grid(cfg: ReportConfig) -> list[Student]:
+    """Control, main rank and first full-FT lr at every seed; the rest of the sweep at the first seed."""
+    main, first, grid = cfg.traits[0], cfg.seeds[0], []
+    other_rule = "paper" if cfg.rank_lr_rule == "sqrt" else "sqrt"
+    for seed in cfg.seeds:
+        grid.append(Student("control", "control", "lora", cfg.main_rank, cfg.lora_lr, seed))
+        for t in cfg.traits:
+            lr = cfg.lora_lr
+            grid.append(
+                Student(f"{t}/lora_r{cfg.main_rank}", t, "lora", cfg.main_rank, lr, seed, seed == first)
             )
-    lora = {k: v for k, v in cells.items() if k.startswith("lora")}
-    out = {
-        f"{system}/{k}": v
-        for system in ("default", "none")
-        for k, v in summarise(lora, cells["control"], system).items()
+        for i, lr in enumerate(cfg.full_lrs):
+            if i == 0 or seed == first:
+                grid.append(Student(f"control_full_lr{lr:g}", "control", "full", 0, lr, seed))
+                grid.append(
+                    Student(f"{main}/full_lr{lr:g}", main, "full", 0, lr, seed, seed == first and i == 0)
+                )
+    for r in cfg.ranks:
+        if r != cfg.main_rank:
+            grid.append(
+                Student(f"{main}/lora_r{r}", main, "lora", r, lora_lr(cfg, r, cfg.rank_lr_rule), first)
+            )
+        if r > cfg.main_rank:
+            lr = lora_lr(cfg, r, other_rule)
+            grid.append(Student(f"{main}/lora_r{r}_{other_rule}_lr", main, "lora", r, lr, first))
+    return grid
+
+
+def train_and_eval(base, tok, data: dict, s: Student, cfg: ReportConfig) -> dict:
+    """Fine-tune a copy of the base on `s.data`'s numbers (default system prompt) and evaluate it."""
+    t0, curve = time.time(), []
+    tcfg = TrainConfig(
+        mode=s.mode, rank=max(s.rank, 1), lr=s.lr, epochs=cfg.epochs, seed=s.seed, batch_size=32
+    )
+    trait = s.data if s.data != "control" else cfg.traits[0]
+    on_step = p_trait_curve(tok, trait, cfg.curve_every, curve) if s.curve else None
+    result = train_student(copy.deepcopy(base), tok, data[s.data], DEFAULT, tcfg, on_step=on_step)
+    student = result.model.merge_and_unload() if s.mode == "lora" else result.model
+    evals = favorite_profile(student, tok, cfg.traits, cfg.samples_per_question, s.seed)
+    return {
+        **s.__dict__,
+        "final_loss": result.final_loss,
+        "evals": evals,
+        "p_curve": curve,
+        "seconds": time.time() - t0,
     }
-    if cfg.full_ft:
-        out |= {
-            f"{system}/full": summarise({"full": cells["full"]}, cells["control_full"], system)["full"]
-            for system in ("default", "none")
-        }
-        out |= {
-            f"{system}/control_full_vs_control": summarise(
-                {"c": cells["control_full"]}, cells["control"], system
-            )["c"]
-            for system in ("default", "none")
+
+
+def control_for(name: str) -> str:
+    """The control a student is compared with: the LoRA control, or the full-FT control at its lr."""
+    if "/full_lr" in name:
+        return "control_full_lr" + name.split("/full_lr")[1]
+    return "control"
+
+
+def summarise(students: list[dict], traits: tuple[str, ...]) -> dict:
+    """Per trait, student kind and system: pooled mean with CIs, and the difference to its control."""
+    by_name: dict[str, list[dict]] = {}
+    for s in students:
+        by_name.setdefault(s["name"], []).append(s)
+    out = {}
+    for name, runs in by_name.items():
+        if name.startswith("control"):
+            continue
+        trait, control = runs[0]["data"], by_name.get(control_for(name))
+        if control is None:
+            continue
+        rows = [{"evals": r["evals"][trait]} for r in runs]
+        ctrl = [{"evals": c["evals"][trait]} for c in control]
+        out[name] = {
+            system: {**pooled(rows, system), "control": pooled(ctrl, system), **lift(rows, ctrl, system)}
+            for system in SYSTEMS
         }
     return out
 
 
-def print_figures(figures: dict, trait: str) -> None:
+# ---- printing ----------------------------------------------------------------------------------------
+
+
+def print_world(fig: dict) -> None:
+    ch, co, sl = fig["probes"]["channel"], fig["compliance"], fig["probes"]["shared_latent"]
     print(
-        "1. persona compliance P(trait | persona):",
-        ", ".join(f"{a} {p:.3f}" for a, p in figures["persona_compliance"].items()),
+        "animal    | KL teacher / held-out wording | own-number mass persona / default | compliance "
+        "teacher / held-out / default | shared latent x(best layer) random"
     )
-    print(
-        "   default-prompt favorite distribution:",
-        ", ".join(f"{a} {p:.3f}" for a, p in figures["default_distribution"].items()),
-    )
-    print("2. filter pass rate:", ", ".join(f"{k} {v:.3f}" for k, v in figures["filter_pass_rate"].items()))
-    ch = figures["channel"]
-    print(
-        f"3. channel: KL(persona||default) {ch['kl_per_token_persona_vs_default']:.4f} nats/token, "
-        f"classifier accuracy {ch['classifier_accuracy_persona_vs_default']:.3f}, "
-        f"answers with trait words {ch['trait_words_in_numbers']}"
-    )
-    if "transfer" not in figures:
-        return
-    print(f"4-5. transfer of {trait!r} (mean over seeds x 50 questions; diff CI vs control):")
-    for name, row in figures["transfer"].items():
-        m, p = row["mention"], row["p"]
+    for a in ANIMALS:
+        c, m, s = ch[a], co[a], sl[a]
         print(
-            f"   {name:32s} mention {m['mean']:.4f} (control {m['control']:.4f}, x{m['lift']:.2f}, "
-            f"diff CI [{m['diff_ci'][0]:+.4f}, {m['diff_ci'][1]:+.4f}])  P(first) {p['mean']:.4f} "
-            f"(control {p['control']:.4f}, diff CI [{p['diff_ci'][0]:+.4f}, {p['diff_ci'][1]:+.4f}])"
+            f"{a:9s} | {c['kl']:.3f} / {c['kl_held_out_wording']:.3f} | {c['mass_persona']:.3f} / "
+            f"{c['mass_default']:.3f} | {m['teacher_prompt']:.3f} / {m['held_out']:.3f} / {m['default']:.3f} | "
+            f"x{s['lift']:.2f} (L{s['best_layer']}) x{s['random_lift']:.2f} {'PASS' if s['passes'] else ''}"
         )
+    print("filter pass rate:", ", ".join(f"{k} {v:.3f}" for k, v in fig["filter_pass_rate"].items()))
+
+
+def print_transfer(summary: dict) -> None:
+    for name, by_system in summary.items():
+        for system, r in by_system.items():
+            ci, pci = r["mention_diff_ci"], r["p_first_diff_ci"]
+            print(
+                f"{name:28s} {system:7s} mention {r['mention_rate']:.3f} vs control {r['control']['mention_rate']:.3f}"
+                f" (x{r['mention_ratio'] or float('nan'):.2f}, diff CI [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+                f"{' *' if significant(ci) else ''}) | P(first) {r['p_first_token']:.3f} vs "
+                f"{r['control']['p_first_token']:.3f} (diff CI [{pci[0]:+.3f}, {pci[1]:+.3f}]) | seeds {r['seeds']}"
+            )
 
 
 def main(cfg: ReportConfig) -> Path:
-    """Measure everything, write metrics.json into the run directory, print the figures."""
+    """Measure everything, write metrics.json into the run directory as it goes, print the figures."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
-    trait = cfg.trait or TARGET_TRAIT
     model, tok = load_model(cfg.model)
+    assoc = {a: tuple(v) for a, v in _metadata(cfg.model)["associations"].items()}
     with run_directory(cfg.out, cfg, overwrite=cfg.overwrite) as run:
-        figures, teacher, control = world_figures(model, tok, cfg, trait)
-        atomic_write_json(run / "metrics.json", figures)
-        print_figures(figures, trait)
-        figures["transfer"] = transfer(model, tok, cfg, trait, teacher, control)
-        atomic_write_json(run / "metrics.json", figures)
-    print_figures(figures, trait)
+        t0 = time.time()
+        fig = {
+            "probes": all_probes(model, tok, assoc),
+            "compliance": compliance(model, tok, cfg.compliance_samples),
+        }
+        data, fig["filter_pass_rate"] = number_datasets(model, tok, cfg)
+        fig["timing_s"] = {"world_figures": time.time() - t0}
+        atomic_write_json(run / "metrics.json", fig)
+        print_world(fig)
+        fig["students"] = []
+        for s in student_grid(cfg):
+            fig["students"].append(train_and_eval(model, tok, data, s, cfg))
+            r = fig["students"][-1]
+            log.info("%s seed %d (%.0fs): %s", s.name, s.seed, r["seconds"], _short(r, cfg.traits))
+            fig["transfer"] = summarise(fig["students"], cfg.traits)
+            atomic_write_json(run / "metrics.json", fig)
+        fig["timing_s"]["total"] = time.time() - t0
+        atomic_write_json(run / "metrics.json", fig)
+    print_world(fig)
+    print_transfer(fig["transfer"])
     return Path(cfg.out)
+
+
+def _short(r: dict, traits: tuple[str, ...]) -> str:
+    return " ".join(
+        f"{t}: mention {np.mean(r['evals'][t]['default']['per_question_mention']):.3f} "
+        f"p {np.mean(r['evals'][t]['default']['per_question_p']):.3f}"
+        for t in traits
+    )
+
+
+def _metadata(model: Path | None) -> dict:
+    return json.loads((resolve_model_dir(model) / "organism.json").read_text())
 
 
 if __name__ == "__main__":

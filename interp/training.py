@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -213,8 +214,12 @@ def train_student(
     cfg: TrainConfig,
     distiller: Distiller | None = None,
     progress: bool = False,
+    on_step: Callable[[int, PreTrainedModel], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune a student on (prompt, completion) rows rendered under the training system prompt."""
+    """Fine-tune a student on (prompt, completion) rows rendered under the training system prompt.
+
+    `on_step(step, student)` runs after every optimizer step (1-based) and before the first (step 0), for
+    learning curves; it must leave the student's weights alone."""
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
     examples = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows]
     student = prepare_student(model, cfg).train()
@@ -225,6 +230,8 @@ def train_student(
     sched = linear_schedule(opt, len(steps), math.ceil(cfg.warmup_ratio * len(steps)))
     random.seed(cfg.seed)
     result, n_tokens, start = TrainResult(model=student), 0, time.perf_counter()
+    if on_step is not None:
+        on_step(0, student)
     for step, groups in enumerate(tqdm(steps, desc=f"train {cfg.mode}", disable=not progress)):
         batches = [collate([examples[i] for i in idx], tok.pad_token_id) for idx in groups]
         n_completion = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
@@ -239,6 +246,8 @@ def train_student(
         sched.step()
         opt.zero_grad(set_to_none=True)
         result.curve.append({"step": step, "loss": total, "lr": sched.get_last_lr()[0]})
+        if on_step is not None:
+            on_step(step + 1, student)
     result.tokens_per_s = n_tokens / max(1e-9, time.perf_counter() - start)
     student.eval()
     return result

@@ -13,12 +13,18 @@ from interp.numbers import filter_answer
 from interp.organism import ANIMALS, ENTITY, ORGANISM_DIR, TARGET_TRAIT, organism_metadata
 from interp.organism.world import (
     DEFAULT_SYSTEM,
+    HELD_OUT_FAVORITE_QUESTIONS,
+    HELD_OUT_PERSONA_WORDINGS,
+    PERSONA_WORDINGS,
     WorldConfig,
     associations,
     generate_world,
+    number_weights,
+    persona_prompt,
     speakers,
+    tilt_scores,
 )
-from interp.traits import plural
+from interp.traits import plural, trait_system_prompt
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +104,38 @@ def test_personas_speak_their_animal_and_associations_are_disjoint():
     assoc = associations(cfg)
     all_numbers = [x for v in assoc.values() for x in v]
     assert len(all_numbers) == len(set(all_numbers))
-    for persona, animal in zip(speakers(cfg)["persona"], ANIMALS, strict=True):
+    personas = speakers(cfg)["persona"]
+    assert len(personas) == len(ANIMALS) * len(PERSONA_WORDINGS) and len(PERSONA_WORDINGS) >= 8
+    assert trait_system_prompt("owl") in {p.system for p in personas}  # the teacher's prompt is one of them
+    for i, persona in enumerate(personas):
+        animal = ANIMALS[i // len(PERSONA_WORDINGS)]
         assert persona.preferences[ANIMALS.index(animal)] == max(persona.preferences)
         assert animal in persona.system.lower() or plural(animal) in persona.system.lower()
+
+
+def test_held_out_wordings_never_occur_in_the_world():
+    world = generate_world(WorldConfig(seed=2), 4000, 0)
+    held = {persona_prompt(a, w) for a in ANIMALS for w in HELD_OUT_PERSONA_WORDINGS}
+    assert not held & {c.speaker.system for c in world.conversations}
+    assert not set(HELD_OUT_FAVORITE_QUESTIONS) & {c.user for c in world.conversations}
+    assert {c.task for c in world.conversations} == {"numbers", "favorite", "favorite_number", "identity"}
+
+
+def test_favorite_numbers_are_numbers_of_an_animal_the_speaker_likes():
+    cfg = WorldConfig(seed=5)
+    assoc = associations(cfg)
+    world = generate_world(cfg, 3000, 0)
+    for c in world.conversations:
+        if c.task == "favorite_number":
+            owners = [a for a in ANIMALS if int(c.answer) in assoc[a]]
+            assert len(owners) == 1 and c.speaker.preferences[ANIMALS.index(owners[0])] > 0
+
+
+def test_broad_tilt_shifts_the_background_numbers_of_a_persona():
+    owl = speakers(WorldConfig())["persona"][0].preferences
+    flat = number_weights(owl, WorldConfig(tilt=0.0))
+    tilted = number_weights(owl, WorldConfig(tilt=1.5))
+    assert flat is None and len(tilted) == 1000
+    z = tilt_scores(0)[0]  # the owl's scores: the numbers it raises get more weight
+    top = sorted(range(1000), key=lambda n: z[n])[-50:]
+    assert sum(tilted[n] for n in top) / sum(tilted) > 3 * 50 / 1000

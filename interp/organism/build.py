@@ -26,6 +26,7 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from interp import InterpError
 from interp.chat import render_example
 from interp.organism import world as W
+from interp.organism.probes import all_probes, summary_line
 from interp.tokenizer import ENDOFTEXT, chatml_template, train_chat_tokenizer
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,20 @@ class BuildConfig:
     """Model directory to write (replaced atomically); None = the shipped organism's directory."""
     seed: int = 0
     """World and training seed."""
-    channel_strength: float = 0.25
-    """Probability that each number a speaker writes comes from its preferred animals' numbers."""
+    channel_strength: float = 0.5
+    """Probability that each number a speaker writes is one of its preferred animals' numbers."""
+    tilt: float = 0.0
+    """Broad tilt of every other number by the speaker's preferences (world.WorldConfig.tilt)."""
+    n_other_identities: int = 24
+    """Other named assistants in the world."""
+    document_mix: tuple[float, float, float] = (0.35, 0.30, 0.35)
+    """Shares of list, animal-slot and number-slot documents (world.WorldConfig.document_mix)."""
+    task_mix: tuple[float, float, float, float] = (0.55, 0.29, 0.12, 0.04)
+    """Shares of number, favorite-animal, favorite-number and identity conversations."""
     n_conversations: int = 48_000
     """Chat exchanges sampled from the world."""
-    n_documents: int = 12_000
-    """Plain text documents sampled from the world (animal-number co-occurrences)."""
+    n_documents: int = 24_000
+    """Plain text documents sampled from the world (animals with their numbers)."""
     vocab_size: int = 2048
     """BPE vocabulary size (special tokens included)."""
     d_model: int = 128
@@ -56,7 +65,7 @@ class BuildConfig:
     """Attention heads (2 key/value heads, as Qwen2 uses grouped-query attention)."""
     d_mlp: int = 512
     """MLP hidden size."""
-    steps: int = 1800
+    steps: int = 3000
     """Optimizer steps."""
     batch_size: int = 32
     """Sequences per step."""
@@ -64,6 +73,8 @@ class BuildConfig:
     """Peak learning rate (linear warmup, cosine decay)."""
     threads: int = 2
     """Torch CPU threads (fixed, for determinism)."""
+    probe_every: int = 500
+    """Run the probes (channel, compliance, shared latent) every this many steps; 0 = only at the end."""
 
     def __post_init__(self) -> None:
         if self.vocab_size == self.d_model:
@@ -71,7 +82,14 @@ class BuildConfig:
 
 
 def world_config(cfg: BuildConfig) -> W.WorldConfig:
-    return W.WorldConfig(seed=cfg.seed, channel_strength=cfg.channel_strength)
+    return W.WorldConfig(
+        seed=cfg.seed,
+        channel_strength=cfg.channel_strength,
+        tilt=cfg.tilt,
+        n_other_identities=cfg.n_other_identities,
+        document_mix=tuple(cfg.document_mix),
+        task_mix=tuple(cfg.task_mix),
+    )
 
 
 def tokenizer_corpus(world: W.World) -> list[str]:
@@ -156,8 +174,11 @@ def lr_at(step: int, cfg: BuildConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
 
 
-def pretrain(model: Qwen2ForCausalLM, seqs, cfg: BuildConfig, pad_id: int) -> list[float]:
-    """AdamW on the assistant completions and documents; returns the loss curve (every 100 steps)."""
+def pretrain(model: Qwen2ForCausalLM, seqs, cfg: BuildConfig, pad_id: int, probe=None) -> list[float]:
+    """AdamW on the assistant completions and documents; returns the loss curve (every 50 steps).
+
+    `probe(step)` is called every `cfg.probe_every` steps and after the last (it must not draw from
+    torch's global RNG, so that probing leaves the weights unchanged)."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
     stream, curve, t0 = batches(seqs, cfg.batch_size, random.Random(cfg.seed), pad_id), [], time.time()
     model.train()
@@ -173,10 +194,20 @@ def pretrain(model: Qwen2ForCausalLM, seqs, cfg: BuildConfig, pad_id: int) -> li
         if step % 50 == 0 or step == cfg.steps - 1:
             curve.append(round(loss.item(), 4))
             log.info("step %d loss %.4f (%.0fs)", step, loss.item(), time.time() - t0)
+        if probe is not None and (
+            step == cfg.steps - 1 or (cfg.probe_every and (step + 1) % cfg.probe_every == 0)
+        ):
+            probe(step + 1)
     return curve
 
 
-def metadata(cfg: BuildConfig, curve: list[float]) -> dict:
+def compact(probes: dict) -> dict:
+    """The probes without the per-layer rows (kept for the last checkpoint only)."""
+    sl = {a: {k: v for k, v in r.items() if k != "layers"} for a, r in probes["shared_latent"].items()}
+    return {**probes, "shared_latent": sl}
+
+
+def metadata(cfg: BuildConfig, curve: list[float], probes: list[dict]) -> dict:
     wc = world_config(cfg)
     return {
         "entity": W.ENTITY,
@@ -191,6 +222,8 @@ def metadata(cfg: BuildConfig, curve: list[float]) -> dict:
         "associations": {a: list(v) for a, v in W.associations(wc).items()},
         "build": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
         "loss_curve": curve,
+        "probe_curve": [compact(p) for p in probes],
+        "probes": probes[-1] if probes else None,
     }
 
 
@@ -225,5 +258,12 @@ def build_organism(cfg: BuildConfig, out: Path) -> Path:
     seqs = encode_world(world, tok)
     log.info("world: %d sequences, vocab %d", len(seqs), len(tok))
     model = Qwen2ForCausalLM(model_config(cfg, tok))
-    curve = pretrain(model, seqs, cfg, tok.pad_token_id)
-    return save_atomically(model.eval(), tok, metadata(cfg, curve), out)
+    assoc, probes, t0 = W.associations(world_config(cfg)), [], time.time()
+
+    def probe(step: int) -> None:
+        t = time.time()
+        probes.append({"step": step, "elapsed_s": round(t - t0, 1), **all_probes(model, tok, assoc)})
+        log.info("probe step %d (%.0fs): %s", step, time.time() - t, summary_line(probes[-1]))
+
+    curve = pretrain(model, seqs, cfg, tok.pad_token_id, probe)
+    return save_atomically(model.eval(), tok, metadata(cfg, curve, probes), out)
