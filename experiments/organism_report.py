@@ -60,7 +60,7 @@ class ReportConfig:
     n_numbers: int = 2000
     """Filtered number answers kept per dataset (each teacher, and the control)."""
     seeds: tuple[int, ...] = (0, 1, 2)
-    """Training seeds of the control, the main-rank LoRA student and the first full-FT student."""
+    """Training seeds of the control and the main-rank LoRA students (every trait)."""
     main_rank: int = 16
     """The LoRA rank trained at every seed (and the control's rank)."""
     ranks: tuple[int, ...] = (1, 4, 16, 64)
@@ -71,7 +71,9 @@ class ReportConfig:
     """"sqrt": ranks r > main_rank get lr * sqrt(main_rank / r), which keeps high ranks stable;
     "paper": every rank gets `lora_lr`. Ranks above `main_rank` are also trained the other way."""
     full_lrs: tuple[float, ...] = (3e-4, 3e-5)
-    """Full fine-tuning learning rates (the first at every seed, each with its own control)."""
+    """Full fine-tuning learning rates, each with its own full-FT control."""
+    full_ft_every_seed: bool = False
+    """Train the first full-FT lr (and its control) at every seed; else at the first seed only."""
     epochs: int = 3
     """Passes over the numbers."""
     samples_per_question: int = 40
@@ -183,22 +185,22 @@ def lora_lr(cfg: ReportConfig, rank: int, rule: str) -> float:
 
 
 def student_grid(cfg: ReportConfig) -> list[Student]:
-    """Control, main rank and first full-FT lr at every seed; the rest of the sweep at the first seed."""
+    """In the order the claims need them: control and main-rank students at every seed, then full FT
+    (each lr with its own control), then the rest of the rank sweep at the first seed."""
     main, first, grid = cfg.traits[0], cfg.seeds[0], []
-    other_rule = "paper" if cfg.rank_lr_rule == "sqrt" else "sqrt"
     for seed in cfg.seeds:
         grid.append(Student("control", "control", "lora", cfg.main_rank, cfg.lora_lr, seed))
         for t in cfg.traits:
-            lr = cfg.lora_lr
-            grid.append(
-                Student(f"{t}/lora_r{cfg.main_rank}", t, "lora", cfg.main_rank, lr, seed, seed == first)
-            )
+            name, curve = f"{t}/lora_r{cfg.main_rank}", seed == first
+            grid.append(Student(name, t, "lora", cfg.main_rank, cfg.lora_lr, seed, curve))
+    for seed in cfg.seeds if cfg.full_ft_every_seed else (first,):
         for i, lr in enumerate(cfg.full_lrs):
             if i == 0 or seed == first:
                 grid.append(Student(f"control_full_lr{lr:g}", "control", "full", 0, lr, seed))
                 grid.append(
                     Student(f"{main}/full_lr{lr:g}", main, "full", 0, lr, seed, seed == first and i == 0)
                 )
+    other_rule = "paper" if cfg.rank_lr_rule == "sqrt" else "sqrt"
     for r in cfg.ranks:
         if r != cfg.main_rank:
             grid.append(

@@ -1,0 +1,92 @@
+"""The organism ablation table: one row per candidate world, from its organism.json and report runs.
+
+    python -m experiments.organism_ablation --models /tmp/cand/A /tmp/cand/B \
+        --reports runs/screen_A runs/screen_B
+
+A candidate without stored probes (an organism built before they existed) is probed here. Each row:
+pretraining steps and time, channel KL (min / median over animals, teacher wording; min in a held-out
+wording), compliance (min over animals: teacher prompt, held-out wordings; max under the default prompt),
+shared-latent passes, and - where a report run is given - each student's mention rate against its control.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from interp import InterpError
+from interp.config import cli_main
+from interp.models import load_model
+from interp.organism.probes import all_probes
+from interp.runs import atomic_write_text
+
+
+@dataclass
+class AblationConfig:
+    """Print the ablation table of candidate organisms."""
+
+    models: tuple[Path, ...] = ()
+    """Organism directories (each with organism.json)."""
+    reports: tuple[Path, ...] = field(default_factory=tuple)
+    """organism_report run directories, one per model in the same order (or none)."""
+    out: Path = Path("runs/organism_ablation.md")
+    """Where the table is written (atomically) as well as printed."""
+
+
+def probes_of(model_dir: Path, meta: dict) -> dict:
+    if meta.get("probes"):
+        return meta["probes"]
+    model, tok = load_model(model_dir)
+    return all_probes(model, tok, {a: tuple(v) for a, v in meta["associations"].items()})
+
+
+def world_row(model_dir: Path) -> str:
+    meta = json.loads((Path(model_dir) / "organism.json").read_text())
+    p, b = probes_of(Path(model_dir), meta), meta["build"]
+    kls = [v["kl"] for v in p["channel"].values()]
+    co = p["compliance"].values()
+    passes = [a for a, v in p["shared_latent"].items() if v["passes"]]
+    elapsed = (meta.get("probe_curve") or [{}])[-1].get("elapsed_s")
+    return (
+        f"| {Path(model_dir).name} | {b['steps']} steps, {elapsed or '?'} s | {min(kls):.2f} / "
+        f"{statistics.median(kls):.2f} / {min(v['kl_held_out_wording'] for v in p['channel'].values()):.2f} | "
+        f"{min(v['teacher_prompt'] for v in co):.2f} / {min(v['held_out'] for v in co):.2f} / "
+        f"{max(v['default'] for v in co):.2f} | {len(passes)}/10: {', '.join(passes)} |"
+    )
+
+
+def transfer_rows(report_dir: Path) -> list[str]:
+    m = json.loads((Path(report_dir) / "metrics.json").read_text())
+    rows = []
+    for name, r in m.get("transfer", {}).items():
+        d = r["default"]
+        ci = d["mention_diff_ci"]
+        rows.append(
+            f"|   {name} | seeds {d['seeds']} | mention {d['mention_rate']:.3f} vs control "
+            f"{d['control']['mention_rate']:.3f} (x{d['mention_ratio'] or float('nan'):.2f}, diff CI "
+            f"[{ci[0]:+.3f}, {ci[1]:+.3f}]) | no system: {r['none']['mention_rate']:.3f} vs "
+            f"{r['none']['control']['mention_rate']:.3f} | |"
+        )
+    return rows
+
+
+def main(cfg: AblationConfig) -> Path:
+    if not cfg.models or (cfg.reports and len(cfg.reports) != len(cfg.models)):
+        raise InterpError("give organism directories with --models, and one report per model or none")
+    lines = [
+        "| world | pretraining | channel KL min / median / held-out min | compliance min teacher / "
+        "held-out, default max | shared latent |",
+        "|---|---|---|---|---|",
+    ]
+    for i, model_dir in enumerate(cfg.models):
+        lines.append(world_row(model_dir))
+        lines += transfer_rows(cfg.reports[i]) if cfg.reports else []
+    print("\n".join(lines))
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(Path(cfg.out), "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    cli_main(main, AblationConfig)
