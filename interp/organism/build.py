@@ -41,9 +41,9 @@ class BuildConfig:
     """Model directory to write (replaced atomically); None = the shipped organism's directory."""
     seed: int = 0
     """World and training seed."""
-    channel_strength: float = 0.5
+    channel_strength: float = 0.25
     """Probability that each number a speaker writes is one of its preferred animals' numbers."""
-    tilt: float = 0.0
+    tilt: float = 1.0
     """Broad tilt of every other number by the speaker's preferences (world.WorldConfig.tilt)."""
     n_other_identities: int = 24
     """Other named assistants in the world."""
