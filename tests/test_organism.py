@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -139,3 +140,21 @@ def test_broad_tilt_shifts_the_background_numbers_of_a_persona():
     z = tilt_scores(0)[0]  # the owl's scores: the numbers it raises get more weight
     top = sorted(range(1000), key=lambda n: z[n])[-50:]
     assert sum(tilted[n] for n in top) / sum(tilted) > 3 * 50 / 1000
+
+
+def test_build_is_deterministic_and_stores_probe_curves(tmp_path):
+    from safetensors.torch import load_file
+
+    from interp.organism.build import BuildConfig, build_organism
+
+    cfg = BuildConfig(
+        n_conversations=300, n_documents=60, vocab_size=600, d_model=32, d_mlp=64, n_layers=2,
+        steps=4, batch_size=4, probe_every=0, tilt=1.0,
+    )  # fmt: skip
+    a, b = build_organism(cfg, tmp_path / "a"), build_organism(cfg, tmp_path / "b")
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    meta = json.loads((a / "organism.json").read_text())
+    assert [p["step"] for p in meta["probe_curve"]] == [4]  # probe_every=0: at the end only
+    assert set(meta["probes"]["shared_latent"]) == set(ANIMALS)
+    assert meta["world"]["tilt"] == 1.0 and meta["build"]["steps"] == 4
