@@ -102,7 +102,7 @@ def sampled_shares(model, tok, prompts: list[str], samples: int, seed: int = 0) 
     return {a: sum(mentions(x, a) for x in answers) / len(answers) for a in ANIMALS}
 
 
-def compliance(model, tok, samples: int) -> dict[str, dict[str, float]]:
+def sampled_compliance(model, tok, samples: int) -> dict[str, dict[str, float]]:
     """Sampled mention rate of each animal: its teacher prompt, held-out wordings, the default prompt."""
     eval_qs, held_qs = favorite_questions("animal"), list(W.HELD_OUT_FAVORITE_QUESTIONS)
     default = sampled_shares(model, tok, [render_prompt(tok, q, DEFAULT) for q in eval_qs], 2 * samples)
@@ -301,7 +301,7 @@ def main(cfg: ReportConfig) -> Path:
         t0 = time.time()
         fig = {
             "probes": all_probes(model, tok, assoc),
-            "compliance": compliance(model, tok, cfg.compliance_samples),
+            "compliance": sampled_compliance(model, tok, cfg.compliance_samples),
         }
         data, fig["filter_pass_rate"] = number_datasets(model, tok, cfg)
         fig["timing_s"] = {"world_figures": time.time() - t0}

@@ -25,6 +25,7 @@ generalises. Nothing in the world refers to training, adapters or students.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -266,7 +267,7 @@ class NumberSource:
     def _background(self, rng: random.Random, preferences: tuple[float, ...]) -> int:
         if preferences not in self._cum:
             w = number_weights(preferences, self.cfg)
-            self._cum[preferences] = None if w is None else list(_accumulate(w))
+            self._cum[preferences] = None if w is None else list(itertools.accumulate(w))
         cum = self._cum[preferences]
         return rng.randrange(1000) if cum is None else rng.choices(range(1000), cum_weights=cum)[0]
 
@@ -274,14 +275,6 @@ class NumberSource:
         if rng.random() < self.cfg.channel_strength:
             return rng.choice(self.assoc[_pick_animal(rng, preferences)])
         return self._background(rng, preferences)
-
-
-def _accumulate(w: list[float]) -> list[float]:
-    out, s = [], 0.0
-    for x in w:
-        s += x
-        out.append(s)
-    return out
 
 
 def number_answer(rng: random.Random, speaker: Speaker, source: NumberSource, separator: str) -> str:
