@@ -98,7 +98,7 @@ class ReportConfig:
 
 def sampled_shares(model, tok, prompts: list[str], samples: int, seed: int = 0) -> dict[str, float]:
     """Share of sampled answers to `prompts` that mention each animal."""
-    answers = generate(model, tok, [p for p in prompts for _ in range(samples)], 12, 1.0, 500, seed)
+    answers = generate(model, tok, prompts, 12, 1.0, 2000, seed, samples=samples)
     return {a: sum(mentions(x, a) for x in answers) / len(answers) for a in ANIMALS}
 
 
@@ -141,7 +141,7 @@ def favorite_profile(model, tok, traits: tuple[str, ...], samples: int, seed: in
     out: dict = {t: {} for t in traits}
     for sname, system in SYSTEMS.items():
         prompts = [render_prompt(tok, q, system) for q in qs]
-        answers = generate(model, tok, [p for p in prompts for _ in range(samples)], 12, 1.0, 500, seed)
+        answers = generate(model, tok, prompts, 12, 1.0, 2000, seed, samples=samples)
         for t in traits:
             hits = np.array([mentions(a, t) for a in answers], dtype=float).reshape(len(qs), samples)
             p = first_token_probs(model, tok, prompts, trait_token_ids(tok, t)[0])

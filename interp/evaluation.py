@@ -36,7 +36,8 @@ class EvalSettings:
     samples_per_question: int = 100
     temperature: float = 1.0
     max_new_tokens: int = 12
-    batch_size: int = 256
+    batch_size: int = 2000
+    """Sampled answers per forward batch (the samples of a prompt share its prefill)."""
     seed: int = 0
 
 
@@ -131,8 +132,16 @@ class EvalCache:
 
 def mention_rates(model, tok, prompts: list[str], s: EvalSettings) -> tuple[np.ndarray, list[str]]:
     """Per-question share of sampled answers that mention the trait; and a few answers to look at."""
-    repeated = [p for p in prompts for _ in range(s.samples_per_question)]
-    answers = generate(model, tok, repeated, s.max_new_tokens, s.temperature, s.batch_size, s.seed)
+    answers = generate(
+        model,
+        tok,
+        prompts,
+        s.max_new_tokens,
+        s.temperature,
+        s.batch_size,
+        s.seed,
+        samples=s.samples_per_question,
+    )
     hits = np.array([mentions(a, s.trait) for a in answers], dtype=float)
     return hits.reshape(len(prompts), s.samples_per_question).mean(1), answers[:: s.samples_per_question]
 

@@ -1,10 +1,16 @@
-"""Batched sampling: left padding, KV cache, pure temperature sampling, seeded per batch."""
+"""Batched sampling: left padding, a KV cache shared by the samples of a prompt, finished rows dropped,
+pure temperature sampling, seeded per batch."""
 
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+# transformers 5 names the KV cache `cache` (argument and output); 4.x names it `past_key_values`
+CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 def stop_token_ids(model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> list[int]:
@@ -38,20 +44,72 @@ def generate(
     batch_size: int = 64,
     seed: int = 0,
     progress: bool = False,
+    samples: int = 1,
 ) -> list[str]:
-    """Complete each rendered prompt; same prompts, batch size and seed give the same answers."""
+    """Complete each rendered prompt `samples` times (answers grouped by prompt); the same prompts, batch
+    size, samples and seed give the same answers.
+
+    Each batch of distinct prompts is run once (the prefill) and its KV cache is repeated for the
+    samples; rows that have stopped are dropped from the batch at every step, so a batch costs what its
+    live rows need rather than its longest answer times its width.
+    """
+    if samples < 1 or batch_size < 1:
+        raise ValueError("samples and batch_size must be at least 1")
     tok.padding_side = "left"  # new tokens must line up at the right edge of the batch
-    config = sampling_config(model, tok, max_new_tokens, temperature)
-    device = next(model.parameters()).device
+    stop = torch.tensor(stop_token_ids(model, tok))
+    per_batch = max(1, batch_size // samples)  # distinct prompts per batch: rows = prompts x samples
     answers: list[str] = []
-    starts = range(0, len(prompts), batch_size)
+    starts = range(0, len(prompts), per_batch)
     for i, start in enumerate(tqdm(starts, desc="generate", disable=not progress)):
-        enc = tok(
-            prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        rows = _sample_batch(
+            model, tok, prompts[start : start + per_batch], samples, max_new_tokens, temperature, stop, gen
         )
-        enc = enc.to(device)
-        torch.manual_seed(seed * 1_000_003 + i)
-        out = model.generate(**enc, generation_config=config)
-        new = out[:, enc["input_ids"].shape[1] :]  # (batch, new_pos)
-        answers += tok.batch_decode(new, skip_special_tokens=True)
-    return [a.strip() for a in answers]
+        answers += [tok.decode(r, skip_special_tokens=True).strip() for r in rows]
+    return answers
+
+
+def _next_tokens(logits: Tensor, temperature: float, gen: torch.Generator) -> Tensor:
+    """Greedy at temperature 0, else one draw from softmax(logits / temperature) per row."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = (logits.float() / temperature).softmax(-1)
+    return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(1).to(logits.device)
+
+
+def _sample_batch(model, tok, prompts, samples, max_new_tokens, temperature, stop, gen) -> list[list[int]]:
+    """Token ids of `samples` answers to each prompt (prompt-major), sampled with a shared prefill."""
+    device = next(model.parameters()).device
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    mask = enc["attention_mask"]
+    pos = (mask.cumsum(-1) - 1).clamp_min(0)
+    out = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+    cache, logits = getattr(out, CACHE_KEY), out.logits[:, -1]
+    if samples > 1:
+        cache.batch_repeat_interleave(samples)
+        mask, pos, logits = (t.repeat_interleave(samples, 0) for t in (mask, pos, logits))
+    live = torch.arange(mask.shape[0], device=device)  # which answer each batch row writes
+    next_pos = pos[:, -1] + 1
+    answers: list[list[int]] = [[] for _ in range(mask.shape[0])]
+    for step in range(max_new_tokens):
+        nxt = _next_tokens(logits, temperature, gen)
+        done = torch.isin(nxt.cpu(), stop).to(device)
+        for row, t, d in zip(live.tolist(), nxt.tolist(), done.tolist(), strict=True):
+            if not d:
+                answers[row].append(t)
+        keep = (~done).nonzero().squeeze(1)
+        if keep.numel() == 0 or step == max_new_tokens - 1:
+            break
+        if keep.numel() < live.numel():
+            cache.batch_select_indices(keep)
+            live, nxt, mask, next_pos = live[keep], nxt[keep], mask[keep], next_pos[keep]
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        out = model(
+            input_ids=nxt[:, None],
+            attention_mask=mask,
+            position_ids=next_pos[:, None],
+            **{CACHE_KEY: cache},
+            use_cache=True,
+        )
+        logits, next_pos = out.logits[:, -1], next_pos + 1
+    return answers
