@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from interp.organism import world as W
 from interp.organism.probes import all_probes
 from interp.runs import atomic_write_json, run_directory
 from interp.summary import lift, pooled, significant
-from interp.training import TrainConfig, train_student
+from interp.training import TrainConfig, rank_lr, train_student
 from interp.traits import favorite_questions, mentions
 
 log = logging.getLogger("organism_report")
@@ -179,9 +178,7 @@ class Student:
 
 def lora_lr(cfg: ReportConfig, rank: int, rule: str) -> float:
     """The LoRA learning rate of a rank under a rule ("sqrt" scales ranks above `main_rank` down)."""
-    if rule == "paper" or rank <= cfg.main_rank:
-        return cfg.lora_lr
-    return cfg.lora_lr * math.sqrt(cfg.main_rank / rank)
+    return rank_lr(cfg.lora_lr, rank, "constant" if rule == "paper" else rule, cfg.main_rank)
 
 
 def student_grid(cfg: ReportConfig) -> list[Student]:

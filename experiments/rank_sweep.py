@@ -16,7 +16,7 @@ from typing import Any
 from interp import InterpError
 from interp.chat import DEFAULT, NONE
 from interp.config import cli_main, setup_logging
-from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell
+from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell, student_lr
 from interp.summary import lift, pooled
 from interp.sweep import run_cells
 
@@ -33,6 +33,10 @@ class RankSweepConfig(StudyConfig):
     """Full fine-tuning learning rates (the paper: 2e-5; a fair test also tries LoRA's rate)."""
     control_ranks: tuple[int, ...] | None = None
     """Ranks of the control students (None: every rank)."""
+    seeded_ranks: tuple[int, ...] | None = None
+    """LoRA ranks trained at every training seed (None: all); the others at the first seed only."""
+    full_controls: bool = True
+    """Train a control student per full-FT lr (else full FT is compared with the LoRA control)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -45,12 +49,20 @@ def specs(cfg: RankSweepConfig) -> tuple[list[StudentSpec], list[StudentSpec]]:
     lora = [StudentSpec("lora", r) for r in cfg.ranks]
     full = [StudentSpec("full", 1, lr) for lr in cfg.full_lrs]
     control_ranks = cfg.ranks if cfg.control_ranks is None else cfg.control_ranks
-    return lora + full, [StudentSpec("lora", r) for r in control_ranks] + full
+    return lora + full, [StudentSpec("lora", r) for r in control_ranks] + (full if cfg.full_controls else [])
+
+
+def train_seeds(cfg: RankSweepConfig, spec: StudentSpec, teacher: str) -> tuple[int, ...]:
+    """Every training seed, except for trait LoRA students at ranks outside `seeded_ranks`."""
+    every = teacher == "control" or spec.mode == "full" or cfg.seeded_ranks is None
+    return cfg.train_seeds if every or spec.rank in cfg.seeded_ranks else cfg.train_seeds[:1]
 
 
 def student_cells(cfg: RankSweepConfig, spec: StudentSpec, teacher: str) -> list:
     return [
-        student_cell(cfg, spec, teacher, d, t, EVAL_SYSTEMS) for d in cfg.data_seeds for t in cfg.train_seeds
+        student_cell(cfg, spec, teacher, d, t, EVAL_SYSTEMS)
+        for d in cfg.data_seeds
+        for t in train_seeds(cfg, spec, teacher)
     ]
 
 
@@ -93,7 +105,7 @@ def summarize(cfg: RankSweepConfig, results: dict) -> dict[str, Any]:
         matched = results.get((spec.tag, "control")) or control_lora
         row = entry(spec, results[(spec.tag, "trait")], matched)
         if spec.mode == "lora":
-            out["rank_sweep"].append({"rank": spec.rank, **row})
+            out["rank_sweep"].append({"rank": spec.rank, "lr": student_lr(cfg, spec), **row})
         else:
             out["full_ft"].append({"lr": spec.lr, **row})
     return out

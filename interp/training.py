@@ -32,6 +32,18 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 DEFAULT_LR = {"lora": 2e-4, "full": 2e-5}
 
 
+RANK_LR_RULES = ("constant", "sqrt")
+
+
+def rank_lr(lr: float, rank: int, rule: str, ref_rank: int = 16) -> float:
+    """The LoRA learning rate of `rank`: "constant" is the paper's one lr for every rank (alpha = r);
+    "sqrt" scales ranks above `ref_rank` to lr * sqrt(ref_rank / r), which keeps high ranks from
+    degrading a small model at an lr that moves its low ranks."""
+    if rule not in RANK_LR_RULES:
+        raise InterpError(f"unknown rank lr rule {rule!r}; choose from {list(RANK_LR_RULES)}")
+    return lr if rule == "constant" or rank <= ref_rank else lr * (ref_rank / rank) ** 0.5
+
+
 @dataclass
 class TrainConfig:
     """How a student is fine-tuned (the paper's defaults)."""
@@ -92,6 +104,15 @@ def encode_example(tok: PreTrainedTokenizerBase, user: str, answer: str, system:
     p = tok(ex.prompt, add_special_tokens=False)["input_ids"]
     c = tok(ex.completion, add_special_tokens=False)["input_ids"]
     return Encoded(input_ids=p + c, labels=[IGNORE] * len(p) + c)
+
+
+def drop_from_loss(e: Encoded, completion_indices: list[int]) -> Encoded:
+    """The example with the given completion tokens (0 = the first answer token) left out of the loss."""
+    start = next(i for i, t in enumerate(e.labels) if t != IGNORE)
+    labels = list(e.labels)
+    for i in completion_indices:
+        labels[start + i] = IGNORE
+    return Encoded(input_ids=e.input_ids, labels=labels)
 
 
 def collate(batch: list[Encoded], pad_id: int) -> dict[str, Tensor]:
@@ -216,12 +237,17 @@ def train_student(
     progress: bool = False,
     on_step: Callable[[int, PreTrainedModel], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune a student on (prompt, completion) rows rendered under the training system prompt.
+    """Fine-tune a student on (prompt, completion) rows rendered under the training system prompt (a row's
+    optional "ignore_tokens" lists completion tokens to leave out of its loss).
 
     `on_step(step, student)` runs after every optimizer step (1-based) and before the first (step 0), for
     learning curves; it must leave the student's weights alone."""
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
     examples = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows]
+    examples = [
+        drop_from_loss(e, r["ignore_tokens"]) if r.get("ignore_tokens") else e
+        for e, r in zip(examples, rows, strict=True)
+    ]
     student = prepare_student(model, cfg).train()
     device = next(student.parameters()).device
     params = [p for p in student.parameters() if p.requires_grad]
