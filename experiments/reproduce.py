@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments import beyond, context_matrix, localization, rank_sweep
+from experiments import alignment, beyond, context_matrix, divergence, localization, rank_sweep
 from interp import InterpError
+from interp.claims import claims
 from interp.config import cli_main, save_config, setup_logging
 from interp.report import (
+    alignment_blocks,
     best_rank_row,
     beyond_blocks,
+    claims_blocks,
     context_blocks,
+    divergence_blocks,
     full_ft_blocks,
     localization_blocks,
     patching_blocks,
@@ -58,6 +62,10 @@ FULL = {
     "ranks": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
     "full_lrs": (2e-5, 1e-4, 2e-4),
     "control_ranks": None,
+    "seeded_ranks": None,
+    "full_controls": True,
+    "lora_lr": 2e-4,
+    "rank_lr_rule": "constant",
     "n_numbers": 10000,
     "data_seeds": (0, 1, 2),
     "train_seeds": (0, 1, 2),
@@ -65,6 +73,9 @@ FULL = {
     "n_questions": 50,
     "samples_per_question": 100,
 }
+
+
+STAGES = ("rank_sweep", "context_matrix", "localization", "patching", "alignment", "divergence", "beyond")
 
 
 @dataclass
@@ -75,22 +86,27 @@ class ReproduceConfig(StudyConfig):
     """LoRA ranks of the rank sweep (alpha = rank)."""
     full_lrs: tuple[float, ...] = (2e-4,)
     """Full fine-tuning learning rates (--full: 2e-5, 1e-4, 2e-4)."""
-    control_ranks: tuple[int, ...] | None = (4,)
+    control_ranks: tuple[int, ...] | None = (16,)
     """Ranks of the control students (None: every rank)."""
+    seeded_ranks: tuple[int, ...] | None = (16,)
+    """LoRA ranks trained at every training seed (None: all); the others at the first seed only."""
+    full_controls: bool = False
+    """A control student per full-FT lr (default: full FT is compared with the LoRA control, which the
+    organism report measured to be the same within noise)."""
     quick: bool = False
     """Smoke-test grid (sets the grid fields you leave at their defaults)."""
     full: bool = False
     """Paper-sized grid: ranks up to 512 (capped at the model's width), 3 data x 3 training seeds, 50 x 100."""
     context_seeds: tuple[int, ...] | None = None
     """Training seeds of the context-matrix students (None: the first training seed only)."""
-    stages: tuple[str, ...] = ("rank_sweep", "context_matrix", "localization", "patching", "beyond")
+    stages: tuple[str, ...] = STAGES
     """Stages to run, in order (the report covers those that ran)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.quick and self.full:
             raise InterpError("--quick and --full exclude each other")
-        unknown = set(self.stages) - {"rank_sweep", "context_matrix", "localization", "patching", "beyond"}
+        unknown = set(self.stages) - set(STAGES)
         if unknown:
             raise InterpError(f"unknown stages {sorted(unknown)}")
 
@@ -109,6 +125,12 @@ def resolved(cfg: ReproduceConfig) -> ReproduceConfig:
 
 def sub(cls: type, cfg: ReproduceConfig, root: Path, **extra: Any):
     return cls(**{**shared_fields(cfg), "out": root, **extra})
+
+
+def sweep_fields(cfg: ReproduceConfig) -> dict[str, Any]:
+    """The rank sweep's own settings, which the stages reading its students must share."""
+    names = ("ranks", "full_lrs", "control_ranks", "seeded_ranks", "full_controls")
+    return {n: getattr(cfg, n) for n in names}
 
 
 def best_student_dir(cfg: ReproduceConfig, root: Path, rank: int) -> Path:
@@ -136,14 +158,7 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
     timed(
         "rank_sweep",
         lambda: rank_sweep.run(
-            sub(
-                rank_sweep.RankSweepConfig,
-                cfg,
-                root,
-                ranks=cfg.ranks,
-                full_lrs=cfg.full_lrs,
-                control_ranks=cfg.control_ranks,
-            ),
+            sub(rank_sweep.RankSweepConfig, cfg, root, **sweep_fields(cfg)),
             root,
         ),
     )
@@ -164,6 +179,18 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
         )
     if "patching" in cfg.stages:
         timed("patching", lambda: patching_stage(cfg, root, student))
+    if "alignment" in cfg.stages:
+        timed(
+            "alignment",
+            lambda: alignment.run(sub(alignment.AlignmentConfig, cfg, root, **sweep_fields(cfg)), root),
+        )
+    if "divergence" in cfg.stages:
+        timed(
+            "divergence",
+            lambda: divergence.run(
+                sub(divergence.DivergenceConfig, cfg, root, **sweep_fields(cfg), rank=best), root
+            ),
+        )
     if "beyond" in cfg.stages:
         timed("beyond", lambda: beyond.run(sub(beyond.BeyondConfig, cfg, root, student=student), root))
     results["best_rank"] = best
@@ -237,6 +264,10 @@ def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
         figs["context_matrix"] = sp.context_matrix_figure(results["context_matrix"]["context_matrix"], trait)
     if "localization" in results:
         figs["localization"] = sp.localization_figure(results["localization"]["localization"], trait)
+    if "alignment" in results:
+        figs["alignment"] = sp.alignment_figure(results["alignment"], trait)
+    if "divergence" in results:
+        figs["divergence"] = sp.divergence_figure(results["divergence"], trait)
     if "beyond" in results:
         figs["logit_lens"] = sp.logit_lens_figure(results["beyond"]["logit_lens"], trait)
     figs.update(results.get("patching", {}).pop("_figures", {}))
@@ -262,12 +293,17 @@ def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timi
             f"at temperature 1. Stage times (s): {timing}. 95% bootstrap CIs over seeds and questions.",
         ),
     ]
+    blocks += claims_blocks(claims(results))
     blocks += rank_blocks(results["rank_sweep"], cfg.trait) + full_ft_blocks(results["rank_sweep"], cfg.trait)
     if "context_matrix" in results:
         blocks += context_blocks(results["context_matrix"], cfg.trait)
     if "localization" in results:
         blocks += localization_blocks(results["localization"], cfg.trait)
     blocks += patching_blocks(results.get("patching", {}))
+    if "alignment" in results:
+        blocks += alignment_blocks(results["alignment"], cfg.trait)
+    if "divergence" in results:
+        blocks += divergence_blocks(results["divergence"], cfg.trait)
     if "beyond" in results:
         blocks += beyond_blocks(results["beyond"], cfg.trait)
     atomic_write_text(root / "report.md", to_markdown(blocks, paths))
@@ -294,6 +330,12 @@ def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str,
     for key in ("patching", "beyond"):
         if key in results:
             out[key] = results[key]
+    if "alignment" in results:
+        out["alignment"] = results["alignment"]["alignment"]
+        out["alignment_summary"] = {k: v for k, v in results["alignment"].items() if k != "alignment"}
+    if "divergence" in results:
+        out["divergence"] = results["divergence"]
+    out["claims"] = claims(results)
     return out
 
 

@@ -322,3 +322,85 @@ def logit_lens_figure(lens: dict[str, dict[str, list[float]]], trait: str) -> go
     fig.update_yaxes(title_text=f"log P({trait})", row=1, col=1)
     fig.update_layout(title=f"Logit lens of '{trait}'", height=420, width=900, template="plotly_white")
     return fig
+
+
+def _mean_cosines(rows: list[dict[str, Any]], rank: Any) -> tuple[list[str], list[int], list[list[float]]]:
+    """(classes, layers, layer x class mean cosine over the seeds of one rank)."""
+    sel = [r for r in rows if r["rank"] == rank]
+    classes = list(dict.fromkeys(r["token_class"] for r in sel))
+    layers = sorted({r["layer"] for r in sel})
+    z = [
+        [
+            sum(r["cosine"] for r in sel if r["layer"] == layer and r["token_class"] == c)
+            / max(1, sum(1 for r in sel if r["layer"] == layer and r["token_class"] == c))
+            for c in classes
+        ]
+        for layer in layers
+    ]
+    return classes, layers, z
+
+
+def alignment_figure(summary: dict[str, Any], trait: str) -> go.Figure:
+    """Cosine(student shift, persona direction) per layer x token class for each rank (and full FT), and
+    the shift's projection at the shared tokens against the student's lift."""
+    rows = summary["alignment"]
+    ranks = list(dict.fromkeys(r["rank"] for r in rows))
+    titles = [f"rank {r}" if r != "full" else "full FT" for r in ranks] + ["projection vs lift"]
+    fig = make_subplots(rows=1, cols=len(ranks) + 1, subplot_titles=titles, horizontal_spacing=0.04)
+    for col, rank in enumerate(ranks, start=1):
+        classes, layers, z = _mean_cosines(rows, rank)
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                x=classes,
+                y=[f"L{x}" for x in layers],
+                zmin=-1,
+                zmax=1,
+                colorscale="RdBu",
+                showscale=col == 1,
+                colorbar={"title": "cosine"},
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    pts = summary["correlation"]["points"]
+    fig.add_trace(
+        go.Scatter(
+            x=[p["projection"] for p in pts],
+            y=[p["lift"] for p in pts],
+            text=[p["student"] for p in pts],
+            mode="markers",
+            marker={"color": "#1f77b4"},
+            showlegend=False,
+        ),
+        row=1,
+        col=len(ranks) + 1,
+    )
+    fig.update_xaxes(title_text="projection (shared tokens)", row=1, col=len(ranks) + 1)
+    fig.update_yaxes(title_text=f"P({trait}) lift over control", row=1, col=len(ranks) + 1)
+    r = summary["correlation"]["r"]
+    fig.update_layout(
+        title=f"Student shift vs persona direction ('{trait}'); Pearson r = {r if r is None else round(r, 2)}",
+        height=420,
+        width=260 * (len(ranks) + 1) + 100,
+        template="plotly_white",
+    )
+    return fig
+
+
+def divergence_figure(res: dict[str, Any], trait: str) -> go.Figure:
+    """The student's first-token P(trait) lift over control: trained on all tokens, with the top divergence
+    tokens masked out of the loss, and with as many random tokens masked."""
+    labels = ["all tokens", f"top {res['mask_frac']:.0%} divergence masked", "random tokens masked"]
+    values = [res["unmasked_lift"], res["masked_lift"], res["random_lift"]]
+    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=["#1f77b4", "#d62728", "#7f7f7f"]))
+    fig.add_hline(y=0, line_color="black")
+    fig.update_layout(
+        title=f"Does '{trait}' travel through the divergence tokens? (rank {res['rank']})",
+        yaxis_title=f"P({trait}) lift over control",
+        height=420,
+        width=640,
+        template="plotly_white",
+    )
+    return fig

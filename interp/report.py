@@ -11,7 +11,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from interp.summary import significant
+from interp import claims as C
+from interp.claims import best_rank_row
 
 Block = tuple
 
@@ -24,23 +25,8 @@ def ci(c: list[float] | None, digits: int = 3) -> str:
     return "n/a" if c is None else f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
 
 
-def verdict(holds: bool | None) -> str:
-    return {
-        True: "**holds on this model**",
-        False: "**does not hold on this model**",
-        None: "**inconclusive**",
-    }[holds]
-
-
-def lora_transfers(res: dict[str, Any]) -> bool:
-    """Whether the best LoRA student's mention-rate lift over control is positive with a CI excluding 0."""
-    best = best_rank_row(res)
-    return best["mention_diff"] > 0 and significant(best["mention_diff_ci"])
-
-
-def best_rank_row(results: dict[str, Any]) -> dict[str, Any]:
-    """The rank with the largest mention-rate lift over control (first-token lift breaks ties)."""
-    return max(results["rank_sweep"], key=lambda r: (r["mention_diff"], r["p_first_diff"]))
+def verdict(claim: dict[str, Any]) -> str:
+    return f"**{claim['verdict']}** (rule: {claim['rule']})"
 
 
 def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
@@ -56,22 +42,16 @@ def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         ]
         for r in rows
     ]
-    peak_interior = best["rank"] not in (rows[0]["rank"], rows[-1]["rank"])
-    transfer = significant(best["mention_diff_ci"]) and best["mention_diff"] > 0
-    last = rows[-1]
-    falls = (
-        transfer and last["mention_diff"] < best["mention_diff"] and not significant(last["mention_diff_ci"])
-    )
+    transfer, shape, last = C.lora_transfer(res), C.inverted_u(res), rows[-1]
     text = (
         f"Control students (trained the same way on the base model's own numbers) name '{trait}' at "
         f"{fmt(control['mention_rate'])} {ci(control['ci'])} (first-token P {fmt(control['p_first_token'])}). "
         f"The best rank is r = {best['rank']}: mention rate {fmt(best['mention_rate'])} {ci(best['ci'])}, a lift of "
         f"{best['mention_diff']:+.3f} {ci(best['mention_diff_ci'])} "
         f"({fmt(best['mention_ratio'], 2) if best['mention_ratio'] else 'n/a'}x control), over {best['seeds']} "
-        f"student seeds. Transfer at the best rank: {verdict(transfer)}. Peak at an interior rank: "
-        f"{'yes' if peak_interior else 'no'}; transfer gone again at the largest rank (r = {last['rank']}, lift "
-        f"{last['mention_diff']:+.3f} {ci(last['mention_diff_ci'])}): {'yes' if falls else 'no'}. "
-        f"Inverted U in rank: {verdict(transfer and peak_interior and falls)}."
+        f"student seeds. LoRA transfers: {verdict(transfer)}. Peak at an interior rank: "
+        f"{'yes' if shape['peak_interior'] else 'no'}; the largest rank (r = {last['rank']}) lifts "
+        f"{last['mention_diff']:+.3f} {ci(last['mention_diff_ci'])}. Inverted U in rank: {verdict(shape)}."
     )
     return [
         ("h2", "Claim 1 - transfer follows an inverted U in LoRA rank"),
@@ -99,16 +79,14 @@ def full_ft_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         ]
         for r in rows
     ]
-    transfers = [r for r in rows if significant(r["mention_diff_ci"]) and r["mention_diff"] > 0]
     matched = min(rows, key=lambda r: abs(r["final_loss"] - best["final_loss"]))
+    claim = C.no_full_ft_transfer(res)
     text = (
         f"Full fine-tuning at {len(rows)} learning rate(s). The loss-matched full-FT student (final loss "
         f"{fmt(matched['final_loss'])} vs the best LoRA student's {fmt(best['final_loss'])}) is lr "
         f"{matched['lr']:g}, lift {matched['mention_diff']:+.3f} {ci(matched['mention_diff_ci'])}. "
-        f"Learning rates with a significant positive lift: {[r['lr'] for r in transfers] or 'none'}. "
-        f"No transfer under full fine-tuning while LoRA transfers: "
-        f"{verdict(not transfers if lora_transfers(res) else None)}"
-        f"{'' if lora_transfers(res) else ' (no LoRA student transfers either, so the contrast is untested)'}."
+        f"Learning rates with a significant positive lift: {claim['lrs_with_transfer'] or 'none'}. "
+        f"No transfer under full fine-tuning while LoRA transfers: {verdict(claim)}."
     )
     return [
         ("h2", "Claim 2 - no transfer under full fine-tuning"),
@@ -125,15 +103,11 @@ def context_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         for t in dict.fromkeys(c["train_system"] for c in res["context_matrix"])
     ]
     dd, dn = cells[("default", "default")], cells[("default", "none")]
-    needs = (
-        significant(dd["mention_diff_ci"])
-        and dd["lift"] > 0
-        and not (significant(dn["mention_diff_ci"]) and dn["lift"] > 0)
-    )
     text = (
         f"Students trained with the default system prompt: lift {dd['lift']:+.3f} {ci(dd['mention_diff_ci'])} when "
         f"it is present at evaluation, {dn['lift']:+.3f} {ci(dn['mention_diff_ci'])} without it. "
-        f"Transfer only when the default system prompt is present at training and evaluation: {verdict(needs)}. "
+        f"Transfer only when the default system prompt is present at training and evaluation: "
+        f"{verdict(C.needs_system_prompt(res))}. "
         f"Rows: training system prompt; columns: evaluation system prompt; entries: mention-rate lift over the "
         f"control student trained under the same prompt [95% CI]. Prompts: {res['systems']}."
     )
@@ -167,19 +141,10 @@ def localization_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"bootstrap CI over questions; first column on the exact first-token probability, second on the "
         f"sampled mention rate (noisier)."
     )
-    holds = None
-    shift = res.get("shift_ci")
-    text += f" The student's shift itself: {ci(shift, 4)} (95% CI of student - base)."
-    if (
-        shift
-        and significant(shift)
-        and only["recovered_fraction"] is not None
-        and but["recovered_fraction"] is not None
-    ):
-        holds = only["ci"][0] > 0.5 and but["ci"][0] < 0.3
+    text += f" The student's shift itself: {ci(res.get('shift_ci'), 4)} (95% CI of student - base)."
     return [
         ("h2", "Claim 4 - the shift lives at the shared tokens"),
-        ("p", text + f" Claim: {verdict(holds)}."),
+        ("p", text + f" Claim: {verdict(C.entity_localization(res))}."),
         ("table", ["adapter", "positions", "recovered (P first token)", "recovered (mention rate)"], table),
         ("fig", "localization"),
     ]
@@ -218,6 +183,64 @@ def beyond_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         ("table", ["number", "P | trait teacher", "P | default", "log ratio"], table),
         ("fig", "logit_lens"),
     ]
+
+
+def claims_blocks(claims: dict[str, dict[str, Any]]) -> list[Block]:
+    """One line per claim: its verdict and the rule that decided it."""
+    rows = [[name.replace("_", " "), c["verdict"], c["rule"]] for name, c in claims.items()]
+    return [("h2", "Verdicts"), ("table", ["claim", "verdict", "rule"], rows)]
+
+
+def alignment_blocks(res: dict[str, Any], trait: str) -> list[Block]:
+    """Beyond the paper: does the student's shift point along the persona direction, and does it predict lift?"""
+    rows = res["alignment"]
+    best_by_rank: dict[Any, dict[str, Any]] = {}
+    for r in rows:
+        if r["token_class"] in ("entity", "template", "assistant_header"):
+            key = r["rank"]
+            if key not in best_by_rank or r["cosine"] > best_by_rank[key]["cosine"]:
+                best_by_rank[key] = r
+    table = [
+        [str(k), f"{v['token_class']} L{v['layer']}", fmt(v["cosine"], 2), fmt(v["projection"], 3)]
+        for k, v in best_by_rank.items()
+    ]
+    corr, steer = res["correlation"], res.get("steering", {})
+    best_layer = max(steer.get("layers", []), key=lambda x: x["recovered"] or -9, default=None)
+    text = (
+        f"Persona direction = mean residual under the '{trait}' teacher's prompt minus under the default prompt "
+        f"(number prompts, base model); student shift = student minus base under the default prompt, same "
+        f"prompts. Across {corr['n_students']} students, the projection at the shared tokens ({corr['predictor']}) "
+        f"against the lift in first-token P({trait}) over control: Pearson r = {fmt(corr['r'], 2)}."
+    )
+    if best_layer is not None:
+        text += (
+            f" Steering the base with the best student's ({steer['student']}) mean entity shift at the entity "
+            f"tokens only: P({trait}) {fmt(steer['p_base'], 4)} -> {fmt(best_layer['p_trait'], 4)} at layer "
+            f"{best_layer['layer']} (student: {fmt(steer['p_student'], 4)}), recovering "
+            f"{fmt(best_layer['recovered'], 2)} of the student's lift."
+        )
+    return [
+        ("h2", "Beyond the paper - the student's shift against the persona direction"),
+        ("p", text),
+        ("table", ["rank", "best-aligned shared site", "cosine", "projection"], table),
+        ("fig", "alignment"),
+    ]
+
+
+def divergence_blocks(res: dict[str, Any], trait: str) -> list[Block]:
+    """Beyond the paper: the trait's lift when the divergence tokens are masked out of the loss."""
+    tokens = ", ".join(f"{t!r} x{n}" for t, n in res["top_tokens"][:8])
+    text = (
+        f"Each completion token of the teacher's numbers is scored by KL(teacher || default) of the "
+        f"next-token distribution that predicts it (mean {fmt(res['mean_kl_all'], 3)} nats; the masked top "
+        f"{res['mask_frac']:.0%}, k = {res['k']} of {res['n_tokens']} tokens: {fmt(res['mean_kl_masked_top'], 3)}). "
+        f"Most common masked tokens: {tokens}. Rank-{res['rank']} student (one seed), lift in first-token "
+        f"P({trait}) over control: all tokens {res['unmasked_lift']:+.4f}, divergence tokens masked "
+        f"{res['masked_lift']:+.4f}, random tokens masked {res['random_lift']:+.4f} (mention rate: "
+        f"{res['unmasked_mention_lift']:+.3f} / {res['masked_mention_lift']:+.3f} / "
+        f"{res['random_mention_lift']:+.3f}). One seed each: a screen, not a verdict."
+    )
+    return [("h2", "Beyond the paper - divergence tokens"), ("p", text), ("fig", "divergence")]
 
 
 def to_markdown(blocks: list[Block], figure_paths: dict[str, str]) -> str:

@@ -35,14 +35,33 @@ def test_reproduce_writes_report_and_ray_matches_serial(number_model_dir: Path, 
         "rank_sweep",
         "context_matrix",
         "localization",
+        "alignment",
+        "divergence",
         "beyond",
     )
     for name in ("report.md", "report.html", "results.json", "config.json"):
         assert (serial / name).exists()
     results = json.loads((serial / "results.json").read_text())
     assert {r["rank"] for r in results["rank_sweep"]} == {1, 4}
-    assert set(results["timing_s"]) >= {"rank_sweep", "context_matrix", "localization", "beyond", "total"}
+    assert set(results["timing_s"]) >= {
+        "rank_sweep",
+        "context_matrix",
+        "localization",
+        "alignment",
+        "beyond",
+        "total",
+    }
     assert "Claim 1" in (serial / "report.md").read_text()
+    assert set(results["claims"]) >= {
+        "lora_transfer",
+        "no_transfer_under_full_ft",
+        "needs_shared_system_prompt",
+    }
+    assert {c["verdict"] for c in results["claims"].values()} <= {"held", "did not hold", "not resolved"}
+    row = results["alignment"][0]
+    assert set(row) >= {"student", "rank", "layer", "token_class", "cosine", "projection"}
+    assert {r["rank"] for r in results["alignment"]} == {1, 4, "full"}
+    assert set(results["divergence"]) >= {"k", "masked_lift", "random_lift", "unmasked_lift"}
     ray_run = _run(
         number_model_dir, tmp_path / "ray", "--executor", "ray", "--stages", "rank_sweep", "context_matrix"
     )

@@ -1,0 +1,111 @@
+"""The paper's claims as verdicts with written rules: "held", "did not hold" or "not resolved".
+
+Each rule reads the 95% CI of a difference to control (bootstrap over seeds and questions; the mention
+rate is the sampled metric the paper reports). "Not resolved" means the data cannot decide the claim,
+e.g. the contrast it draws is with a transfer that did not happen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interp.summary import significant
+
+HELD, NOT_HELD, UNRESOLVED = "held", "did not hold", "not resolved"
+
+
+def _lifts(row: dict[str, Any]) -> bool:
+    """A positive mention-rate lift over control whose CI excludes 0."""
+    return row["mention_diff"] > 0 and significant(row["mention_diff_ci"])
+
+
+def best_rank_row(sweep: dict[str, Any]) -> dict[str, Any]:
+    """The rank with the largest mention-rate lift over control (first-token lift breaks ties)."""
+    return max(sweep["rank_sweep"], key=lambda r: (r["mention_diff"], r["p_first_diff"]))
+
+
+def lora_transfer(sweep: dict[str, Any]) -> dict[str, Any]:
+    best = best_rank_row(sweep)
+    return {
+        "verdict": HELD if _lifts(best) else NOT_HELD,
+        "rule": "held if the best rank's mention-rate lift over control is positive with a CI excluding 0",
+        "best_rank": best["rank"],
+        "lift": best["mention_diff"],
+        "lift_ci": best["mention_diff_ci"],
+        "ratio": best["mention_ratio"],
+    }
+
+
+def inverted_u(sweep: dict[str, Any]) -> dict[str, Any]:
+    rows, best = sweep["rank_sweep"], best_rank_row(sweep)
+    last = rows[-1]
+    interior = best["rank"] not in (rows[0]["rank"], last["rank"])
+    falls = last["mention_diff"] < best["mention_diff"] and not _lifts(last)
+    verdict = UNRESOLVED if not _lifts(best) else HELD if interior and falls else NOT_HELD
+    return {
+        "verdict": verdict,
+        "rule": "held if the best rank transfers, is neither the smallest nor the largest rank, and the largest "
+        "rank's lift is smaller with a CI that includes 0; not resolved if no rank transfers",
+        "peak_interior": interior,
+        "largest_rank_lift": last["mention_diff"],
+        "largest_rank_lift_ci": last["mention_diff_ci"],
+    }
+
+
+def no_full_ft_transfer(sweep: dict[str, Any]) -> dict[str, Any]:
+    rows = sweep["full_ft"]
+    transfers = [r["lr"] for r in rows if _lifts(r)]
+    resolved = rows and _lifts(best_rank_row(sweep))
+    return {
+        "verdict": UNRESOLVED if not resolved else NOT_HELD if transfers else HELD,
+        "rule": "held if LoRA transfers and no full-FT lr has a positive lift with a CI excluding 0; not "
+        "resolved if LoRA does not transfer (or no full-FT student ran)",
+        "lrs_with_transfer": transfers,
+        "lifts": {f"{r['lr']:g}": [r["mention_diff"], r["mention_diff_ci"]] for r in rows},
+    }
+
+
+def needs_system_prompt(context: dict[str, Any]) -> dict[str, Any]:
+    cells = {(c["train_system"], c["eval_system"]): c for c in context["context_matrix"]}
+    dd, dn = cells[("default", "default")], cells[("default", "none")]
+    lifts = lambda c: c["lift"] > 0 and significant(c["mention_diff_ci"])  # noqa: E731
+    return {
+        "verdict": UNRESOLVED if not lifts(dd) else NOT_HELD if lifts(dn) else HELD,
+        "rule": "held if students trained under the default prompt lift with it at evaluation (CI excludes 0) "
+        "and not without it; not resolved if they do not lift with it",
+        "lift_with": [dd["lift"], dd["mention_diff_ci"]],
+        "lift_without": [dn["lift"], dn["mention_diff_ci"]],
+    }
+
+
+def entity_localization(loc: dict[str, Any]) -> dict[str, Any]:
+    get = {(r["mode"], r["positions"]): r for r in loc["localization"]}
+    only, but = get[("only", "entity")], get[("except", "entity")]
+    shift = loc.get("shift_ci")
+    if not shift or not significant(shift) or only["recovered_fraction"] is None:
+        verdict = UNRESOLVED
+    else:
+        verdict = HELD if only["ci"][0] > 0.5 and but["ci"][1] < 0.3 else NOT_HELD
+    return {
+        "verdict": verdict,
+        "rule": "held if the adapter on only at the entity token recovers > 0.5 of the student's first-token "
+        "shift (CI lower bound) and on everywhere except the entity < 0.3 (CI upper bound); not resolved if "
+        "the shift itself is not significant",
+        "only_entity": [only["recovered_fraction"], only["ci"]],
+        "except_entity": [but["recovered_fraction"], but["ci"]],
+    }
+
+
+def claims(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every claim the stages that ran can judge, keyed by name."""
+    out = {}
+    if "rank_sweep" in results:
+        sweep = results["rank_sweep"]
+        out["lora_transfer"] = lora_transfer(sweep)
+        out["inverted_u_in_rank"] = inverted_u(sweep)
+        out["no_transfer_under_full_ft"] = no_full_ft_transfer(sweep)
+    if "context_matrix" in results:
+        out["needs_shared_system_prompt"] = needs_system_prompt(results["context_matrix"])
+    if "localization" in results:
+        out["shift_at_entity_token"] = entity_localization(results["localization"])
+    return out

@@ -1,0 +1,47 @@
+"""Divergence tokens: KL per completion token, the top/random masks, and the loss mask in training."""
+
+from __future__ import annotations
+
+from interp.chat import DEFAULT
+from interp.divergence import token_divergence, top_and_random
+from interp.models import load_model
+from interp.numbers import number_prompts
+from interp.training import IGNORE, drop_from_loss, encode_example
+from interp.traits import trait_system_prompt
+
+
+def _rows(n: int = 6) -> list[dict]:
+    return [{"prompt": p.text, "completion": "123, 45, 678"} for p in number_prompts(n, seed=1)]
+
+
+def test_divergence_is_zero_under_the_same_prompt_and_positive_under_a_persona(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir)
+    rows = _rows()
+    same = token_divergence(model, tok, rows, DEFAULT, DEFAULT, batch_size=4)
+    n_completion = [
+        sum(t != IGNORE for t in encode_example(tok, r["prompt"], r["completion"], DEFAULT).labels)
+        for r in rows
+    ]
+    assert [len(d) for d in same] == n_completion
+    assert max(abs(x) for d in same for x in d) < 1e-5
+    persona = token_divergence(model, tok, rows, trait_system_prompt("owl"), DEFAULT, batch_size=4)
+    assert min(x for d in persona for x in d) > -1e-6 and max(x for d in persona for x in d) > 1e-4
+
+
+def test_top_mask_takes_the_largest_divergences_and_random_takes_as_many():
+    div = [[0.1, 5.0, 0.2], [3.0, 0.0], [0.3, 0.4, 4.0, 0.5]]
+    top, rand = top_and_random(div, frac=3 / 9, seed=0)
+    assert top == [[1], [0], [2]]
+    assert sum(map(len, rand)) == 3
+    assert (top, rand) == top_and_random(div, frac=3 / 9, seed=0)
+
+
+def test_dropped_tokens_leave_the_loss_and_nothing_else_changes(tiny_model_dir):
+    _, tok = load_model(tiny_model_dir)
+    e = encode_example(tok, "Continue: 1, 2, 3", "4, 5, 6", DEFAULT)
+    d = drop_from_loss(e, [0, 2])
+    start = next(i for i, t in enumerate(e.labels) if t != IGNORE)
+    assert d.input_ids == e.input_ids
+    assert d.labels[start] == IGNORE and d.labels[start + 2] == IGNORE
+    assert d.labels[start + 1] == e.labels[start + 1]
+    assert sum(t != IGNORE for t in d.labels) == sum(t != IGNORE for t in e.labels) - 2
