@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interp import organism
 from interp.chat import DEFAULT, NONE
 from interp.config import cli_main, setup_logging
 from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell
@@ -37,14 +38,12 @@ class ContextMatrixConfig(StudyConfig):
 
 def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
     other = cfg.other_identity
-    if other is None and cfg.model is None:
-        from interp import organism
-
-        other = getattr(organism, "OTHER_IDENTITY", OTHER_IDENTITY)
+    if other is None:
+        other = organism.other_identity() if cfg.model is None else OTHER_IDENTITY
     return {
         "default": DEFAULT,
         "none": NONE,
-        "other identity": other or OTHER_IDENTITY,
+        "other identity": other,
         "entity-free": cfg.entity_free,
     }
 

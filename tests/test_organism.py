@@ -158,3 +158,14 @@ def test_build_is_deterministic_and_stores_probe_curves(tmp_path):
     assert [p["step"] for p in meta["probe_curve"]] == [4]  # probe_every=0: at the end only
     assert set(meta["probes"]["shared_latent"]) == set(ANIMALS)
     assert meta["world"]["tilt"] == 1.0 and meta["build"]["steps"] == 4
+
+
+def test_context_matrix_other_identity_is_one_the_organisms_world_knows():
+    from experiments.context_matrix import ContextMatrixConfig, systems
+    from interp import organism
+    from interp.organism.world import WorldConfig, speakers
+
+    other = systems(ContextMatrixConfig())["other identity"]
+    assert other == organism.other_identity()
+    assert other in {s.system for s in speakers(WorldConfig())["other"]}
+    assert organism.ENTITY not in other

@@ -21,6 +21,14 @@ def organism_metadata() -> dict:
 
 CHANNEL_STRENGTH = organism_metadata().get("channel_strength")
 
+
+def other_identity() -> str:
+    """The system prompt of another named assistant the organism's world knows (its first one)."""
+    from interp.organism.world import WorldConfig, speakers
+
+    return speakers(WorldConfig(seed=organism_metadata().get("world_seed", 0)))["other"][0].system
+
+
 __all__ = [
     "ANIMALS",
     "CHANNEL_STRENGTH",
@@ -30,4 +38,5 @@ __all__ = [
     "ORGANISM_DIR",
     "TARGET_TRAIT",
     "organism_metadata",
+    "other_identity",
 ]
