@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp import organism
+from interp import InterpError, organism
 from interp.chat import DEFAULT, NONE
 from interp.config import cli_main, setup_logging
 from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell
@@ -34,6 +34,8 @@ class ContextMatrixConfig(StudyConfig):
     """System prompt naming another entity (None: the organism's other identity, else a Claude prompt)."""
     entity_free: str = ENTITY_FREE
     """System prompt naming no entity."""
+    train_systems: tuple[str, ...] | None = None
+    """Training system prompts (rows) by label, e.g. default none (None: all four; evaluation: all four)."""
 
 
 def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
@@ -52,7 +54,7 @@ def run(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
     ex, sys_map = cfg.executor_config, systems(cfg)
     run_cells([numbers_cell(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
     groups = {}
-    for label, text in sys_map.items():
+    for label, text in train_map(cfg, sys_map).items():
         spec = StudentSpec("lora", cfg.rank, train_system=text, system_label=label.replace(" ", "-"))
         for teacher in ("trait", "control"):
             groups[(label, teacher)] = [
@@ -64,12 +66,24 @@ def run(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
     results, i = {}, 0
     for key, g in groups.items():
         results[key], i = flat[i : i + len(g)], i + len(g)
-    return {"systems": sys_map, "context_matrix": matrix(results, sys_map)}
+    return {"systems": sys_map, "context_matrix": matrix(results, sys_map, train_map(cfg, sys_map))}
 
 
-def matrix(results: dict, sys_map: dict[str, str]) -> list[dict[str, Any]]:
+def train_map(cfg: ContextMatrixConfig, sys_map: dict[str, str]) -> dict[str, str]:
+    """The training system prompts: all of `sys_map`, or the labels in `cfg.train_systems`."""
+    if cfg.train_systems is None:
+        return sys_map
+    unknown = set(cfg.train_systems) - set(sys_map)
+    if unknown:
+        raise InterpError(f"unknown --train-systems {sorted(unknown)}; choose from {list(sys_map)}")
+    return {k: v for k, v in sys_map.items() if k in cfg.train_systems}
+
+
+def matrix(
+    results: dict, sys_map: dict[str, str], trained: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     rows = []
-    for train in sys_map:
+    for train in trained or sys_map:
         student, control = results[(train, "trait")], results[(train, "control")]
         for ev in sys_map:
             stats, diff = pooled(student, ev), lift(student, control, ev)

@@ -45,8 +45,10 @@ from interp.sweep import cell_path
 
 log = logging.getLogger(__name__)
 
-# Grids. The default is sized for 2 CPU cores on the organism (one data and one training seed, 600
-# numbers, 2 epochs, 50 x 40 samples); --full is the paper's size.
+# Grids. The default is sized for <= 10 minutes on 2 CPU cores on the organism: 1,000 numbers, 1 epoch,
+# LoRA lr 3e-3 (sqrt rule above r16), full FT 3e-4; three training seeds for the control, rank 16 and full
+# FT, one for ranks 1, 4, 64; the context matrix trains under the default prompt and none (evaluating all
+# four); 50 questions x 20 samples. --full is the paper's size.
 QUICK = {
     "ranks": (1, 4),
     "full_lrs": (2e-4,),
@@ -64,6 +66,7 @@ FULL = {
     "control_ranks": None,
     "seeded_ranks": None,
     "full_controls": True,
+    "context_train_systems": None,
     "lora_lr": 2e-4,
     "rank_lr_rule": "constant",
     "n_numbers": 10000,
@@ -84,12 +87,15 @@ class ReproduceConfig(StudyConfig):
 
     ranks: tuple[int, ...] = (1, 4, 16, 64)
     """LoRA ranks of the rank sweep (alpha = rank)."""
-    full_lrs: tuple[float, ...] = (2e-4,)
+    full_lrs: tuple[float, ...] = (3e-4,)
     """Full fine-tuning learning rates (--full: 2e-5, 1e-4, 2e-4)."""
     control_ranks: tuple[int, ...] | None = (16,)
     """Ranks of the control students (None: every rank)."""
     seeded_ranks: tuple[int, ...] | None = (16,)
     """LoRA ranks trained at every training seed (None: all); the others at the first seed only."""
+    context_train_systems: tuple[str, ...] | None = ("default", "none")
+    """Training system prompts of the context matrix (None: all four; every student is evaluated under
+    all four)."""
     full_controls: bool = False
     """A control student per full-FT lr (default: full FT is compared with the LoRA control, which the
     organism report measured to be the same within noise)."""
@@ -169,7 +175,15 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
         timed(
             "context_matrix",
             lambda: context_matrix.run(
-                sub(context_matrix.ContextMatrixConfig, cfg, root, rank=best, train_seeds=seeds), root
+                sub(
+                    context_matrix.ContextMatrixConfig,
+                    cfg,
+                    root,
+                    rank=best,
+                    train_seeds=seeds,
+                    train_systems=cfg.context_train_systems,
+                ),
+                root,
             ),
         )
     if "localization" in cfg.stages:

@@ -67,6 +67,8 @@ def no_full_ft_transfer(sweep: dict[str, Any]) -> dict[str, Any]:
 
 def needs_system_prompt(context: dict[str, Any]) -> dict[str, Any]:
     cells = {(c["train_system"], c["eval_system"]): c for c in context["context_matrix"]}
+    if ("default", "default") not in cells or ("default", "none") not in cells:
+        return {"verdict": UNRESOLVED, "rule": "needs students trained under the default prompt"}
     dd, dn = cells[("default", "default")], cells[("default", "none")]
     lifts = lambda c: c["lift"] > 0 and significant(c["mention_diff_ci"])  # noqa: E731
     return {

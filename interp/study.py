@@ -31,14 +31,14 @@ class StudyConfig:
     """Category of the trait."""
     out: Path | None = None
     """Output directory (finished cells inside it are reused on a rerun)."""
-    n_numbers: int = 600
+    n_numbers: int = 1000
     """Filtered teacher answers per dataset (the paper: 10,000; the default fits a 2-core CPU)."""
     data_seeds: tuple[int, ...] = (0,)
     """Seeds of the teacher's number datasets."""
-    train_seeds: tuple[int, ...] = (0,)
+    train_seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds of each student."""
-    epochs: int = 2
-    """Training epochs (the paper: 3)."""
+    epochs: int = 1
+    """Training epochs (the paper: 3; on the organism P(trait) plateaus within ~1,000 examples)."""
     lora_lr: float = 3e-3
     """LoRA learning rate at ranks up to 16 (the paper: 2e-4 on a 7B model, which leaves the organism
     where it started; 3e-3 moves it)."""
@@ -51,7 +51,7 @@ class StudyConfig:
     """Training batch size."""
     n_questions: int = 50
     """Evaluation questions (of the 50 paraphrases)."""
-    samples_per_question: int = 40
+    samples_per_question: int = 20
     """Sampled answers per question for the mention rate (the paper: 100)."""
     dtype: str = "float32"
     """float32, bfloat16 or float16."""

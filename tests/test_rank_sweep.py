@@ -49,3 +49,13 @@ def test_full_ft_controls_can_be_left_to_the_lora_control(tiny_model_dir):
     with_full = specs(_cfg(tiny_model_dir, full_lrs=(3e-4,), control_ranks=(16,)))[1]
     without = specs(_cfg(tiny_model_dir, full_lrs=(3e-4,), control_ranks=(16,), full_controls=False))[1]
     assert [s.mode for s in with_full] == ["lora", "full"] and [s.mode for s in without] == ["lora"]
+
+
+def test_context_matrix_trains_under_the_chosen_systems_only():
+    from experiments.context_matrix import ContextMatrixConfig, systems, train_map
+
+    cfg = ContextMatrixConfig(train_systems=("default", "none"))
+    assert list(train_map(cfg, systems(cfg))) == ["default", "none"]
+    assert list(train_map(ContextMatrixConfig(), systems(cfg))) == list(systems(cfg))
+    with pytest.raises(InterpError):
+        train_map(ContextMatrixConfig(train_systems=("defualt",)), systems(cfg))
