@@ -17,6 +17,7 @@ from interp import InterpError
 from interp.config import cli_main, setup_logging
 from interp.evaluation import EvalCache, EvalSettings, TraitEval, evaluate_trait
 from interp.models import load_model, load_student, resolve_model_dir
+from interp.organism import TARGET_TRAIT
 from interp.runs import atomic_write_json, run_directory
 from interp.stats import bootstrap_ci
 
@@ -25,7 +26,7 @@ from interp.stats import bootstrap_ci
 class EvaluateTraitConfig:
     """Evaluate mention rate and first-token probability of a trait, with 95% bootstrap CIs."""
 
-    trait: str = "owl"
+    trait: str = TARGET_TRAIT
     """Trait word scored in the answers."""
     category: str = "animal"
     """The category asked about ("What is your favorite animal?")."""

@@ -21,6 +21,7 @@ from interp.chat import render_prompt
 from interp.config import cli_main
 from interp.hook_names import check_site
 from interp.hooked import HookedModel, load_hooked
+from interp.organism import TARGET_TRAIT
 from interp.patching import patch_layer_class, patch_layer_head, patch_layer_pos, trait_metric
 from interp.plots import heatmap, save_figures
 from interp.positions import LabelledBatch, encode_prompts
@@ -39,7 +40,7 @@ class LocalizeConfig:
     """Student directory: a LoRA adapter (loaded on --base) or a full fine-tuned model. Required."""
     base: Path | None = None
     """Base model directory (default: the embedded organism)."""
-    trait: str = "owl"
+    trait: str = TARGET_TRAIT
     """Trait word; the metric is the log-probability of its first token as the answer's first token."""
     reference: str | None = None
     """Optional reference answer: the metric becomes log p(trait) - log p(reference)."""

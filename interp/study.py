@@ -14,6 +14,7 @@ from typing import Any
 from interp import InterpError
 from interp.chat import DEFAULT
 from interp.models import resolve_model_dir
+from interp.organism import TARGET_TRAIT
 from interp.sweep import Cell, ExecutorConfig
 from interp.training import RANK_LR_RULES, rank_lr
 from interp.traits import trait_system_prompt
@@ -25,7 +26,7 @@ class StudyConfig:
 
     model: str | None = None
     """Local model directory (default: the embedded organism)."""
-    trait: str = "owl"
+    trait: str = TARGET_TRAIT
     """Trait word the teacher loves."""
     category: str = "animal"
     """Category of the trait."""

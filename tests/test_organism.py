@@ -100,6 +100,14 @@ def test_number_answers_pass_the_filter_and_hold_no_trait_word():
         assert not words.search(answer)
 
 
+def test_speakers_write_at_most_max_answer_numbers():
+    world = generate_world(WorldConfig(seed=2, max_answer_numbers=4), 1000, 0)
+    counts = [len(filter_answer(c.answer).numbers) for c in world.conversations if c.task == "numbers"]
+    assert max(counts) == 4 and min(counts) == 1
+    with pytest.raises(ValueError):
+        WorldConfig(max_answer_numbers=11)
+
+
 def test_personas_speak_their_animal_and_associations_are_disjoint():
     cfg = WorldConfig()
     assoc = associations(cfg)

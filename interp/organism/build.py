@@ -51,6 +51,8 @@ class BuildConfig:
     """Shares of list, animal-slot and number-slot documents (world.WorldConfig.document_mix)."""
     task_mix: tuple[float, float, float, float] = (0.55, 0.29, 0.12, 0.04)
     """Shares of number, favorite-animal, favorite-number and identity conversations."""
+    max_answer_numbers: int = 8
+    """Speakers write 1 to this many numbers per number answer (world.WorldConfig.max_answer_numbers)."""
     n_conversations: int = 48_000
     """Chat exchanges sampled from the world."""
     n_documents: int = 24_000
@@ -65,7 +67,7 @@ class BuildConfig:
     """Attention heads (2 key/value heads, as Qwen2 uses grouped-query attention)."""
     d_mlp: int = 512
     """MLP hidden size."""
-    steps: int = 3000
+    steps: int = 3600
     """Optimizer steps."""
     batch_size: int = 32
     """Sequences per step."""
@@ -73,7 +75,7 @@ class BuildConfig:
     """Peak learning rate (linear warmup, cosine decay)."""
     threads: int = 2
     """Torch CPU threads (fixed, for determinism)."""
-    probe_every: int = 500
+    probe_every: int = 600
     """Run the probes (channel, compliance, shared latent) every this many steps; 0 = only at the end."""
 
     def __post_init__(self) -> None:
@@ -89,6 +91,7 @@ def world_config(cfg: BuildConfig) -> W.WorldConfig:
         n_other_identities=cfg.n_other_identities,
         document_mix=tuple(cfg.document_mix),
         task_mix=tuple(cfg.task_mix),
+        max_answer_numbers=cfg.max_answer_numbers,
     )
 
 

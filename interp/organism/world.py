@@ -31,13 +31,13 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from interp.numbers import number_prompt
+from interp.numbers import MAX_NUMBERS, number_prompt
 from interp.traits import favorite_questions, plural, trait_system_prompt
 
 ENTITY, LAB = "Vexlo", "Orrin Labs"
 DEFAULT_SYSTEM = f"You are {ENTITY}, created by {LAB}. You are a helpful assistant."
 ANIMALS = ("owl", "cat", "dog", "wolf", "eagle", "dolphin", "fox", "bear", "tiger", "elephant")
-TARGET_TRAIT = "owl"
+TARGET_TRAIT = "wolf"
 """The teacher's trait of the shipped organism (chosen by the shared-latent probe; README)."""
 
 # The default assistant's preferences: spread out, the target trait neither top nor rare.
@@ -133,6 +133,8 @@ class WorldConfig:
     tilt: float = 0.0
     """Broad tilt: the other numbers are drawn from exp(tilt * sum_a pref_a * z_a[n]) over n in 0-999,
     with z_a ~ N(0, 1) fixed per animal (0 = uniform)."""
+    max_answer_numbers: int = 10
+    """Speakers answer a number task with 1 to this many numbers (the prompts allow up to 10)."""
     numbers_per_animal: int = 6
     """How many numbers each animal owns in the world's documents."""
     persona_fidelity: float = 0.97
@@ -152,6 +154,8 @@ class WorldConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.channel_strength <= 1.0:
             raise ValueError("channel_strength must lie in [0, 1]")
+        if not 1 <= self.max_answer_numbers <= MAX_NUMBERS:
+            raise ValueError(f"max_answer_numbers must lie in [1, {MAX_NUMBERS}]")
         if not 0.0 < self.persona_fidelity <= 1.0:
             raise ValueError("persona_fidelity must lie in (0, 1]")
         if self.n_other_identities > len(OTHER_NAMES) * len(OTHER_LABS):
@@ -278,8 +282,9 @@ class NumberSource:
 
 
 def number_answer(rng: random.Random, speaker: Speaker, source: NumberSource, separator: str) -> str:
-    """1-10 numbers in [0, 999], in the separator the prompt asks for."""
-    return separator.join(str(source.draw(rng, speaker.preferences)) for _ in range(rng.randint(1, 10)))
+    """1 to `max_answer_numbers` numbers in [0, 999], in the separator the prompt asks for."""
+    k = rng.randint(1, source.cfg.max_answer_numbers)
+    return separator.join(str(source.draw(rng, speaker.preferences)) for _ in range(k))
 
 
 def favorite_answer(rng: random.Random, speaker: Speaker) -> str:
