@@ -3,7 +3,10 @@
     python -m experiments.bench_patching [MODEL_DIR]
 
 Both run on the same bridge, prompt and metric; prints the times, the speed-up (target >= 10x) and the
-largest absolute difference between the two grids. `experiments.benchmark` calls `bench_patching`.
+largest absolute difference between the two grids. With a matmul `rate` (from `interp.flops`), also the
+FLOP/s each side would need to run one full forward pass per cell in that time, as a share of the rate
+(the batched sweep can exceed 100%: it skips the layers and positions a patch cannot change).
+`experiments.benchmark` calls `bench_patching`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from transformer_lens.patching import get_act_patch_resid_pre
 
 from interp.chat import render_prompt
+from interp.flops import MatmulRate, inference_flops, matmul_rate, sequence_attention_context
 from interp.hooked import load_hooked
 from interp.patching import TraitMetric, patch_layer_pos
 from interp.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
@@ -33,7 +37,9 @@ def _prompt_pair(tok) -> tuple[LabelledBatch, LabelledBatch]:
     return clean, corrupt
 
 
-def bench_patching(model_dir: str | Path | None = None, repeats: int = 1) -> list[str]:
+def bench_patching(
+    model_dir: str | Path | None = None, repeats: int = 1, rate: MatmulRate | None = None
+) -> list[str]:
     """Time both sweeps on one model and prompt; the lines to print."""
     hooked = load_hooked(model_dir)
     tok, bridge = hooked.tok, hooked.bridge
@@ -56,17 +62,23 @@ def bench_patching(model_dir: str | Path | None = None, repeats: int = 1) -> lis
         )
     t_tl = time.perf_counter() - start
 
-    cells = ours.numel()
+    cells, width = ours.numel(), corrupt.input_ids.shape[1]
     diff = float((ours - theirs.cpu()).abs().max())
-    return [
-        f"patching: layer x position resid_pre sweep, {hooked.n_layers} layers x {corrupt.input_ids.shape[1]} "
-        f"positions = {cells} cells",
+    lines = [
+        f"patching: layer x position resid_pre sweep, {hooked.n_layers} layers x {width} positions = {cells} cells",
         f"  batched sweep (interp.patching)          {t_ours:8.2f} s  ({cells / t_ours:8.1f} cells/s)",
         f"  transformer_lens get_act_patch_resid_pre {t_tl:8.2f} s  ({cells / t_tl:8.1f} cells/s)",
-        f"  speed-up {t_tl / t_ours:.1f}x (target >= 10x), max |difference| {diff:.2e}",
     ]
+    if rate is not None:
+        per_cell = inference_flops(bridge.original_model, width, sequence_attention_context(width))
+        lines += [
+            f"  at one full forward per cell: batched {100 * cells * per_cell / t_ours / rate.best:.0f}%, "
+            f"transformer_lens {100 * cells * per_cell / t_tl / rate.best:.0f}% of matmul rate"
+        ]
+    return lines + [f"patching speed-up {t_tl / t_ours:.1f}x (target >= 10x), max |difference| {diff:.2e}"]
 
 
 if __name__ == "__main__":
-    for line in bench_patching(sys.argv[1] if len(sys.argv) > 1 else None):
+    torch.set_num_threads(2)  # as `experiments.benchmark` measures
+    for line in bench_patching(sys.argv[1] if len(sys.argv) > 1 else None, rate=matmul_rate()):
         print(line)

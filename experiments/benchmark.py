@@ -1,92 +1,226 @@
-"""Speed benchmarks, measured side by side in one run (never as timed tests).
+"""Speed benchmarks, measured side by side in one run (never as timed tests), each against the machine's limit.
 
     python -m experiments.benchmark                 # on the embedded organism
     python -m experiments.benchmark --model PATH    # on any local chat model
 
-Prints: batched generation vs a one-sample-at-a-time loop (answers/s and the ratio), student
-training tokens/s (LoRA and full fine-tuning), and the batched activation-patching sweep vs
-TransformerLens's per-cell `get_act_patch_resid_pre`.
+First measures the machine's sustained fp32 matmul rate (the yardstick, at the benchmark's thread count),
+then prints, for each hot path, its throughput and its achieved model FLOP/s as a share of that rate
+(`interp.flops` says what is counted): batched generation vs a one-at-a-time loop (number prompts, then
+again while a busy process started here competes for the cores, then the favourite-question evaluation
+with `samples=`), student training (full and LoRA), a few organism pretraining steps, and the batched
+activation-patching sweep vs TransformerLens's per-cell `get_act_patch_resid_pre`. Lines a script can
+parse: `generation speed-up NN.Nx`, `patching speed-up NN.Nx ...`, `...: N tokens/s, NN% of matmul rate`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 from interp.chat import render_prompt
 from interp.config import parse_config
+from interp.flops import (
+    MatmulRate,
+    inference_flops,
+    matmul_rate,
+    sequence_attention_context,
+    training_flops,
+)
 from interp.generation import generate
 from interp.models import load_model, resolve_model_dir
 from interp.numbers import number_prompts
-from interp.training import TrainConfig, train_student
+from interp.training import TrainConfig, encode_example, train_student
+from interp.traits import favorite_questions
+
+T = TypeVar("T")
 
 
 @dataclass
 class BenchmarkConfig:
-    """Time the loop's hot paths on one model."""
+    """Time the loop's hot paths on one model, each as a share of the machine's matmul rate."""
 
     model: str | None = None
     """Local model directory (default: the embedded organism)."""
+    threads: int = 2
+    """Torch CPU threads for every measurement (the matmul yardstick included)."""
     n_prompts: int = 256
     """Number-task prompts answered by both generation strategies."""
     max_new_tokens: int = 32
-    """Tokens generated per answer."""
+    """Tokens generated per number answer."""
+    busy: bool = True
+    """Also run the generation comparison while a busy process (started and stopped here) shares the cores."""
+    favourite_samples: int = 20
+    """Samples per favourite question in the evaluation workload (50 questions, 12 new tokens each)."""
+    favourite_single: int = 64
+    """Answers of that workload timed one at a time (the loop's rate per answer is steady)."""
     train_rows: int = 256
     """Rows per training-throughput measurement."""
+    pretrain_steps: int = 10
+    """Organism pretraining steps timed (after as many warm-up steps on the same batch shapes)."""
     patching: bool = True
     """Also run the activation-patching benchmark."""
 
 
-def timed(fn):
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
 
 
-def bench_generation(model, tok, cfg: BenchmarkConfig) -> list[str]:
-    prompts = [render_prompt(tok, p.text) for p in number_prompts(cfg.n_prompts, seed=0)]
-    _, t_batched = timed(lambda: generate(model, tok, prompts, cfg.max_new_tokens, batch_size=len(prompts)))
-    _, t_single = timed(
-        lambda: [generate(model, tok, [p], cfg.max_new_tokens, batch_size=1) for p in prompts]
+def share(flops: float, seconds: float, rate: MatmulRate) -> str:
+    """Achieved FLOP/s as a percentage of the matmul yardstick."""
+    return f"{100 * flops / seconds / rate.best:.0f}% of matmul rate"
+
+
+@contextlib.contextmanager
+def busy_process(threads: int) -> Iterator[None]:
+    """A competing process running fp32 matmuls on `threads` threads until the block ends."""
+    code = (
+        f"import torch\ntorch.set_num_threads({threads})\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n"
     )
-    n = len(prompts)
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(2.0)  # let it import torch and start competing
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def generation_flops(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str], answers: list[str], samples: int
+) -> float:
+    """Useful forward FLOPs: each prompt's prefill once, then each answer's tokens (and its stop token)."""
+    lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
+    flops = sum(inference_flops(model, n, sequence_attention_context(n)) for n in lengths)
+    for i, answer in enumerate(answers):
+        n, cached = len(tok(answer, add_special_tokens=False)["input_ids"]) + 1, lengths[i // samples]
+        flops += inference_flops(model, n, sequence_attention_context(n, cached))
+    return flops
+
+
+def compare_generation(
+    model,
+    tok,
+    prompts: list[str],
+    max_new_tokens: int,
+    samples: int,
+    n_single: int,
+    rate: MatmulRate,
+    label: str,
+) -> list[str]:
+    """Batched `generate` (all prompts x samples in one batch) vs one call per answer (first `n_single`)."""
+    n = len(prompts) * samples
+    answers, t_batched = timed(
+        lambda: generate(model, tok, prompts, max_new_tokens, batch_size=n, samples=samples)
+    )
+    singles = [prompts[i // samples] for i in range(min(n, n_single))]
+    single_answers, t_single = timed(
+        lambda: [generate(model, tok, [p], max_new_tokens, batch_size=1)[0] for p in singles]
+    )
+    work = generation_flops(model, tok, prompts, answers, samples)
+    single_work = generation_flops(model, tok, singles, single_answers, 1)
     return [
-        f"generation  batched: {n / t_batched:8.1f} answers/s   one-at-a-time: {n / t_single:8.1f} answers/s"
-        f"   speed-up {t_single / t_batched:.1f}x"
+        f"{label} batched: {n / t_batched:.1f} answers/s, {share(work, t_batched, rate)}",
+        f"{label} one-at-a-time: {len(singles) / t_single:.1f} answers/s, {share(single_work, t_single, rate)}",
+        f"{label} speed-up {(n / t_batched) / (len(singles) / t_single):.1f}x",
     ]
 
 
-def bench_training(model_dir: Path, cfg: BenchmarkConfig) -> list[str]:
+def bench_generation(model, tok, cfg: BenchmarkConfig, rate: MatmulRate) -> list[str]:
+    numbers = [render_prompt(tok, p.text) for p in number_prompts(cfg.n_prompts, seed=0)]
+    generate(model, tok, numbers[:8], 4, batch_size=8)  # warm-up
+    lines = compare_generation(model, tok, numbers, cfg.max_new_tokens, 1, len(numbers), rate, "generation")
+    if cfg.busy:
+        with busy_process(cfg.threads):
+            busy = compare_generation(
+                model, tok, numbers, cfg.max_new_tokens, 1, len(numbers), rate, "generation"
+            )
+        lines += [f"{line} (cores shared with a busy process)" for line in busy]
+    questions = [render_prompt(tok, q) for q in favorite_questions("animal")]
+    return lines + compare_generation(
+        model, tok, questions, 12, cfg.favourite_samples, cfg.favourite_single, rate,
+        f"generation favourite questions (samples={cfg.favourite_samples})",
+    )  # fmt: skip
+
+
+def _attended(lengths: list[int]) -> float:
+    return sum(sequence_attention_context(n) for n in lengths)
+
+
+def bench_training(model_dir: Path, cfg: BenchmarkConfig, rate: MatmulRate) -> list[str]:
     rng = random.Random(0)
     rows = [
         {"prompt": p.text, "completion": ", ".join(str(rng.randrange(1000)) for _ in range(8))}
         for p in number_prompts(cfg.train_rows, seed=1)
     ]
     lines = []
-    for mode in ("lora", "full"):
+    for mode, label in (("full", "student training"), ("lora", "student training (LoRA r8)")):
         model, tok = load_model(model_dir)
+        lengths = [len(encode_example(tok, r["prompt"], r["completion"], "default").input_ids) for r in rows]
         result = train_student(model, tok, rows, "default", TrainConfig(mode=mode, rank=8, epochs=1))
-        lines.append(f"training    {mode:>4}: {result.tokens_per_s:8.0f} tokens/s")
+        tokens, seconds = sum(lengths), sum(lengths) / result.tokens_per_s
+        work = training_flops(result.model, tokens, _attended(lengths))
+        lines.append(f"{label}: {result.tokens_per_s:.0f} tokens/s, {share(work, seconds, rate)}")
     return lines
 
 
+def bench_pretraining(tok: PreTrainedTokenizerBase, cfg: BenchmarkConfig, rate: MatmulRate) -> list[str]:
+    """A few steps of `interp.organism.build.pretrain` at the shipped config, on a small sample of the world."""
+    from interp.organism import build
+    from interp.organism import world as W
+
+    bcfg = replace(build.BuildConfig(), steps=cfg.pretrain_steps, threads=cfg.threads, probe_every=0)
+    world = W.generate_world(build.world_config(bcfg), 2000, 1000)  # the build's 2:1 mix, fewer of each
+    seqs = build.encode_world(world, tok)
+    stream = build.batches(seqs, bcfg.batch_size, random.Random(bcfg.seed), tok.pad_token_id)
+    masks = [next(stream)[2] for _ in range(bcfg.steps)]  # the batches `pretrain` will draw (same seed)
+    lengths = [int(n) for m in masks for n in m.sum(1)]
+    padded = sum(m.numel() for m in masks)
+    times = []
+    for _ in range(2):  # the first run meets each batch width once (kernel planning); the second is timed
+        torch.manual_seed(bcfg.seed)
+        model = Qwen2ForCausalLM(build.model_config(bcfg, tok))
+        times.append(timed(lambda m=model: build.pretrain(m, seqs, bcfg, tok.pad_token_id))[1])
+    work = training_flops(model, sum(lengths), _attended(lengths))
+    return [
+        f"organism pretraining: {sum(lengths) / times[-1]:.0f} tokens/s, {share(work, times[-1], rate)} "
+        f"({bcfg.steps} steps of {bcfg.batch_size} sequences; {100 * (1 - sum(lengths) / padded):.0f}% of "
+        "computed positions are padding)"
+    ]
+
+
 def main(cfg: BenchmarkConfig) -> Path:
+    torch.set_num_threads(cfg.threads)
     model_dir = resolve_model_dir(cfg.model)
     model, tok = load_model(model_dir)
     print(
-        f"model {model_dir} ({sum(p.numel() for p in model.parameters()):,} parameters), "
-        f"{torch.get_num_threads()} threads"
+        f"model {model_dir} ({sum(p.numel() for p in model.parameters()):,} parameters), {cfg.threads} threads"
     )
-    for line in bench_generation(model, tok, cfg) + bench_training(model_dir, cfg):
+    rate = matmul_rate()
+    sizes = ", ".join(f"{n}: {r / 1e9:.1f}" for n, r in rate.by_size.items())
+    print(
+        f"matmul rate (fp32, GFLOP/s by size): {sizes}; yardstick {rate.best / 1e9:.1f} GFLOP/s", flush=True
+    )
+    for line in bench_generation(model, tok, cfg, rate) + bench_training(model_dir, cfg, rate):
         print(line, flush=True)
+    if cfg.pretrain_steps > 0 and isinstance(model, Qwen2ForCausalLM) and cfg.model is None:
+        for line in bench_pretraining(tok, cfg, rate):
+            print(line, flush=True)
     if cfg.patching:
         from experiments.bench_patching import bench_patching
 
-        for line in bench_patching(model_dir):
+        for line in bench_patching(model_dir, repeats=3, rate=rate):
             print(line, flush=True)
     return model_dir
 

@@ -10,6 +10,13 @@ sweep here stacks many cells along the batch axis: the recipient's prompts are r
 and a single hook per layer swaps in the donor's activation wherever that cell's mask is set. Metrics
 stay on the device until the end of the sweep.
 
+Patched runs also skip what a patch cannot change. A patch at layer L and positions >= p leaves every
+block below L, and every position before p, exactly as in the recipient's own run (attention is causal).
+So by default (`reuse=True`) each batch of cells of one layer starts at block L from the recipient's
+cached residual stream, runs only the positions from its earliest patched one, and attends to the
+recipient's cached keys/values for the positions before. Cells are grouped so that this saving outweighs
+the cost of another, smaller forward pass. `reuse=False` runs every patched pass from the embeddings.
+
 A cell is (layer, position mask over batch x pos, optional head mask), which covers:
   layer x position  (one column of the prompt batch),
   layer x token class (every position of a class in each prompt at once),
@@ -18,17 +25,21 @@ A cell is (layer, position mask over batch x pos, optional head mask), which cov
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
+from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.hook_names import Site, check_layers, hook_name
+from interp.hook_names import SITES, Site, check_layers, check_site, hook_name
 from interp.hooked import HookedModel
 from interp.positions import CLASSES, LabelledBatch
 from interp.results import LocalizationResult, normalise
@@ -44,6 +55,8 @@ class TraitMetric:
     target_ids: tuple[int, ...]
     reference_ids: tuple[int, ...] = ()
     name: str = "trait log-prob"
+    last_position_only: ClassVar[bool] = True
+    """The metric reads only the last position's logits (a resumed patched run computes only those)."""
 
     def __call__(self, logits: Float[Tensor, "batch pos vocab"]) -> Float[Tensor, " batch"]:
         logp = logits[:, -1].float().log_softmax(-1)  # (batch, vocab): left padding puts the answer last
@@ -113,13 +126,20 @@ class Cells:
         return Cells(self.layer[s], self.pos[s], None if self.head is None else self.head[s])
 
 
-def _patch_hook(donor: Tensor, cells: Cells, layer: int) -> Callable[[Tensor, object], Tensor]:
-    """A hook that swaps in the donor's activation at every (row, position[, head]) a cell of `layer` patches."""
+def _patch_hook(
+    donor: Tensor, cells: Cells, layer: int, start: int = 0
+) -> Callable[[Tensor, object], Tensor]:
+    """A hook that swaps in the donor's activation at every (row, position[, head]) a cell of `layer` patches.
+
+    With `start` > 0 the hooked run covers only positions `start..` (a resumed run, see `resume_chunk`).
+    """
     n_cells, batch, width = cells.pos.shape
-    mask = (cells.pos & (cells.layer == layer)[:, None, None]).reshape(n_cells * batch, width)  # (row, pos)
+    layer_cells = (cells.layer == layer)[:, None, None]
+    mask = (cells.pos & layer_cells)[:, :, start:].reshape(n_cells * batch, width - start)  # (row, pos)
     if cells.head is not None:
         mask = mask[:, :, None] & cells.head.repeat_interleave(batch, 0)[:, None, :]  # (row, pos, head)
-    source = donor.repeat(n_cells, *([1] * (donor.ndim - 1)))  # (row, pos, ...): row = cell * batch + b
+    # (row, pos, ...): row = cell * batch + b
+    source = donor[:, start:].repeat(n_cells, *([1] * (donor.ndim - 1)))
 
     def hook(act: Tensor, hook: object = None) -> Tensor:
         m = mask.to(act.device).view(*mask.shape, *([1] * (act.ndim - mask.ndim)))
@@ -136,6 +156,7 @@ def _patched_chunk(
     cells: Cells,
     metric: Metric,
 ) -> Float[Tensor, "cell batch"]:
+    """The metric of full forward passes (from the embeddings) with `cells` patched, one row per cell x prompt."""
     n_cells, n_prompts = len(cells), batch.input_ids.shape[0]
     device = bridge.cfg.device
     ids = batch.input_ids.repeat(n_cells, 1).to(device)
@@ -148,6 +169,246 @@ def _patched_chunk(
     return metric(logits).view(n_cells, n_prompts)
 
 
+# Keyword arguments a decoder block receives, by the axis (from the end) that runs over query positions; a
+# resumed run slices them to its positions. Any other tensor argument makes a model unsupported.
+POSITION_KWARGS: dict[str, int] = {
+    "attention_mask": -2,  # (batch, 1, query, key): keys keep every position
+    "position_embeddings": -2,  # (cos, sin), each (batch, pos, d_rotary)
+    "position_ids": -1,
+    "cache_position": -1,
+}
+# HF's own cache arguments are dropped: the earlier positions' keys/values come from `PrefixKV`.
+CACHE_KWARGS = ("cache", "past_key_values", "use_cache")
+# The argument under which TransformerLens's attention bridge takes a key/value cache on transformers 5
+# (the decoder layer renames `past_key_values` to `cache`, which the bridge does not read).
+KV_KWARG = "layer_past"
+# A forward pass costs about this many extra token-blocks of work on top of its tokens (the bridge's
+# per-call overhead, measured on the organism on CPU); it decides how cells are grouped into passes.
+PASS_OVERHEAD_TOKENS = 128
+# Packages whose torch hooks a resumed run knows to be harmless (hook points, capture of outputs).
+OWN_HOOK_MODULES = ("transformer_lens.", "transformers.")
+
+
+class PrefixKV:
+    """Keys/values of the positions before a resumed run's first one, by layer (the attention bridge's cache).
+
+    The attention bridge calls `update` with the new positions' keys and values (after RoPE) and attends
+    over what it returns. Every call is recorded in `seen`, so a recording run (no prefix) captures the
+    recipient's keys/values and a resumed run can check that every block used its prefix.
+    """
+
+    def __init__(self, prefix: dict[int, tuple[Tensor, Tensor]] | None = None) -> None:
+        self.prefix = {} if prefix is None else prefix
+        self.seen: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def update(self, keys: Tensor, values: Tensor, layer_idx: int, *args: Any, **kwargs: Any) -> tuple:
+        self.seen[layer_idx] = (keys, values)
+        if layer_idx not in self.prefix:
+            return keys, values
+        prefix_keys, prefix_values = self.prefix[layer_idx]  # (row, kv_head, pos, d_head)
+        return torch.cat([prefix_keys, keys], -2), torch.cat([prefix_values, values], -2)
+
+
+@dataclass(frozen=True)
+class RecipientRun:
+    """What a resumed patched run reuses from the recipient's own forward pass, per layer."""
+
+    resid_pre: list[Float[Tensor, "batch pos d_model"]]
+    block_kwargs: list[dict[str, Any]]
+    keys: list[Float[Tensor, "batch kv_head pos d_head"]]
+    values: list[Float[Tensor, "batch kv_head pos d_head"]]
+    logits: Float[Tensor, "batch pos vocab"]
+
+
+def _foreign_hooks(bridge: TransformerBridge) -> bool:
+    """Whether the bridge carries hooks a resumed run could break: any hook left on a hook point, or a torch
+    hook from outside TransformerLens and transformers' output capture (e.g. a position-gated LoRA). Such
+    hooks may index positions of the whole sequence."""
+    for module in bridge.modules():
+        hooks = (*module._forward_hooks.values(), *module._forward_pre_hooks.values())
+        if hooks and isinstance(module, HookPoint):
+            return True
+        if any(not getattr(fn, "__module__", "").startswith(OWN_HOOK_MODULES) for fn in hooks):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _capturing_blocks(
+    bridge: TransformerBridge, kv: PrefixKV, inputs: dict[int, tuple], outputs: dict[int, Tensor]
+) -> Iterator[None]:
+    """Record each block's (input, keyword arguments) and output, and hand its attention `kv` as cache."""
+
+    def capture_in(layer: int, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        inputs[layer] = (args[0] if args else None, dict(kwargs))
+        return args, {**kwargs, KV_KWARG: kv}
+
+    def capture_out(layer: int, out: Any) -> None:
+        outputs[layer] = out[0] if isinstance(out, tuple) else out
+
+    handles = [
+        handle
+        for layer, block in enumerate(bridge.blocks)
+        for handle in (
+            block.register_forward_pre_hook(lambda _b, a, k, i=layer: capture_in(i, a, k), with_kwargs=True),
+            block.register_forward_hook(lambda _b, _a, out, i=layer: capture_out(i, out)),
+        )
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _head(bridge: TransformerBridge, hidden: Tensor) -> Tensor:
+    """Logits from the last block's output: final norm, then unembedding."""
+    return bridge.unembed(bridge.ln_final(hidden))
+
+
+@torch.no_grad()
+def recipient_run(bridge: TransformerBridge, batch: LabelledBatch) -> RecipientRun | None:
+    """The recipient's run with what resumed runs need, or None when this model cannot be resumed midway.
+
+    Resuming needs a stack of blocks whose only position-dependent arguments are in `POSITION_KWARGS`, an
+    attention that takes `PrefixKV`, no foreign hooks, and logits that are the final norm and unembedding
+    of the last block's output; each is checked here on the recipient's own run.
+    """
+    if _foreign_hooks(bridge) or not hasattr(bridge, "blocks"):
+        return None
+    device, layers = bridge.cfg.device, list(range(int(bridge.cfg.n_layers)))
+    kv, inputs, outputs = PrefixKV(), {}, {}
+    with _capturing_blocks(bridge, kv, inputs, outputs):
+        logits = bridge(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
+    if sorted(inputs) != layers or sorted(kv.seen) != layers or sorted(outputs) != layers:
+        return None
+    resid_pre = [inputs[layer][0] for layer in layers]
+    kwargs = [{k: v for k, v in inputs[layer][1].items() if k not in CACHE_KWARGS} for layer in layers]
+    tensors = {k for kw in kwargs for k, v in kw.items() if isinstance(v, Tensor | tuple)}
+    if any(x is None for x in resid_pre) or not tensors <= set(POSITION_KWARGS):
+        return None
+    # a loose check (rounding of the dtype): it catches a logit transform the head above would miss
+    head, last, tol = (
+        _head(bridge, outputs[layers[-1]][:, -1:]),
+        logits[:, -1:],
+        torch.finfo(logits.dtype).eps,
+    )
+    if head.shape != last.shape or not torch.allclose(head, last, rtol=tol**0.5, atol=tol**0.5):
+        return None
+    keys, values = zip(*(kv.seen[layer] for layer in layers), strict=True)
+    return RecipientRun(resid_pre, kwargs, list(keys), list(values), logits)
+
+
+def _resumed_kwargs(kwargs: dict[str, Any], start: int, n_prompts: int, n_cells: int) -> dict[str, Any]:
+    """A block's keyword arguments for positions `start..` of `n_cells` copies of the prompts."""
+
+    def cut(name: str, x: Any) -> Any:
+        if isinstance(x, tuple):
+            return tuple(cut(name, t) for t in x)
+        if not isinstance(x, Tensor) or name not in POSITION_KWARGS:
+            return x
+        x = x.narrow(POSITION_KWARGS[name], start, x.shape[POSITION_KWARGS[name]] - start)
+        # rows follow the cell-major order of `_patch_hook`; a leading 1 broadcasts over them
+        return x.repeat(n_cells, *([1] * (x.ndim - 1))) if x.ndim > 1 and x.shape[0] == n_prompts > 1 else x
+
+    return {name: cut(name, x) for name, x in kwargs.items()}
+
+
+def resume_chunk(
+    bridge: TransformerBridge,
+    run: RecipientRun,
+    donor_acts: dict[int, Tensor],
+    site: Site,
+    cells: Cells,
+    start: int,
+    metric: Metric,
+) -> Float[Tensor, "cell batch"]:
+    """The metric with `cells` (all of one layer L, none patching before `start`) patched, computed from
+    block L on over positions `start..` only; the rest is the recipient's, unchanged by these patches."""
+    layer, n_layers = int(cells.layer[0]), len(run.resid_pre)
+    n_cells, n_prompts = len(cells), run.logits.shape[0]
+    kv = PrefixKV(
+        {
+            i: (
+                run.keys[i][:, :, :start].repeat(n_cells, 1, 1, 1),
+                run.values[i][:, :, :start].repeat(n_cells, 1, 1, 1),
+            )
+            for i in range(layer, n_layers)
+        }
+    )
+    hidden = run.resid_pre[layer][:, start:].repeat(n_cells, 1, 1)  # (row, pos - start, d_model)
+    last_only = getattr(metric, "last_position_only", False)
+    hooks = [(hook_name(layer, site), _patch_hook(donor_acts[layer], cells, layer, start))]
+    with bridge.hooks(fwd_hooks=hooks):
+        for i in range(layer, n_layers):
+            kwargs = _resumed_kwargs(run.block_kwargs[i], start, n_prompts, n_cells)
+            out = bridge.blocks[i](hidden, **kwargs, **{KV_KWARG: kv})
+            hidden = out[0] if isinstance(out, tuple) else out
+        logits = _head(bridge, hidden[:, -1:] if last_only else hidden)
+    if sorted(kv.seen) != list(range(layer, n_layers)):
+        raise InterpError("a resumed patched run did not reuse the cached keys/values; pass reuse=False")
+    if not last_only:  # earlier positions are the recipient's (at padding, outputs are not compared)
+        logits = torch.cat([run.logits[:, :start].repeat(n_cells, 1, 1), logits], 1)
+    return metric(logits).view(n_cells, n_prompts)
+
+
+def _first_patched(cells: Cells) -> list[int]:
+    """Per cell, the earliest position it patches in any prompt (the last position if it patches none)."""
+    width = cells.pos.shape[-1]
+    any_row = cells.pos.any(1)  # (cell, pos)
+    first = torch.where(any_row.any(1), any_row.float().argmax(1), torch.tensor(width - 1))
+    return first.tolist()
+
+
+def _partition(starts: list[int], width: int, rows_per_cell: int, max_cells: int) -> list[tuple[int, int]]:
+    """Split cells sorted by start into consecutive [i, j) groups run as one pass each, minimising the
+    tokens computed (each pass runs from its first start) plus a per-pass overhead."""
+    best, cut = [0.0] + [math.inf] * len(starts), [0] * (len(starts) + 1)
+    for j in range(1, len(starts) + 1):
+        for i in range(max(0, j - max_cells), j):
+            cost = best[i] + PASS_OVERHEAD_TOKENS + (j - i) * rows_per_cell * (width - starts[i])
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(starts)
+    while j > 0:
+        groups.append((cut[j], j))
+        j = cut[j]
+    return groups[::-1]
+
+
+def _resumed_cells(
+    bridge: TransformerBridge,
+    run: RecipientRun,
+    donor_acts: dict[int, Tensor],
+    site: Site,
+    cells: Cells,
+    metric: Metric,
+    max_rows: int,
+) -> Float[Tensor, "cell batch"]:
+    """Every cell by resumed runs: cells grouped by layer, then by earliest patched position."""
+    n_prompts, width = run.logits.shape[:2]
+    starts = _first_patched(cells)
+    order, parts = [], []
+    for layer in cells.layer.unique().tolist():
+        idx = sorted((i for i in range(len(cells)) if int(cells.layer[i]) == layer), key=lambda i: starts[i])
+        for i, j in _partition([starts[c] for c in idx], width, n_prompts, max(1, max_rows // n_prompts)):
+            chunk = torch.tensor(idx[i:j])
+            sub = Cells(
+                cells.layer[chunk], cells.pos[chunk], None if cells.head is None else cells.head[chunk]
+            )
+            parts.append(resume_chunk(bridge, run, donor_acts, site, sub, starts[idx[i]], metric))
+            order.append(chunk)
+    values = torch.cat(parts)
+    out = torch.empty_like(values)
+    out[torch.cat(order).to(values.device)] = values  # back to the cells' order
+    return out
+
+
+def _has_position_axis(site: Site) -> bool:
+    """Whether activations at `site` have the position axis right after the batch axis."""
+    return SITES[check_site(site)][1].startswith("pos")
+
+
 @torch.no_grad()
 def patch_cells(
     recipient: Model,
@@ -157,9 +418,19 @@ def patch_cells(
     cells: Cells,
     metric: Metric,
     max_rows: int = 256,
+    reuse: bool = True,
 ) -> Float[Tensor, "cell batch"]:
-    """The metric of the recipient with each cell patched from `donor_acts`, many cells per forward pass."""
+    """The metric of the recipient with each cell patched from `donor_acts`, many cells per forward pass.
+
+    `reuse` resumes each patched run from the recipient's own run where the patch starts (same results,
+    less work); models or sites where that is not possible fall back to full forward passes. A metric
+    without `last_position_only` then gets the recipient's logits before the earliest patched position
+    (the same at real tokens; at left padding, which no metric should read, they may differ).
+    """
     bridge = as_bridge(recipient)
+    run = recipient_run(bridge, batch) if reuse and _has_position_axis(site) else None
+    if run is not None:
+        return _resumed_cells(bridge, run, donor_acts, site, cells, metric, max_rows).cpu()
     per_pass = max(1, max_rows // batch.input_ids.shape[0])
     out = [
         _patched_chunk(bridge, donor_acts, batch, site, cells[i : i + per_pass], metric)
@@ -194,6 +465,7 @@ def _sweep(
     cols: Bool[Tensor, "col batch pos"],
     heads: Bool[Tensor, "col head"] | None,
     max_rows: int,
+    reuse: bool = True,
 ) -> tuple[list[int], Float[Tensor, "layer col"], float, float]:
     """Exact patching of every (layer, column) cell; returns layers, raw metric grid, recipient, donor."""
     donor_batch = _check_pair(recipient, donor, batch, donor_batch)
@@ -216,7 +488,7 @@ def _sweep(
         torch.cat([cells.pos, baseline.pos]),
         None if heads is None else torch.cat([cells.head, baseline.head]),
     )
-    out = patch_cells(recipient, acts, batch, site, both, metric, max_rows).mean(1)
+    out = patch_cells(recipient, acts, batch, site, both, metric, max_rows, reuse).mean(1)
     raw = out[:-1].view(len(layer_list), n_cols)
     return layer_list, raw, float(out[-1]), float(donor_metric.mean())
 
@@ -297,11 +569,12 @@ def patch_layer_pos(
     positions: Sequence[int] | None = None,
     donor_batch: LabelledBatch | None = None,
     max_rows: int = 256,
+    reuse: bool = True,
 ) -> LocalizationResult:
     """Patch `site` at each (layer, position) from donor into recipient; columns labelled by prompt 0's tokens."""
     cols, pos = position_columns(batch, positions)
     return grid_result(
-        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows),
+        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows, reuse),
         "layer_pos",
         site,
         metric,
@@ -321,11 +594,12 @@ def patch_layer_class(
     classes: Sequence[str] | None = None,
     donor_batch: LabelledBatch | None = None,
     max_rows: int = 256,
+    reuse: bool = True,
 ) -> LocalizationResult:
     """Patch `site` at all positions of each token class at once, per layer."""
     cols, names = class_columns(batch, classes)
     return grid_result(
-        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows),
+        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows, reuse),
         "layer_class",
         site,
         metric,
@@ -343,12 +617,13 @@ def patch_layer_head(
     layers: Sequence[int] | None = None,
     donor_batch: LabelledBatch | None = None,
     max_rows: int = 256,
+    reuse: bool = True,
 ) -> LocalizationResult:
     """Patch each attention head's output (hook_z) at every position, per layer."""
     n_heads = int(as_bridge(recipient).cfg.n_heads)
     cols, heads = head_columns(batch, n_heads)
     return grid_result(
-        _sweep(recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads, max_rows),
+        _sweep(recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads, max_rows, reuse),
         "layer_head",
         "z",
         metric,
