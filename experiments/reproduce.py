@@ -7,8 +7,9 @@
         --device cuda --out runs/qwen7b --full
 
 Stages: rank sweep and full fine-tuning (claims 1, 2) -> context matrix at the best rank (claim 3) ->
-position-restricted LoRA (claim 4) -> activation patching heatmaps -> entangled numbers and logit lens ->
-report.md, report.html, results.json. A rerun with the same --out skips finished cells; --force recomputes.
+position-restricted LoRA (claim 4) -> activation patching heatmaps -> the students' shift against the
+persona direction (alignment) -> divergence-token masking -> entangled numbers and logit lens ->
+report.md, report.html, results.json (with each claim's verdict under "claims"). A rerun with the same --out skips finished cells; --force recomputes.
 """
 
 from __future__ import annotations
