@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.rank_sweep import RankSweepConfig, specs, student_cells
+from experiments.rank_sweep import RankSweepConfig, control_means, default_mean, specs, student_cells
 from interp import InterpError
 from interp import alignment as A
 from interp.chat import DEFAULT, render_prompt
@@ -51,28 +51,16 @@ def _p_trait(model, tok, batch, trait: str, steer=None) -> np.ndarray:
         return A.next_token_probs(model, batch)[:, ids].sum(-1).numpy()
 
 
-def student_lift(result: dict[str, Any], control_p: float) -> float:
-    """A student's first-token P(trait) under the default prompt minus the control students' mean."""
-    return float(np.mean(result["evals"]["default"]["per_question_p"])) - control_p
-
-
-def _students(cfg: AlignmentConfig, root: Path) -> tuple[list[tuple[Any, int, Path, dict]], float]:
-    """(spec, seed, directory, result) of every finished trait student, and the control mean P(trait)."""
-    trait_specs, control_specs = specs(cfg)
-    ctrl = [
-        finished(root, c) for s in control_specs if s.mode == "lora" for c in student_cells(cfg, s, "control")
-    ]
-    if not ctrl or any(r is None for r in ctrl):
-        raise InterpError(f"the rank sweep's control students are not finished under {root}")
-    control_p = float(np.mean([np.mean(r["evals"]["default"]["per_question_p"]) for r in ctrl]))
+def _students(cfg: AlignmentConfig, root: Path) -> list[tuple[Any, int, Path, dict]]:
+    """(spec, seed, directory, result) of every finished trait student of the rank sweep."""
     out = []
-    for spec in trait_specs:
+    for spec in specs(cfg)[0]:
         for cell in student_cells(cfg, spec, "trait"):
             res = finished(root, cell)
             if res is None:
                 raise InterpError(f"student cell {cell.name} is not finished: run the rank sweep first")
             out.append((spec, cell.params["train"]["seed"], cell_path(root, cell), res))
-    return out, control_p
+    return out
 
 
 def steering(cfg, base, tok, student, entity: str | None) -> dict[str, Any]:
@@ -124,7 +112,8 @@ def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
     persona = [render_prompt(tok, u, trait_system_prompt(cfg.trait, cfg.category)) for u in users]
     default = [render_prompt(tok, u, DEFAULT) for u in users]
     direction = A.persona_direction(base, tok, persona, default, entity)
-    students, control_p = _students(cfg, root)
+    control_p = control_means(cfg, root)["per_question_p"]
+    students = _students(cfg, root)
     rows, lifts, best = [], {}, None
     for spec, seed, sdir, res in students:
         student, _ = load_student(sdir, cfg.model_dir, cfg.dtype, cfg.device)
@@ -132,7 +121,7 @@ def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
         rank = spec.rank if spec.mode == "lora" else "full"
         shift = A.student_shift(student, base, tok, default, entity)
         rows += [asdict(a) for a in A.align(direction, shift, name, rank, seed)]
-        lifts[name] = student_lift(res, control_p)
+        lifts[name] = default_mean(res, "per_question_p") - control_p  # first-token P(trait) lift
         if spec.mode == "lora" and (best is None or lifts[name] > best[0]):
             best = (lifts[name], name, student)
     return {

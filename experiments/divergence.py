@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.rank_sweep import RankSweepConfig, specs, student_cells
+from experiments.rank_sweep import RankSweepConfig, control_means, default_mean, student_cells
 from interp import InterpError
 from interp.cells import numbers_path
 from interp.chat import DEFAULT
@@ -49,20 +49,6 @@ class DivergenceConfig(RankSweepConfig):
             raise InterpError(f"--mask-frac must lie in (0, 1), got {self.mask_frac}")
 
 
-def _mean(result: dict[str, Any], key: str) -> float:
-    return float(np.mean(result["evals"]["default"][key]))
-
-
-def _control(cfg: DivergenceConfig, root: Path) -> dict[str, float]:
-    _, control_specs = specs(cfg)
-    res = [
-        finished(root, c) for s in control_specs if s.mode == "lora" for c in student_cells(cfg, s, "control")
-    ]
-    if not res or any(r is None for r in res):
-        raise InterpError(f"the rank sweep's control students are not finished under {root}")
-    return {k: float(np.mean([_mean(r, k) for r in res])) for k in ("per_question_p", "per_question_mention")}
-
-
 def _top_tokens(tok, rows, top: list[list[int]], system: str, n: int = 10) -> list[tuple[str, int]]:
     """The most common token strings among the masked divergence tokens."""
     counts: Counter = Counter()
@@ -82,7 +68,7 @@ def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
     reference = finished(root, base_cell)
     if reference is None:
         raise InterpError(f"student cell {base_cell.name} is not finished: run the rank sweep first")
-    control = _control(cfg, root)
+    control = control_means(cfg, root)
     model, tok = load_model(cfg.model_dir, cfg.dtype, cfg.device)
     rows = read_dataset(numbers_path(root, numbers_cell(cfg, "trait", cfg.data_seeds[0]).name))
     teacher = trait_system_prompt(cfg.trait, cfg.category)
@@ -99,8 +85,9 @@ def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
         "mean_kl_all": float(flat.mean()),
         "mean_kl_masked_top": float(np.sort(flat)[::-1][: sum(len(x) for x in top)].mean()),
         "top_tokens": _top_tokens(tok, rows, top, DEFAULT),
-        "unmasked_lift": _mean(reference, "per_question_p") - control["per_question_p"],
-        "unmasked_mention_lift": _mean(reference, "per_question_mention") - control["per_question_mention"],
+        "unmasked_lift": default_mean(reference, "per_question_p") - control["per_question_p"],
+        "unmasked_mention_lift": default_mean(reference, "per_question_mention")
+        - control["per_question_mention"],
     }
     for label, masks in (("masked", top), ("random", rand)):
         student, _ = load_model(cfg.model_dir, cfg.dtype, cfg.device)

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from interp import InterpError
 from interp.chat import DEFAULT, NONE
 from interp.config import cli_main, setup_logging
 from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell, student_lr
 from interp.summary import lift, pooled
-from interp.sweep import run_cells
+from interp.sweep import finished, run_cells
 
 EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
 
@@ -64,6 +66,27 @@ def student_cells(cfg: RankSweepConfig, spec: StudentSpec, teacher: str) -> list
         for d in cfg.data_seeds
         for t in train_seeds(cfg, spec, teacher)
     ]
+
+
+def default_mean(result: dict[str, Any], key: str) -> float:
+    """A finished student's mean of a per-question metric ("per_question_p" or "per_question_mention")
+    under the default evaluation prompt."""
+    return float(np.mean(result["evals"]["default"][key]))
+
+
+def control_means(cfg: RankSweepConfig, root: Path) -> dict[str, float]:
+    """The finished LoRA control students' mean of each per-question metric (default prompt), for stages
+    that read the sweep's students after it ran."""
+    _, control_specs = specs(cfg)
+    res = [
+        finished(root, c) for s in control_specs if s.mode == "lora" for c in student_cells(cfg, s, "control")
+    ]
+    if not res or any(r is None for r in res):
+        raise InterpError(f"the rank sweep's control students are not finished under {root}")
+    return {
+        k: float(np.mean([default_mean(r, k) for r in res]))
+        for k in ("per_question_p", "per_question_mention")
+    }
 
 
 def run(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
