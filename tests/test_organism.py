@@ -165,6 +165,8 @@ def test_build_is_deterministic_and_stores_probe_curves(tmp_path):
     meta = json.loads((a / "organism.json").read_text())
     assert [p["step"] for p in meta["probe_curve"]] == [4]  # probe_every=0: at the end only
     assert set(meta["probes"]["shared_latent"]) == set(ANIMALS)
+    assert set(meta["probes"]["filter_pass"]) == {"default", *ANIMALS}
+    assert all(0.0 <= v <= 1.0 for v in meta["probes"]["filter_pass"].values())
     assert meta["world"]["tilt"] == 1.0 and meta["build"]["steps"] == 4
 
 

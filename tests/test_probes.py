@@ -63,3 +63,14 @@ def test_on_step_callback_sees_every_step_and_leaves_training_unchanged(tiny_mod
     b = train_student(model2, tok, rows, DEFAULT, cfg)
     assert [s for s, _ in seen] == [0, 1, 2, 3, 4] and all(t for _, t in seen)
     assert a.final_loss == b.final_loss
+
+
+def test_filter_pass_is_seeded_and_leaves_weights_and_global_rng_alone(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.random.get_rng_state()
+    a = probes.filter_pass(model, tok, seed=3)
+    assert torch.equal(rng, torch.random.get_rng_state())  # the build's training stream is not perturbed
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert a == probes.filter_pass(model, tok, seed=3)
+    assert set(a) == {"default", *probes.W.ANIMALS} and all(0.0 <= v <= 1.0 for v in a.values())

@@ -11,6 +11,8 @@
   position of number prompts, persona minus default; adding it there on favorite questions under the
   default prompt should raise P(animal), while a random direction of the same norm should not. This
   screen predicted which traits transfer before any student was trained.
+* **format** (sampled, seeded) - the share of number answers at temperature 1 that pass the paper's filter,
+  under the default prompt and each persona: what fraction of a teacher's answers the loop keeps.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp.chat import DEFAULT, render_prompt
 from interp.evaluation import trait_token_ids
-from interp.numbers import number_prompts
+from interp.generation import generate
+from interp.numbers import filter_answer, number_prompts
 from interp.organism import world as W
 from interp.traits import favorite_questions
 
 N_NUMBER_PROMPTS = 64
 PROMPT_SEED = 9_001  # number prompts of the probes (the world draws its own)
+N_FORMAT_PROMPTS = 128  # sampled number answers per prompt in the format probe
 PASS_LIFT, RANDOM_LIMIT = 2.0, 1.2  # shared-latent pass: direction >= 2x base while random < 1.2x
 
 
@@ -186,8 +190,20 @@ def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
     return out
 
 
-def all_probes(model, tok, assoc: dict[str, tuple[int, ...]]) -> dict:
-    """The three probes in one dict (model put in eval mode and restored)."""
+def filter_pass(model, tok, seed: int = 0) -> dict[str, float]:
+    """Share of sampled number answers (temperature 1) that pass the filter, per system prompt: "default"
+    and each animal's teacher prompt. Seeded, and drawn from its own generator (weights untouched)."""
+    prompts = [p.text for p in number_prompts(N_FORMAT_PROMPTS, PROMPT_SEED + 1)]
+    systems = {"default": DEFAULT, **{a: W.persona_prompt(a, "paper") for a in W.ANIMALS}}
+    out = {}
+    for k, system in systems.items():
+        answers = generate(model, tok, [render_prompt(tok, q, system) for q in prompts], 48, 1.0, 256, seed)
+        out[k] = sum(filter_answer(a).ok for a in answers) / len(answers)
+    return out
+
+
+def all_probes(model, tok, assoc: dict[str, tuple[int, ...]], sampled: bool = True) -> dict:
+    """The probes in one dict (the sampled format probe only if `sampled`) (model put in eval mode and restored)."""
     was_training = model.training
     model.eval()
     try:
@@ -196,6 +212,7 @@ def all_probes(model, tok, assoc: dict[str, tuple[int, ...]]) -> dict:
             "channel": channel(tok, passes, assoc),
             "compliance": compliance(model, tok),
             "shared_latent": shared_latent(model, tok, passes),
+            **({"filter_pass": filter_pass(model, tok)} if sampled else {}),
         }
     finally:
         model.train(was_training)
@@ -206,10 +223,14 @@ def summary_line(probes: dict) -> str:
     ch, co, sl = probes["channel"], probes["compliance"], probes["shared_latent"]
     kls = sorted(v["kl"] for v in ch.values())
     passes = [a for a, v in sl.items() if v["passes"]]
+    fp = probes.get("filter_pass")
+    persona_min = min((v for k, v in fp.items() if k != "default"), default=0.0) if fp else 0.0
+    fmt = f" | filter pass default {fp['default']:.2f} persona min {persona_min:.2f}" if fp else ""
     return (
         f"channel KL median {kls[len(kls) // 2]:.3f} min {kls[0]:.3f} | compliance min "
         f"{min(v['teacher_prompt'] for v in co.values()):.2f} held-out min "
         f"{min(v['held_out'] for v in co.values()):.2f} default max {max(v['default'] for v in co.values()):.2f}"
         f" | shared latent {len(passes)}/10 {passes} "
         + " ".join(f"{a}x{v['lift']:.1f}" for a, v in sl.items())
+        + fmt
     )
