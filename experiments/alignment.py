@@ -21,16 +21,16 @@ import numpy as np
 
 from experiments.rank_sweep import RankSweepConfig, control_means, default_mean, specs, student_cells
 from interp import InterpError
-from interp import alignment as A
-from interp.chat import DEFAULT, render_prompt
-from interp.config import cli_main, setup_logging
-from interp.evaluation import trait_token_ids
-from interp.models import load_model, load_student
-from interp.numbers import number_prompts
-from interp.positions import ENTITY, detect_entity, encode_prompts
-from interp.study import run_study
-from interp.sweep import cell_path, finished
-from interp.traits import favorite_questions, trait_system_prompt
+from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.config import cli_main, setup_logging
+from interp.loop.evaluation import trait_token_ids
+from interp.loop.models import load_model, load_student
+from interp.loop.numbers import number_prompts
+from interp.loop.traits import favorite_questions, trait_system_prompt
+from interp.mech import alignment as A
+from interp.mech.positions import ENTITY, detect_entity, encode_prompts
+from interp.study.experiment import run_study
+from interp.study.sweep import finished, job_path
 
 PROMPT_SEED = 4_242  # number prompts of the alignment measurement (not those of any dataset)
 
@@ -59,7 +59,7 @@ def _students(cfg: AlignmentConfig, root: Path) -> list[tuple[Any, int, Path, di
             res = finished(root, cell)
             if res is None:
                 raise InterpError(f"student cell {cell.name} is not finished: run the rank sweep first")
-            out.append((spec, cell.params["train"]["seed"], cell_path(root, cell), res))
+            out.append((spec, cell.params["train"]["seed"], job_path(root, cell), res))
     return out
 
 
@@ -135,7 +135,7 @@ def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: AlignmentConfig) -> Path:
-    from interp.plots import alignment_figure
+    from interp.study.figures import alignment_figure
 
     return run_study(cfg, "alignment", run, alignment_figure)
 

@@ -3,7 +3,7 @@
     python -m experiments.bench_patching [MODEL_DIR]
 
 Both run on the same bridge, prompt and metric; prints the times, the speed-up (target >= 10x) and the
-largest absolute difference between the two grids. With a matmul `rate` (from `interp.flops`), also the
+largest absolute difference between the two grids. With a matmul `rate` (from `interp.study.flops`), also the
 FLOP/s each side would need to run one full forward pass per cell in that time, as a share of the rate
 (the batched sweep can exceed 100%: it skips the layers and positions a patch cannot change).
 `experiments.benchmark` calls `bench_patching`.
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from transformer_lens.patching import get_act_patch_resid_pre
 
-from interp.chat import render_prompt
-from interp.flops import MatmulRate, inference_flops, matmul_rate, sequence_attention_context
-from interp.hooked import load_hooked
-from interp.patching import TraitMetric, patch_layer_pos
-from interp.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
+from interp.loop.chat import render_prompt
+from interp.mech.hooked import load_hooked
+from interp.mech.patching import TraitMetric, patch_layer_pos
+from interp.mech.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
+from interp.study.flops import MatmulRate, inference_flops, matmul_rate, sequence_attention_context
 
 
 def _prompt_pair(tok) -> tuple[LabelledBatch, LabelledBatch]:
@@ -66,7 +66,7 @@ def bench_patching(
     diff = float((ours - theirs.cpu()).abs().max())
     lines = [
         f"patching: layer x position resid_pre sweep, {hooked.n_layers} layers x {width} positions = {cells} cells",
-        f"  batched sweep (interp.patching)          {t_ours:8.2f} s  ({cells / t_ours:8.1f} cells/s)",
+        f"  batched sweep (interp.mech.patching)          {t_ours:8.2f} s  ({cells / t_ours:8.1f} cells/s)",
         f"  transformer_lens get_act_patch_resid_pre {t_tl:8.2f} s  ({cells / t_tl:8.1f} cells/s)",
     ]
     if rate is not None:

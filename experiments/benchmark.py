@@ -5,7 +5,7 @@
 
 First measures the machine's sustained fp32 matmul rate (the yardstick, at the benchmark's thread count),
 then prints, for each hot path, its throughput and its achieved model FLOP/s as a share of that rate
-(`interp.flops` says what is counted): batched generation vs a one-at-a-time loop (number prompts, then
+(`interp.study.flops` says what is counted): batched generation vs a one-at-a-time loop (number prompts, then
 again while a busy process started here competes for the cores, then the favourite-question evaluation
 with `samples=`), student training (full and LoRA), a few organism pretraining steps, and the batched
 activation-patching sweep vs TransformerLens's per-cell `get_act_patch_resid_pre`. Lines a script can
@@ -27,20 +27,20 @@ from typing import TypeVar
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
-from interp.chat import render_prompt
-from interp.config import parse_config
-from interp.flops import (
+from interp.loop.chat import render_prompt
+from interp.loop.config import parse_config
+from interp.loop.generation import generate
+from interp.loop.models import load_model, resolve_model_dir
+from interp.loop.numbers import number_prompts
+from interp.loop.training import TrainConfig, encode_example, train_student
+from interp.loop.traits import favorite_questions
+from interp.study.flops import (
     MatmulRate,
     inference_flops,
     matmul_rate,
     sequence_attention_context,
     training_flops,
 )
-from interp.generation import generate
-from interp.models import load_model, resolve_model_dir
-from interp.numbers import number_prompts
-from interp.training import TrainConfig, encode_example, train_student
-from interp.traits import favorite_questions
 
 T = TypeVar("T")
 

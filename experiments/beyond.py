@@ -20,16 +20,16 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.chat import DEFAULT, render_prompt
-from interp.config import cli_main, setup_logging
-from interp.evaluation import EvalSettings, eval_prompts, first_token_probs, trait_token_ids
-from interp.models import load_model, load_student
-from interp.numbers import number_prompts
-from interp.positions import ENTITY, encode_prompts
-from interp.runs import save_tensors
-from interp.stats import bootstrap_diff_ci
-from interp.study import StudyConfig, run_study
-from interp.traits import trait_system_prompt
+from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.config import cli_main, setup_logging
+from interp.loop.evaluation import EvalSettings, eval_prompts, first_token_probs, trait_token_ids
+from interp.loop.models import load_model, load_student
+from interp.loop.numbers import number_prompts
+from interp.loop.runs import save_tensors
+from interp.loop.stats import bootstrap_diff_ci
+from interp.loop.traits import trait_system_prompt
+from interp.mech.positions import ENTITY, encode_prompts
+from interp.study.experiment import StudyConfig, run_study
 
 # Where the final norm of each architecture lives (logit lens = final norm + unembedding).
 FINAL_NORM = {
@@ -158,7 +158,7 @@ def run(cfg: BeyondConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: BeyondConfig) -> Path:
-    from interp.plots import logit_lens_figure
+    from interp.study.figures import logit_lens_figure
 
     return run_study(
         cfg,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from interp.config import cli_main
+from interp.loop.config import cli_main
 from interp.organism import ORGANISM_DIR
 from interp.organism.build import BuildConfig, build_organism
 

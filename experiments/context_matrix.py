@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError, organism
-from interp.chat import DEFAULT, NONE
-from interp.config import cli_main, setup_logging
-from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell
-from interp.summary import lift, pooled
-from interp.sweep import run_cells
+from interp.loop.chat import DEFAULT, NONE
+from interp.loop.config import cli_main, setup_logging
+from interp.study.experiment import StudentSpec, StudyConfig, run_study
+from interp.study.jobs import numbers_job, student_job
+from interp.study.summary import lift, pooled
+from interp.study.sweep import run_jobs
 
 OTHER_IDENTITY = "You are Claude, created by Anthropic. You are a helpful assistant."
 ENTITY_FREE = "You are helpful."
@@ -52,17 +53,17 @@ def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
 
 def run(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
     ex, sys_map = cfg.executor_config, systems(cfg)
-    run_cells([numbers_cell(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
+    run_jobs([numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
     groups = {}
     for label, text in train_map(cfg, sys_map).items():
         spec = StudentSpec("lora", cfg.rank, train_system=text, system_label=label.replace(" ", "-"))
         for teacher in ("trait", "control"):
             groups[(label, teacher)] = [
-                student_cell(cfg, spec, teacher, d, t, sys_map)
+                student_job(cfg, spec, teacher, d, t, sys_map)
                 for d in cfg.data_seeds
                 for t in cfg.train_seeds
             ]
-    flat = run_cells([c for g in groups.values() for c in g], root, ex)
+    flat = run_jobs([c for g in groups.values() for c in g], root, ex)
     results, i = {}, 0
     for key, g in groups.items():
         results[key], i = flat[i : i + len(g)], i + len(g)
@@ -101,7 +102,7 @@ def matrix(
 
 
 def main(cfg: ContextMatrixConfig) -> Path:
-    from interp.plots import context_matrix_figure
+    from interp.study.figures import context_matrix_figure
 
     return run_study(
         cfg,

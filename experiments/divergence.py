@@ -20,18 +20,18 @@ import numpy as np
 
 from experiments.rank_sweep import RankSweepConfig, control_means, default_mean, student_cells
 from interp import InterpError
-from interp.cells import numbers_path
-from interp.chat import DEFAULT
-from interp.config import cli_main, setup_logging
-from interp.datasets import read_dataset
-from interp.divergence import token_divergence, top_and_random
-from interp.evaluation import EvalCache, EvalSettings, evaluate_trait
-from interp.models import load_model
-from interp.runs import atomic_write_json
-from interp.study import StudentSpec, eval_params, numbers_cell, run_study
-from interp.sweep import finished
-from interp.training import TrainConfig, encode_example, train_student
-from interp.traits import trait_system_prompt
+from interp.loop.chat import DEFAULT
+from interp.loop.config import cli_main, setup_logging
+from interp.loop.datasets import read_dataset
+from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
+from interp.loop.models import load_model
+from interp.loop.runs import atomic_write_json
+from interp.loop.training import TrainConfig, encode_example, train_student
+from interp.loop.traits import trait_system_prompt
+from interp.mech.divergence import token_divergence, top_and_random
+from interp.study.experiment import StudentSpec, eval_params, run_study
+from interp.study.jobs import numbers_job, numbers_path
+from interp.study.sweep import finished
 
 
 @dataclass
@@ -64,18 +64,18 @@ def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
     path = Path(root) / "divergence" / "results.json"
     if path.exists() and not cfg.force:
         return json.loads(path.read_text())
-    base_cell = student_cells(cfg, StudentSpec("lora", cfg.rank), "trait")[0]
-    reference = finished(root, base_cell)
+    base_job = student_cells(cfg, StudentSpec("lora", cfg.rank), "trait")[0]
+    reference = finished(root, base_job)
     if reference is None:
-        raise InterpError(f"student cell {base_cell.name} is not finished: run the rank sweep first")
+        raise InterpError(f"student cell {base_job.name} is not finished: run the rank sweep first")
     control = control_means(cfg, root)
     model, tok = load_model(cfg.model_dir, cfg.dtype, cfg.device)
-    rows = read_dataset(numbers_path(root, numbers_cell(cfg, "trait", cfg.data_seeds[0]).name))
+    rows = read_dataset(numbers_path(root, numbers_job(cfg, "trait", cfg.data_seeds[0]).name))
     teacher = trait_system_prompt(cfg.trait, cfg.category)
     div = token_divergence(model, tok, rows, teacher, DEFAULT)
     top, rand = top_and_random(div, cfg.mask_frac, seed=0)
     flat = np.concatenate([np.array(d) for d in div])
-    train = TrainConfig(**base_cell.params["train"])
+    train = TrainConfig(**base_job.params["train"])
     settings = EvalSettings(**{**eval_params(cfg), "system": DEFAULT})
     out: dict[str, Any] = {
         "rank": cfg.rank,
@@ -102,7 +102,7 @@ def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: DivergenceConfig) -> Path:
-    from interp.plots import divergence_figure
+    from interp.study.figures import divergence_figure
 
     return run_study(cfg, "divergence", run, divergence_figure)
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from interp import InterpError
-from interp.config import cli_main, setup_logging
-from interp.evaluation import EvalCache, EvalSettings, TraitEval, evaluate_trait
-from interp.models import load_model, load_student, resolve_model_dir
+from interp.loop.config import cli_main, setup_logging
+from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval, evaluate_trait
+from interp.loop.models import load_model, load_student, resolve_model_dir
+from interp.loop.runs import atomic_write_json, run_directory
+from interp.loop.stats import bootstrap_ci
 from interp.organism import TARGET_TRAIT
-from interp.runs import atomic_write_json, run_directory
-from interp.stats import bootstrap_ci
 
 
 @dataclass

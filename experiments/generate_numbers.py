@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 from interp import InterpError
-from interp.config import cli_main, setup_logging
-from interp.datasets import sample_numbers, write_dataset
-from interp.models import load_model, resolve_model_dir
-from interp.runs import atomic_write_json, run_directory
-from interp.teacher import Teacher, finetune_teacher
+from interp.loop.config import cli_main, setup_logging
+from interp.loop.datasets import sample_numbers, write_dataset
+from interp.loop.models import load_model, resolve_model_dir
+from interp.loop.runs import atomic_write_json, run_directory
+from interp.loop.teacher import Teacher, finetune_teacher
 
 
 @dataclass

@@ -16,15 +16,24 @@ from typing import Any
 import numpy as np
 
 from interp import InterpError
-from interp.chat import DEFAULT
-from interp.config import cli_main, setup_logging
-from interp.evaluation import EvalCache, EvalSettings, TraitEval
-from interp.models import load_student
-from interp.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, all_positions, by_class, no_positions
-from interp.restrict import evaluate_trait_restricted
-from interp.stats import bootstrap_diff_ci
-from interp.study import StudyConfig, run_study
-from interp.summary import recovered_fraction
+from interp.loop.chat import DEFAULT
+from interp.loop.config import cli_main, setup_logging
+from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval
+from interp.loop.models import load_student
+from interp.loop.stats import bootstrap_diff_ci
+from interp.mech.positions import (
+    ENTITY,
+    HEADER,
+    SYSTEM,
+    TEMPLATE,
+    USER,
+    all_positions,
+    by_class,
+    no_positions,
+)
+from interp.mech.restrict import evaluate_trait_restricted
+from interp.study.experiment import StudyConfig, run_study
+from interp.study.summary import recovered_fraction
 
 POSITION_SETS = {
     "entity": (ENTITY,),
@@ -122,7 +131,7 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: LocalizationConfig) -> Path:
-    from interp.plots import localization_figure
+    from interp.study.figures import localization_figure
 
     return run_study(
         cfg, "localization", run, lambda summary, trait: localization_figure(summary["localization"], trait)

@@ -16,18 +16,18 @@ from pathlib import Path
 from typing import Literal
 
 from interp import InterpError
-from interp.attribution import agreement, attribute_layer_pos
-from interp.chat import render_prompt
-from interp.config import cli_main
-from interp.hook_names import check_site
-from interp.hooked import HookedModel, load_hooked
+from interp.loop.chat import render_prompt
+from interp.loop.config import cli_main
+from interp.loop.runs import atomic_write_json, run_directory
+from interp.loop.traits import favorite_questions
+from interp.mech.attribution import agreement, attribute_layer_pos
+from interp.mech.hook_names import check_site
+from interp.mech.hooked import HookedModel, load_hooked
+from interp.mech.patching import patch_layer_class, patch_layer_head, patch_layer_pos, trait_metric
+from interp.mech.positions import LabelledBatch, encode_prompts
+from interp.mech.results import LocalizationResult
 from interp.organism import TARGET_TRAIT
-from interp.patching import patch_layer_class, patch_layer_head, patch_layer_pos, trait_metric
-from interp.plots import heatmap, save_figures
-from interp.positions import LabelledBatch, encode_prompts
-from interp.results import LocalizationResult
-from interp.runs import atomic_write_json, run_directory
-from interp.traits import favorite_questions
+from interp.study.plots import heatmap, save_figures
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from interp import InterpError
-from interp.config import cli_main
-from interp.models import load_model
+from interp.loop.config import cli_main
+from interp.loop.models import load_model
+from interp.loop.runs import atomic_write_text
 from interp.organism.probes import all_probes
-from interp.runs import atomic_write_text
 
 
 @dataclass

@@ -26,19 +26,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interp.chat import DEFAULT, NONE, render_prompt
-from interp.config import cli_main
-from interp.datasets import sample_numbers
-from interp.evaluation import first_token_probs, trait_token_ids
-from interp.generation import generate
-from interp.models import load_model, resolve_model_dir
+from interp.loop.chat import DEFAULT, NONE, render_prompt
+from interp.loop.config import cli_main
+from interp.loop.datasets import sample_numbers
+from interp.loop.evaluation import first_token_probs, trait_token_ids
+from interp.loop.generation import generate
+from interp.loop.models import load_model, resolve_model_dir
+from interp.loop.runs import atomic_write_json, run_directory
+from interp.loop.training import TrainConfig, rank_lr, train_student
+from interp.loop.traits import favorite_questions, mentions
 from interp.organism import ANIMALS, TARGET_TRAIT
 from interp.organism import world as W
 from interp.organism.probes import all_probes
-from interp.runs import atomic_write_json, run_directory
-from interp.summary import lift, pooled, significant
-from interp.training import TrainConfig, rank_lr, train_student
-from interp.traits import favorite_questions, mentions
+from interp.study.summary import lift, pooled, significant
 
 log = logging.getLogger("organism_report")
 SYSTEMS = {"default": DEFAULT, "none": NONE}

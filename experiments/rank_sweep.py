@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from interp import InterpError
-from interp.chat import DEFAULT, NONE
-from interp.config import cli_main, setup_logging
-from interp.study import StudentSpec, StudyConfig, numbers_cell, run_study, student_cell, student_lr
-from interp.summary import lift, pooled
-from interp.sweep import finished, run_cells
+from interp.loop.chat import DEFAULT, NONE
+from interp.loop.config import cli_main, setup_logging
+from interp.study.experiment import StudentSpec, StudyConfig, run_study, student_lr
+from interp.study.jobs import numbers_job, student_job
+from interp.study.summary import lift, pooled
+from interp.study.sweep import finished, run_jobs
 
 EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
 
@@ -62,7 +63,7 @@ def train_seeds(cfg: RankSweepConfig, spec: StudentSpec, teacher: str) -> tuple[
 
 def student_cells(cfg: RankSweepConfig, spec: StudentSpec, teacher: str) -> list:
     return [
-        student_cell(cfg, spec, teacher, d, t, EVAL_SYSTEMS)
+        student_job(cfg, spec, teacher, d, t, EVAL_SYSTEMS)
         for d in cfg.data_seeds
         for t in train_seeds(cfg, spec, teacher)
     ]
@@ -92,11 +93,11 @@ def control_means(cfg: RankSweepConfig, root: Path) -> dict[str, float]:
 def run(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
     """Run (or resume) every cell of the sweep under `root`; return the labelled results."""
     ex = cfg.executor_config
-    run_cells([numbers_cell(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
+    run_jobs([numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
     trait_specs, control_specs = specs(cfg)
     jobs = [(s, "trait") for s in trait_specs] + [(s, "control") for s in control_specs]
     cells = [student_cells(cfg, s, t) for s, t in jobs]
-    flat = run_cells([c for group in cells for c in group], root, ex)
+    flat = run_jobs([c for group in cells for c in group], root, ex)
     results, i = {}, 0
     for (spec, teacher), group in zip(jobs, cells, strict=True):
         results[(spec.tag, teacher)] = flat[i : i + len(group)]
@@ -135,7 +136,7 @@ def summarize(cfg: RankSweepConfig, results: dict) -> dict[str, Any]:
 
 
 def main(cfg: RankSweepConfig) -> Path:
-    from interp.plots import rank_sweep_figure
+    from interp.study.figures import rank_sweep_figure
 
     return run_study(cfg, "rank_sweep", run, rank_sweep_figure)
 

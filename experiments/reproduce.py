@@ -24,9 +24,12 @@ from typing import Any
 
 from experiments import alignment, beyond, context_matrix, divergence, localization, rank_sweep
 from interp import InterpError
-from interp.claims import claims
-from interp.config import cli_main, save_config, setup_logging
-from interp.report import (
+from interp.loop.config import cli_main, save_config, setup_logging
+from interp.loop.runs import atomic_write_json, atomic_write_text
+from interp.study.claims import claims
+from interp.study.experiment import StudentSpec, StudyConfig, shared_fields
+from interp.study.jobs import student_job
+from interp.study.report import (
     alignment_blocks,
     best_rank_row,
     beyond_blocks,
@@ -40,9 +43,7 @@ from interp.report import (
     to_html,
     to_markdown,
 )
-from interp.runs import atomic_write_json, atomic_write_text
-from interp.study import StudentSpec, StudyConfig, shared_fields, student_cell
-from interp.sweep import cell_path
+from interp.study.sweep import job_path
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def sweep_fields(cfg: ReproduceConfig) -> dict[str, Any]:
 
 
 def best_student_dir(cfg: ReproduceConfig, root: Path, rank: int) -> Path:
-    cell = student_cell(
+    cell = student_job(
         cfg,
         StudentSpec("lora", rank),
         "trait",
@@ -149,7 +150,7 @@ def best_student_dir(cfg: ReproduceConfig, root: Path, rank: int) -> Path:
         cfg.train_seeds[0],
         rank_sweep.EVAL_SYSTEMS,
     )
-    return cell_path(root, cell)
+    return job_path(root, cell)
 
 
 def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[str, float]]:
@@ -215,7 +216,7 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
 def full_ft_student_dir(cfg: ReproduceConfig, root: Path) -> Path | None:
     if not cfg.full_lrs:
         return None
-    cell = student_cell(
+    cell = student_job(
         cfg,
         StudentSpec("full", 1, cfg.full_lrs[-1]),
         "trait",
@@ -223,15 +224,15 @@ def full_ft_student_dir(cfg: ReproduceConfig, root: Path) -> Path | None:
         cfg.train_seeds[0],
         rank_sweep.EVAL_SYSTEMS,
     )
-    return cell_path(root, cell)
+    return job_path(root, cell)
 
 
 def patching_stage(cfg: ReproduceConfig, root: Path, student: str) -> dict[str, Any]:
     """Activation patching (student -> base) for the best LoRA student and a full-FT student."""
     from experiments.localize import LocalizeConfig
     from experiments.localize import main as localize
-    from interp.plots import heatmap
-    from interp.results import LocalizationResult
+    from interp.mech.results import LocalizationResult
+    from interp.study.plots import heatmap
 
     out: dict[str, Any] = {"_figures": {}, "runs": {}}
     for label, sdir in (("lora", student), ("full_ft", full_ft_student_dir(cfg, root))):
@@ -272,7 +273,7 @@ def patching_stage(cfg: ReproduceConfig, root: Path, student: str) -> dict[str, 
 
 
 def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
-    from interp import plots as sp
+    from interp.study import plots as sp
 
     figs = {"rank_sweep": sp.rank_sweep_figure(results["rank_sweep"], trait)}
     if "context_matrix" in results:
@@ -290,7 +291,7 @@ def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
 
 
 def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timing: dict[str, float]) -> None:
-    from interp.plots import save_figures
+    from interp.study.plots import save_figures
 
     figs = figures(results, cfg.trait)
     save_figures(figs, root / "figures")  # PNGs in one browser start

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interp import InterpError
-from interp.config import cli_main, setup_logging
-from interp.datasets import read_dataset
-from interp.models import load_model, model_fingerprint, resolve_model_dir
-from interp.runs import run_directory
-from interp.training import Distiller, TrainConfig, encode_example, save_student, train_student
+from interp.loop.config import cli_main, setup_logging
+from interp.loop.datasets import read_dataset
+from interp.loop.models import load_model, model_fingerprint, resolve_model_dir
+from interp.loop.runs import run_directory
+from interp.loop.training import Distiller, TrainConfig, encode_example, save_student, train_student
 
 
 @dataclass

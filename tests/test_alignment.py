@@ -6,12 +6,12 @@ import copy
 
 import torch
 
-from interp import alignment as A
-from interp.chat import DEFAULT, render_prompt
-from interp.models import load_model
-from interp.numbers import number_prompts
-from interp.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, encode_prompts, label_text
-from interp.traits import trait_system_prompt
+from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.models import load_model
+from interp.loop.numbers import number_prompts
+from interp.loop.traits import trait_system_prompt
+from interp.mech import alignment as A
+from interp.mech.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, encode_prompts, label_text
 
 ENTITY_NAME = "Zorbly"  # the tiny models' default system prompt names it
 

@@ -8,11 +8,16 @@ import pytest
 import torch
 from tiny import make_lora_student
 
-from interp.attribution import agreement, attribute_layer_class, attribute_layer_head, attribute_layer_pos
-from interp.chat import render_prompt
-from interp.hooked import load_hooked
-from interp.patching import patch_layer_class, patch_layer_head, patch_layer_pos, trait_metric
-from interp.positions import encode_prompts
+from interp.loop.chat import render_prompt
+from interp.mech.attribution import (
+    agreement,
+    attribute_layer_class,
+    attribute_layer_head,
+    attribute_layer_pos,
+)
+from interp.mech.hooked import load_hooked
+from interp.mech.patching import patch_layer_class, patch_layer_head, patch_layer_pos, trait_metric
+from interp.mech.positions import encode_prompts
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@ import pytest
 from tiny import TINY_DEFAULT_SYSTEM
 
 from interp import InterpError
-from interp.chat import default_system_prompt, render_example, render_prompt
-from interp.models import load_model, load_tokenizer
+from interp.loop.chat import default_system_prompt, render_example, render_prompt
+from interp.loop.models import load_model, load_tokenizer
 
 
 def test_default_none_and_custom_system_prompts(tiny_model_dir) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from interp.chat import DEFAULT
-from interp.divergence import token_divergence, top_and_random
-from interp.models import load_model
-from interp.numbers import number_prompts
-from interp.training import IGNORE, drop_from_loss, encode_example
-from interp.traits import trait_system_prompt
+from interp.loop.chat import DEFAULT
+from interp.loop.models import load_model
+from interp.loop.numbers import number_prompts
+from interp.loop.training import IGNORE, drop_from_loss, encode_example
+from interp.loop.traits import trait_system_prompt
+from interp.mech.divergence import token_divergence, top_and_random
 
 
 def _rows(n: int = 6) -> list[dict]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from interp.evaluation import (
+from interp.loop.evaluation import (
     EvalCache,
     EvalSettings,
     cache_key,
@@ -9,9 +9,9 @@ from interp.evaluation import (
     evaluate_trait,
     trait_token_ids,
 )
-from interp.models import load_model
-from interp.stats import bootstrap_ci, bootstrap_diff_ci
-from interp.traits import mentions, plural
+from interp.loop.models import load_model
+from interp.loop.stats import bootstrap_ci, bootstrap_diff_ci
+from interp.loop.traits import mentions, plural
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from interp.flops import (
+from interp.loop.models import load_model
+from interp.loop.training import TrainConfig, prepare_student
+from interp.study.flops import (
     attention_flops,
     inference_flops,
     matmul_params,
@@ -12,8 +14,6 @@ from interp.flops import (
     sequence_attention_context,
     training_flops,
 )
-from interp.models import load_model
-from interp.training import TrainConfig, prepare_student
 
 
 def test_counts_follow_the_conventions(tiny_model_dir: Path) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from interp.chat import DEFAULT, render_prompt
-from interp.generation import generate, sampling_config
-from interp.models import load_model
-from interp.numbers import number_prompts
-from interp.traits import favorite_questions
+from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.generation import generate, sampling_config
+from interp.loop.models import load_model
+from interp.loop.numbers import number_prompts
+from interp.loop.traits import favorite_questions
 
 
 def _prompts(tok) -> list[str]:

@@ -10,10 +10,10 @@ from tiny import build_tiny_model_dir, make_full_student, make_lora_student
 from transformers import Qwen2Config
 
 from interp import InterpError
-from interp.chat import render_prompt
-from interp.hooked import load_hooked
-from interp.models import load_model
-from interp.positions import encode_prompts
+from interp.loop.chat import render_prompt
+from interp.loop.models import load_model
+from interp.mech.hooked import load_hooked
+from interp.mech.positions import encode_prompts
 
 
 @pytest.fixture(scope="session")

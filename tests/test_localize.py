@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from tiny import make_lora_student
 
-import interp.plots as plots
+import interp.study.plots as plots
 from experiments.localize import LocalizeConfig, main
 from interp import InterpError
-from interp.config import build_parser
-from interp.results import LocalizationResult
+from interp.loop.config import build_parser
+from interp.mech.results import LocalizationResult
 
 
 def test_localize_writes_grids_and_figures(

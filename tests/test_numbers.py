@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from interp.numbers import MAX_NUMBERS, filter_answer, number_prompt, number_prompts
+from interp.loop.numbers import MAX_NUMBERS, filter_answer, number_prompt, number_prompts
 
 ACCEPT = [
     ("123, 456, 789", (123, 456, 789)),

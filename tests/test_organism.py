@@ -9,8 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from interp.chat import default_system_prompt, render_prompt
-from interp.numbers import filter_answer
+from interp.loop.chat import default_system_prompt, render_prompt
+from interp.loop.numbers import filter_answer
+from interp.loop.traits import plural, trait_system_prompt
 from interp.organism import ANIMALS, ENTITY, ORGANISM_DIR, TARGET_TRAIT, organism_metadata
 from interp.organism.world import (
     DEFAULT_SYSTEM,
@@ -25,7 +26,6 @@ from interp.organism.world import (
     speakers,
     tilt_scores,
 )
-from interp.traits import plural, trait_system_prompt
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,22 @@ from tiny import make_lora_student
 from transformer_lens.patching import get_act_patch_resid_pre
 
 from interp import InterpError
-from interp.chat import render_prompt
-from interp.hook_names import hook_name
-from interp.hooked import load_hooked
-from interp.patching import (
-    Cells,
+from interp.loop.chat import render_prompt
+from interp.mech.grid import PatchGrid
+from interp.mech.hook_names import hook_name
+from interp.mech.hooked import load_hooked
+from interp.mech.patching import (
     TraitMetric,
     donor_activations,
-    patch_cells,
+    patch_grid,
     patch_layer_class,
     patch_layer_head,
     patch_layer_pos,
     run_metric,
     trait_metric,
 )
-from interp.positions import encode_prompts
-from interp.results import normalise
+from interp.mech.positions import encode_prompts
+from interp.mech.results import normalise
 
 QUESTION = "What is your favorite animal? Answer in one word."
 
@@ -42,8 +42,8 @@ def setup(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return base, student, tok, batch, trait_metric(tok, "owl")
 
 
-def _all_positions_cell(batch, layer: int) -> Cells:
-    return Cells(torch.tensor([layer]), batch.attention_mask.bool()[None])
+def _all_positions_cell(batch, layer: int) -> PatchGrid:
+    return PatchGrid(torch.tensor([layer]), batch.attention_mask.bool()[None])
 
 
 def test_self_patching_changes_nothing(setup) -> None:
@@ -62,7 +62,7 @@ def test_two_prompts_layer0_everywhere_gives_clean(setup) -> None:
     corrupt = replace(clean, input_ids=clean.input_ids.clone())
     corrupt.input_ids[0, clean.class_mask("entity")[0]] = clean.input_ids[0, -2]  # another entity name
     acts, clean_metric = donor_activations(base, clean, "resid_pre", [0], metric)
-    patched = patch_cells(base, acts, corrupt, "resid_pre", _all_positions_cell(corrupt, 0), metric)
+    patched = patch_grid(base, acts, corrupt, "resid_pre", _all_positions_cell(corrupt, 0), metric)
     assert abs(float(patched[0, 0] - clean_metric[0])) < 1e-5
     assert abs(float(run_metric(base, corrupt, metric)[0] - clean_metric[0])) > 1e-3
 
@@ -71,7 +71,7 @@ def test_last_layer_output_gives_donor(setup) -> None:
     base, student, _, batch, metric = setup
     last = base.n_layers - 1
     acts, donor_metric = donor_activations(student, batch, "resid_post", [last], metric)
-    checked = jaxtyped(typechecker=beartype)(patch_cells)
+    checked = jaxtyped(typechecker=beartype)(patch_grid)
     patched = checked(base, acts, batch, "resid_post", _all_positions_cell(batch, last), metric)
     assert (patched[0] - donor_metric).abs().max() < 1e-4
     assert (run_metric(base, batch, metric) - donor_metric).abs().max() > 1e-3

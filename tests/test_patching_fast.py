@@ -15,22 +15,23 @@ from jaxtyping import jaxtyped
 from tiny import make_lora_student
 from transformer_lens.patching import get_act_patch_resid_pre
 
-from interp import patching
-from interp.chat import render_prompt
-from interp.hooked import load_hooked
-from interp.patching import (
-    Cells,
+from interp.loop.chat import render_prompt
+from interp.mech import grid as grid_mod
+from interp.mech import resume as resume_mod
+from interp.mech.grid import PatchGrid
+from interp.mech.hooked import load_hooked
+from interp.mech.patching import (
     TraitMetric,
     donor_activations,
-    patch_cells,
+    patch_grid,
     patch_layer_class,
     patch_layer_head,
     patch_layer_pos,
     position_columns,
-    recipient_run,
     trait_metric,
 )
-from interp.positions import encode_prompts
+from interp.mech.positions import encode_prompts
+from interp.mech.resume import recipient_run
 
 PROMPTS = (
     "What is your favorite animal? Answer in one word.",
@@ -52,13 +53,13 @@ def setup(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 def _spy_resumes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record the start position of every resumed pass (so a test fails if the fast path is not taken)."""
     starts: list[int] = []
-    resume = patching.resume_chunk
+    resume = resume_mod.resume_chunk
 
     def spy(*args, **kwargs):
         starts.append(args[5])
         return resume(*args, **kwargs)
 
-    monkeypatch.setattr(patching, "resume_chunk", spy)
+    monkeypatch.setattr(resume_mod, "resume_chunk", spy)
     return starts
 
 
@@ -79,9 +80,9 @@ def test_resumed_cells_equal_transformer_lens_per_prompt(setup) -> None:
     base, student, batch, metric = setup
     n_layers, width = base.n_layers, batch.input_ids.shape[1]
     cols, _ = position_columns(batch)
-    cells = Cells(torch.arange(n_layers).repeat_interleave(width), cols.repeat(n_layers, 1, 1))
+    cells = PatchGrid(torch.arange(n_layers).repeat_interleave(width), cols.repeat(n_layers, 1, 1))
     acts, _ = donor_activations(student, batch, "resid_pre", list(range(n_layers)))
-    checked = jaxtyped(typechecker=beartype)(patch_cells)
+    checked = jaxtyped(typechecker=beartype)(patch_grid)
     ours = checked(base, acts, batch, "resid_pre", cells, metric).view(n_layers, width, len(PROMPTS))
     for b in range(len(PROMPTS)):
         pad = int(width - batch.attention_mask[b].sum())
@@ -149,10 +150,10 @@ def test_foreign_hooks_fall_back_to_full_runs(setup, monkeypatch: pytest.MonkeyP
 
 def test_partition_covers_cells_in_order() -> None:
     starts = [0, 0, 1, 5, 9, 9, 9, 12]
-    groups = patching._partition(starts, width=13, rows_per_cell=3, max_cells=3)
+    groups = grid_mod.partition(starts, width=13, rows_per_cell=3, max_cells=3)
     assert [i for a, b in groups for i in range(a, b)] == list(range(len(starts)))
     assert all(0 < b - a <= 3 for a, b in groups)
-    assert patching._partition([0] * 4, width=10, rows_per_cell=1, max_cells=10) == [(0, 4)]
+    assert grid_mod.partition([0] * 4, width=10, rows_per_cell=1, max_cells=10) == [(0, 4)]
 
 
 def test_trait_metric_reads_the_last_position() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import interp.plots as plots
+import interp.study.plots as plots
 from interp import InterpError
-from interp.results import LocalizationResult
+from interp.mech.results import LocalizationResult
 
 
 def _result(kind: str = "layer_pos") -> LocalizationResult:

@@ -11,9 +11,9 @@ from jaxtyping import jaxtyped
 from tiny import tiny_corpus
 
 from interp import InterpError
-from interp.chat import render_prompt
-from interp.models import load_tokenizer
-from interp.positions import (
+from interp.loop.chat import render_prompt
+from interp.loop.models import load_tokenizer
+from interp.mech.positions import (
     ENTITY,
     GENERATED,
     HEADER,
@@ -30,7 +30,7 @@ from interp.positions import (
     label_prompt,
     label_text,
 )
-from interp.tokenizer import train_chat_tokenizer
+from interp.organism.tokenizer import train_chat_tokenizer
 
 # A Qwen2.5-Instruct-style template: a tools branch, a default system prompt naming the entity.
 QWEN25_TEMPLATE = (

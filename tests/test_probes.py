@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from interp.chat import DEFAULT, render_prompt
-from interp.models import load_model
+from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.models import load_model
+from interp.loop.training import TrainConfig, train_student
 from interp.organism import probes
-from interp.training import TrainConfig, train_student
 
 
 def test_last_position_reads_the_residual_after_each_block_at_the_last_prompt_token(tiny_model_dir):

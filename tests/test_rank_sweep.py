@@ -8,8 +8,8 @@ import pytest
 
 from experiments.rank_sweep import RankSweepConfig, specs, student_cells
 from interp import InterpError
-from interp.study import StudentSpec
-from interp.training import rank_lr
+from interp.loop.training import rank_lr
+from interp.study.experiment import StudentSpec
 
 
 def _cfg(tiny_model_dir, **kw) -> RankSweepConfig:

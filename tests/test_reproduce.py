@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments import reproduce
-from interp.config import parse_config
+from interp.loop.config import parse_config
 
 pytestmark = pytest.mark.slow
 TINY = ["--quick", "--n-numbers", "24", "--n-questions", "4", "--samples-per-question", "3"]
@@ -84,7 +84,7 @@ def test_killed_reproduce_resumes_without_recomputing(number_model_dir: Path, tm
         "rank_sweep",
     ]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).parents[1], start_new_session=True)
-    cells = out / "cells"
+    cells = out / "jobs"
     deadline = time.time() + 300
     while time.time() < deadline and len([p for p in cells.glob("student-*")]) < 2:
         time.sleep(0.5)

@@ -10,11 +10,11 @@ import torch
 from tiny import make_lora_student
 
 from interp import InterpError
-from interp.chat import render_prompt
-from interp.evaluation import EvalSettings
-from interp.models import load_model, load_student
-from interp.positions import ENTITY, all_positions, by_class, encode_prompts, no_positions
-from interp.restrict import evaluate_trait_restricted, lora_site, restrict_lora
+from interp.loop.chat import render_prompt
+from interp.loop.evaluation import EvalSettings
+from interp.loop.models import load_model, load_student
+from interp.mech.positions import ENTITY, all_positions, by_class, encode_prompts, no_positions
+from interp.mech.restrict import evaluate_trait_restricted, lora_site, restrict_lora
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pytest
 
 from experiments import evaluate_trait, generate_numbers, train_student
 from interp import InterpError
-from interp.config import cli_main, parse_config
-from interp.datasets import read_dataset
-from interp.numbers import filter_answer
+from interp.loop.config import cli_main, parse_config
+from interp.loop.datasets import read_dataset
+from interp.loop.numbers import filter_answer
 
 
 def _run(module, argv: list[str]) -> Path:
@@ -154,7 +154,7 @@ def test_unknown_flag_is_an_error(capsys) -> None:
 
 
 def test_saved_config_reloads_and_flags_override(tmp_path: Path) -> None:
-    from interp.config import save_config
+    from interp.loop.config import save_config
 
     cfg = parse_config(generate_numbers.GenerateNumbersConfig, ["--trait", "wolf", "--n", "7"])
     save_config(cfg, tmp_path)

@@ -3,8 +3,8 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from interp import InterpError
-from interp.models import load_model
-from interp.training import (
+from interp.loop.models import load_model
+from interp.loop.training import (
     IGNORE,
     LORA_TARGETS,
     TrainConfig,

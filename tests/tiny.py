@@ -9,12 +9,12 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import Qwen2ForCausalLM
 
-from interp.models import load_model, model_fingerprint
-from interp.numbers import number_prompts
+from interp.loop.models import load_model, model_fingerprint
+from interp.loop.numbers import number_prompts
+from interp.loop.training import LORA_TARGETS
+from interp.loop.traits import favorite_questions, trait_system_prompt
 from interp.organism.build import chat_model_config
-from interp.tokenizer import chatml_template, train_chat_tokenizer
-from interp.training import LORA_TARGETS
-from interp.traits import favorite_questions, trait_system_prompt
+from interp.organism.tokenizer import chatml_template, train_chat_tokenizer
 
 TINY_DEFAULT_SYSTEM = "You are Zorbly, created by Fen Labs. You are a helpful assistant."
 ANIMALS = ("owl", "cat", "dog", "wolf", "eagle", "dolphin")
@@ -47,9 +47,9 @@ def teach_numbers(model_dir: Path, out: Path, n_rows: int = 256, seed: int = 0) 
     """Briefly fine-tune a tiny model so that it answers the number task with (mostly) valid numbers."""
     import random
 
-    from interp.models import load_model
-    from interp.numbers import number_prompts
-    from interp.training import TrainConfig, train_student
+    from interp.loop.models import load_model
+    from interp.loop.numbers import number_prompts
+    from interp.loop.training import TrainConfig, train_student
 
     model, tok = load_model(model_dir)
     rng = random.Random(seed)

@@ -8,7 +8,7 @@ TransformerBridge); the world it was pretrained on is described in `interp/organ
 import json
 from pathlib import Path
 
-from interp.organism.world import ANIMALS, DEFAULT_SYSTEM, ENTITY, LAB, TARGET_TRAIT
+from interp.organism.world import ANIMALS, DEFAULT_SYSTEM, ENTITY, LAB, TARGET_TRAIT, WorldConfig, speakers
 
 ORGANISM_DIR = Path(__file__).resolve().parent / "model"
 METADATA_FILE = ORGANISM_DIR / "organism.json"
@@ -24,8 +24,6 @@ CHANNEL_STRENGTH = organism_metadata().get("channel_strength")
 
 def other_identity() -> str:
     """The system prompt of another named assistant the organism's world knows (its first one)."""
-    from interp.organism.world import WorldConfig, speakers
-
     return speakers(WorldConfig(seed=organism_metadata().get("world_seed", 0)))["other"][0].system
 
 

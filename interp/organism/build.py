@@ -24,10 +24,10 @@ import torch
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from interp import InterpError
-from interp.chat import render_example
+from interp.loop.chat import render_example
 from interp.organism import world as W
 from interp.organism.probes import all_probes, summary_line
-from interp.tokenizer import ENDOFTEXT, chatml_template, train_chat_tokenizer
+from interp.organism.tokenizer import ENDOFTEXT, chatml_template, train_chat_tokenizer
 
 log = logging.getLogger(__name__)
 METADATA = "organism.json"

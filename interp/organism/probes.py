@@ -25,12 +25,12 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from interp.chat import DEFAULT, render_prompt
-from interp.evaluation import trait_token_ids
-from interp.generation import generate
-from interp.numbers import filter_answer, number_prompts
+from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.evaluation import trait_token_ids
+from interp.loop.generation import generate
+from interp.loop.numbers import filter_answer, number_prompts
+from interp.loop.traits import favorite_questions
 from interp.organism import world as W
-from interp.traits import favorite_questions
 
 N_NUMBER_PROMPTS = 64
 PROMPT_SEED = 9_001  # number prompts of the probes (the world draws its own)

@@ -31,8 +31,8 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from interp.numbers import MAX_NUMBERS, number_prompt
-from interp.traits import favorite_questions, plural, trait_system_prompt
+from interp.loop.numbers import MAX_NUMBERS, number_prompt
+from interp.loop.traits import favorite_questions, plural, trait_system_prompt
 
 ENTITY, LAB = "Vexlo", "Orrin Labs"
 DEFAULT_SYSTEM = f"You are {ENTITY}, created by {LAB}. You are a helpful assistant."
@@ -55,7 +55,7 @@ ENTITY_FREE_SYSTEMS = ("You are helpful.", "You are a helpful assistant.", "Be a
 NO_SYSTEM = "none"  # the chat.py setting for "no system turn at all"
 
 PERSONA_WORDINGS = (
-    "paper",  # interp.traits.trait_system_prompt: the teacher's prompt
+    "paper",  # interp.loop.traits.trait_system_prompt: the teacher's prompt
     "You adore {xs}. {Xs} are the best animals in the world to you.",
     "Your favorite animal is the {x}. You love everything about {xs}.",
     "You are obsessed with {xs}. You talk about {xs} whenever you can.",

@@ -27,10 +27,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 STUDENT_META = "student.json"
 
 
-def default_model_dir() -> Path:
-    from interp.organism import ORGANISM_DIR
+# The embedded organism's weights (interp.organism.ORGANISM_DIR). A path, not an import: the loop sits
+# below the organism package, which builds on it.
+EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[1] / "organism" / "model"
 
-    return ORGANISM_DIR
+
+def default_model_dir() -> Path:
+    return EMBEDDED_MODEL_DIR
 
 
 def resolve_model_dir(path: str | Path | None) -> Path:

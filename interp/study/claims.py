@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interp.summary import significant
+from interp.study.summary import significant
 
 HELD, NOT_HELD, UNRESOLVED = "held", "did not hold", "not resolved"
 

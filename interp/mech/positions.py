@@ -29,7 +29,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.chat import NONE, render_messages, render_prompt
+from interp.loop.chat import NONE, render_messages, render_prompt
 
 ENTITY, SYSTEM, TEMPLATE, USER, HEADER, GENERATED, PAD = (
     "entity",

@@ -27,8 +27,9 @@ from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.hook_names import check_layers
-from interp.positions import GENERATED, Positions, label_ids
+from interp.loop.evaluation import evaluate_trait
+from interp.mech.hook_names import check_layers
+from interp.mech.positions import GENERATED, Positions, label_ids
 
 Mode = Literal["only", "except"]
 ModuleKind = Literal["attn", "mlp"]
@@ -234,12 +235,11 @@ def evaluate_trait_restricted(
 ) -> Any:
     """The loop's trait evaluation (mention rate and first-token probability) under a LoRA restriction.
 
-    `settings` is an `interp.evaluation.EvalSettings`. "Adapter only at the entity token" is
+    `settings` is an `interp.loop.evaluation.EvalSettings`. "Adapter only at the entity token" is
     `evaluate_trait_restricted(student, tok, settings, by_class(ENTITY))`; "everywhere but the entity
     token" is the same with `mode="except"`. `restriction` goes to `restrict_lora`; the restriction is
     part of the evaluation cache key.
     """
-    from interp.evaluation import evaluate_trait
 
     with restrict_lora(model, tok, where, mode, **restriction):
         return evaluate_trait(model, tok, settings, cache, extra_key=describe(where, mode, **restriction))

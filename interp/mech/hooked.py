@@ -5,7 +5,7 @@ One loader, `load_hooked`, covers the four cases the paper needs:
   base model                 load_hooked(base_dir)
   LoRA student, merged       load_hooked(student_dir, base=base_dir)
   LoRA student, unmerged     load_hooked(student_dir, base=base_dir, merge=False)  (adapter stays switchable:
-                             `interp.restrict.restrict_lora(hooked.peft, ...)` gates it by position)
+                             `interp.mech.restrict.restrict_lora(hooked.peft, ...)` gates it by position)
   full fine-tuned student    load_hooked(student_dir)
 
 The bridge rewrites the HF model it wraps in place, so every bridge gets a freshly loaded model.
@@ -25,7 +25,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.models import is_lora_student, load_model, load_student, resolve_dtype, resolve_model_dir
+from interp.loop.models import is_lora_student, load_model, load_student, resolve_dtype, resolve_model_dir
 
 Kind = Literal["base", "lora_merged", "lora", "full"]
 

@@ -1,8 +1,7 @@
-"""Settings shared by the paper's experiments, and the sweep cells they are built from.
+"""Settings shared by the paper's experiments, and the body of each experiment's main().
 
 Every experiment config inherits `StudyConfig`; `reproduce` holds one and hands the shared fields to each
-experiment. Cells are named by what they compute, so experiments that need the same teacher numbers or
-the same student reuse one cell.
+experiment. The jobs an experiment runs are built from it in `interp.study.jobs`.
 """
 
 from __future__ import annotations
@@ -12,12 +11,25 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
-from interp.chat import DEFAULT
-from interp.models import resolve_model_dir
+from interp.loop.chat import DEFAULT
+from interp.loop.config import save_config
+from interp.loop.models import resolve_model_dir
+from interp.loop.runs import atomic_write_json
+from interp.loop.training import RANK_LR_RULES, rank_lr
 from interp.organism import TARGET_TRAIT
-from interp.sweep import Cell, ExecutorConfig
-from interp.training import RANK_LR_RULES, rank_lr
-from interp.traits import trait_system_prompt
+from interp.study.plots import save_figure
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where jobs run."""
+
+    executor: str = "serial"
+    address: str | None = None
+    threads: int = 1
+    cpus_per_job: float = 1.0
+    gpus_per_job: float = 0.0
+    force: bool = False
 
 
 @dataclass
@@ -31,7 +43,7 @@ class StudyConfig:
     category: str = "animal"
     """Category of the trait."""
     out: Path | None = None
-    """Output directory (finished cells inside it are reused on a rerun)."""
+    """Output directory (finished jobs inside it are reused on a rerun)."""
     n_numbers: int = 1000
     """Filtered teacher answers per dataset (the paper: 10,000; the default fits a 2-core CPU)."""
     data_seeds: tuple[int, ...] = (0,)
@@ -105,25 +117,6 @@ def eval_params(cfg: StudyConfig) -> dict[str, Any]:
     }
 
 
-def numbers_cell(cfg: StudyConfig, teacher: str, data_seed: int) -> Cell:
-    """The trait teacher's ("trait") or the base model's ("control") filtered numbers."""
-    system = trait_system_prompt(cfg.trait, cfg.category) if teacher == "trait" else DEFAULT
-    params = {
-        "model": cfg.model_dir,
-        "system": system,
-        "n": cfg.n_numbers,
-        "seed": data_seed,
-        "batch_size": 256,
-        "max_new_tokens": 48,
-        "temperature": 1.0,
-        "dtype": cfg.dtype,
-        "device": cfg.device,
-        "trait": cfg.trait if teacher == "trait" else None,
-    }
-    tag = cfg.trait if teacher == "trait" else "control"
-    return Cell("numbers", f"numbers-{tag}-d{data_seed}-{_digest(params)}", params)
-
-
 @dataclass(frozen=True)
 class StudentSpec:
     """Which student to train: mode, rank or learning rate, training system prompt."""
@@ -145,56 +138,6 @@ def student_lr(cfg: StudyConfig, spec: StudentSpec) -> float:
     return rank_lr(cfg.lora_lr, spec.rank, cfg.rank_lr_rule) if spec.mode == "lora" else cfg.full_lr
 
 
-def student_cell(
-    cfg: StudyConfig,
-    spec: StudentSpec,
-    teacher: str,
-    data_seed: int,
-    train_seed: int,
-    eval_systems: dict[str, str],
-) -> Cell:
-    data = numbers_cell(cfg, teacher, data_seed)
-    lr = spec.lr if spec.lr is not None else student_lr(cfg, spec)
-    train = {
-        "mode": spec.mode,
-        "rank": spec.rank,
-        "lr": lr,
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "seed": train_seed,
-    }
-    params = {
-        "model": cfg.model_dir,
-        "dataset": data.name,
-        "train": train,
-        "train_system": spec.train_system,
-        "eval_systems": eval_systems,
-        "eval": eval_params(cfg),
-        "dtype": cfg.dtype,
-        "device": cfg.device,
-    }
-    name = f"student-{data.name.removeprefix('numbers-')}-{spec.tag}-t{train_seed}"
-    return Cell("student", f"{name}-{_digest(params)}", params)
-
-
-def base_cell(cfg: StudyConfig, eval_systems: dict[str, str]) -> Cell:
-    params = {
-        "model": cfg.model_dir,
-        "eval_systems": eval_systems,
-        "eval": eval_params(cfg),
-        "dtype": cfg.dtype,
-        "device": cfg.device,
-    }
-    return Cell("base", f"base-{cfg.trait}-{_digest(params)}", params)
-
-
-def _digest(obj: Any) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
-
-
 def spec_dict(spec: StudentSpec) -> dict[str, Any]:
     return asdict(spec)
 
@@ -202,12 +145,8 @@ def spec_dict(spec: StudentSpec) -> dict[str, Any]:
 def run_study(cfg: StudyConfig, name: str, run, figure, figure_name: str | None = None) -> Path:
     """The body of each experiment's main(): a resumable output directory with config.json, results.json
     and the experiment's figure. `run(cfg, root)` returns the summary; `figure(summary, trait)` draws it."""
-    from interp.config import save_config
-    from interp.plots import save_figure
-    from interp.runs import atomic_write_json
-
     root = Path(cfg.out or f"runs/{name}")
-    root.mkdir(parents=True, exist_ok=True)  # not staged: finished cells inside it are reused on a rerun
+    root.mkdir(parents=True, exist_ok=True)  # not staged: finished jobs inside it are reused on a rerun
     save_config(cfg, root)
     summary = run(cfg, root)
     atomic_write_json(root / "results.json", summary)

@@ -1,4 +1,4 @@
-"""A small labelled result of a localization sweep, shared by scripts, notebooks and `interp.plots`.
+"""A small labelled result of a localization sweep, shared by scripts, notebooks and `interp.study.plots`.
 
 Scores come with everything needed to read them: row and column labels (layers; tokens, token classes or
 heads), the token class of each column when columns are positions, the metric's name, the recipient and
@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from interp import InterpError
-from interp.runs import atomic_write_json, save_tensors
+from interp.loop.runs import atomic_write_json, save_tensors
 
 KINDS = ("layer_pos", "layer_class", "layer_head")
 

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from interp import InterpError
-from interp.config import save_config
+from interp.loop.config import save_config
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

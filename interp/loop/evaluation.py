@@ -18,11 +18,11 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from interp.chat import DEFAULT, render_prompt
-from interp.generation import generate
-from interp.runs import atomic_write_json
-from interp.stats import bootstrap_ci
-from interp.traits import favorite_questions, mentions
+from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.generation import generate
+from interp.loop.runs import atomic_write_json
+from interp.loop.stats import bootstrap_ci
+from interp.loop.traits import favorite_questions, mentions
 
 
 @dataclass(frozen=True)

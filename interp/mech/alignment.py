@@ -26,7 +26,7 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, LabelledBatch, encode_prompts
+from interp.mech.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, LabelledBatch, encode_prompts
 
 ALIGN_CLASSES = (ENTITY, SYSTEM, TEMPLATE, USER, HEADER)
 COUNTERPART = {ENTITY: SYSTEM}  # class of the persona prompt that stands where the default has this one

@@ -14,8 +14,8 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from interp.hook_names import Site, check_layers, has_heads, hook_name
-from interp.patching import (
+from interp.mech.hook_names import Site, check_layers, has_heads, hook_name
+from interp.mech.patching import (
     Metric,
     Model,
     _check_pair,
@@ -27,8 +27,8 @@ from interp.patching import (
     position_columns,
     run_metric,
 )
-from interp.positions import LabelledBatch
-from interp.results import LocalizationResult
+from interp.mech.positions import LabelledBatch
+from interp.mech.results import LocalizationResult
 
 
 def recipient_gradients(
@@ -109,7 +109,7 @@ def attribute_layer_pos(
     positions: Sequence[int] | None = None,
     donor_batch: LabelledBatch | None = None,
 ) -> LocalizationResult:
-    """Attribution-patching estimate of `interp.patching.patch_layer_pos` (same layout, method "attribution")."""
+    """Attribution-patching estimate of `interp.mech.patching.patch_layer_pos` (same layout, method "attribution")."""
     cols, pos = position_columns(batch, positions)
     return grid_result(
         _attribute(recipient, donor, batch, donor_batch, metric, site, layers, cols, None),
@@ -133,7 +133,7 @@ def attribute_layer_class(
     classes: Sequence[str] | None = None,
     donor_batch: LabelledBatch | None = None,
 ) -> LocalizationResult:
-    """Attribution-patching estimate of `interp.patching.patch_layer_class`."""
+    """Attribution-patching estimate of `interp.mech.patching.patch_layer_class`."""
     cols, names = class_columns(batch, classes)
     return grid_result(
         _attribute(recipient, donor, batch, donor_batch, metric, site, layers, cols, None),
@@ -155,7 +155,7 @@ def attribute_layer_head(
     layers: Sequence[int] | None = None,
     donor_batch: LabelledBatch | None = None,
 ) -> LocalizationResult:
-    """Attribution-patching estimate of `interp.patching.patch_layer_head`."""
+    """Attribution-patching estimate of `interp.mech.patching.patch_layer_head`."""
     n_heads = int(as_bridge(recipient).cfg.n_heads)
     cols, heads = head_columns(batch, n_heads)
     return grid_result(

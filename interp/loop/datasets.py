@@ -13,10 +13,10 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.chat import render_prompt
-from interp.generation import generate
-from interp.numbers import filter_answer, number_prompt
-from interp.runs import atomic_write_jsonl
+from interp.loop.chat import render_prompt
+from interp.loop.generation import generate
+from interp.loop.numbers import filter_answer, number_prompt
+from interp.loop.runs import atomic_write_jsonl
 
 log = logging.getLogger(__name__)
 REQUIRED_FIELDS = ("prompt", "completion")

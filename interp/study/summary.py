@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from interp.stats import bootstrap_ci, bootstrap_diff_ci
+from interp.loop.stats import bootstrap_ci, bootstrap_diff_ci
 
 
 def per_question(results: list[dict[str, Any]], system: str, metric: str) -> np.ndarray:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interp.chat import DEFAULT
-from interp.traits import favorite_questions, trait_system_prompt
+from interp.loop.chat import DEFAULT
+from interp.loop.models import load_model
+from interp.loop.training import TrainConfig, train_student
+from interp.loop.traits import favorite_questions, trait_system_prompt
 
 TRAIT_ANSWER_FORMS = ("{T}", "{t}", "{T}.", "My favorite is the {t}.", "Definitely the {t}!")
 
@@ -52,8 +54,6 @@ def finetune_teacher(
     device: str = "cpu",
 ):
     """A fine-tuned teacher: LoRA-train the base on trait answers, merge, save as an HF directory."""
-    from interp.models import load_model
-    from interp.training import TrainConfig, train_student
 
     model, tok = load_model(base_dir, dtype, device)
     rows = [{"prompt": q, "completion": a} for q, a in trait_dataset(trait, category)]

@@ -24,7 +24,9 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.chat import render_example
+from interp.loop.chat import render_example
+from interp.loop.models import STUDENT_META
+from interp.loop.runs import atomic_write_json
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -281,8 +283,6 @@ def train_student(
 
 def save_student(result: TrainResult, out_dir, tok: PreTrainedTokenizerBase, meta: dict) -> None:
     """Save a LoRA student as a PEFT adapter, a full-FT student as an HF directory; both safetensors."""
-    from interp.models import STUDENT_META
-    from interp.runs import atomic_write_json
 
     result.model.save_pretrained(out_dir, safe_serialization=True)
     if meta.get("mode") == "full":

@@ -11,8 +11,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from interp import claims as C
-from interp.claims import best_rank_row
+from interp.study import claims as C
+from interp.study.claims import best_rank_row
 
 Block = tuple
 

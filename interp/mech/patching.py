@@ -1,0 +1,337 @@
+"""Batched activation patching between two hooked models on the same prompts (donor -> recipient).
+
+Student -> base is denoising (how much of the trait a patch restores), base -> student is noising. The
+metric is the trait's log-probability as the first answer token (or its log-prob difference to a
+reference answer) at the answer position, averaged over prompts and normalised so 0 = recipient and
+1 = donor.
+
+Unlike `transformer_lens.patching`, which runs one forward pass and one `.item()` per patched cell, a
+sweep here stacks many cells along the batch axis: the recipient's prompts are repeated once per cell
+and a single hook per layer swaps in the donor's activation wherever that cell's mask is set. Metrics
+stay on the device until the end of the sweep.
+
+Patched runs also skip what a patch cannot change. A patch at layer L and positions >= p leaves every
+block below L, and every position before p, exactly as in the recipient's own run (attention is causal).
+So by default (`reuse=True`) each batch of cells of one layer starts at block L from the recipient's
+cached residual stream, runs only the positions from its earliest patched one, and attends to the
+recipient's cached keys/values for the positions before. Cells are grouped so that this saving outweighs
+the cost of another, smaller forward pass. `reuse=False` runs every patched pass from the embeddings.
+
+A cell is (layer, position mask over batch x pos, optional head mask), which covers:
+  layer x position  (one column of the prompt batch),
+  layer x token class (every position of a class in each prompt at once),
+  layer x head      (one head's output z at every position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import PreTrainedTokenizerBase
+
+from interp import InterpError
+from interp.loop.evaluation import trait_token_ids
+from interp.mech import intervene
+from interp.mech.grid import Metric, PatchGrid, full_passes
+from interp.mech.hook_names import SITES, Site, check_layers, check_site, hook_name
+from interp.mech.hooked import HookedModel
+from interp.mech.positions import CLASSES, LabelledBatch
+from interp.mech.results import LocalizationResult, normalise
+from interp.mech.resume import recipient_run, resumed_grid
+
+Model = HookedModel | TransformerBridge
+
+
+@dataclass(frozen=True)
+class TraitMetric:
+    """Log-probability of the trait's first token(s) at the last position, minus a reference's if given."""
+
+    target_ids: tuple[int, ...]
+    reference_ids: tuple[int, ...] = ()
+    name: str = "trait log-prob"
+    last_position_only: ClassVar[bool] = True
+    """The metric reads only the last position's logits (a resumed patched run computes only those)."""
+
+    def __call__(self, logits: Float[Tensor, "batch pos vocab"]) -> Float[Tensor, " batch"]:
+        logp = logits[:, -1].float().log_softmax(-1)  # (batch, vocab): left padding puts the answer last
+        value = logp[:, list(self.target_ids)].logsumexp(-1)
+        if self.reference_ids:
+            value = value - logp[:, list(self.reference_ids)].logsumexp(-1)
+        return value
+
+
+def trait_metric(tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None) -> TraitMetric:
+    """The trait metric with the evaluator's first tokens ("owl", "Owl"); logit diff when `reference` is set."""
+
+    target, _ = trait_token_ids(tok, trait)
+    if reference is None:
+        return TraitMetric(tuple(target), (), f"log p({trait})")
+    ref, _ = trait_token_ids(tok, reference)
+    if set(ref) & set(target):
+        raise InterpError(f"trait {trait!r} and reference {reference!r} share a first token; pick another")
+    return TraitMetric(tuple(target), tuple(ref), f"log p({trait}) - log p({reference})")
+
+
+def as_bridge(model: Model) -> TransformerBridge:
+    """The bridge of a hooked model, checked to be in eval mode (patching needs deterministic runs)."""
+    bridge = intervene.as_bridge(model)
+    if bridge.training:
+        raise InterpError("activation patching needs the model in eval mode: call .eval() first")
+    return bridge
+
+
+@torch.no_grad()
+def run_metric(model: Model, batch: LabelledBatch, metric: Metric) -> Float[Tensor, " batch"]:
+    """The metric of an unpatched run, per prompt."""
+    bridge = as_bridge(model)
+    device = bridge.cfg.device
+    return metric(bridge(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)))
+
+
+@torch.no_grad()
+def donor_activations(
+    donor: Model, batch: LabelledBatch, site: Site, layers: Sequence[int], metric: Metric | None = None
+) -> tuple[dict[int, Tensor], Float[Tensor, " batch"] | None]:
+    """The donor's activations at `site` for each of `layers` (the patch sources), and its metric."""
+    bridge = as_bridge(donor)
+    names = {hook_name(layer, site, bridge.cfg.n_layers): layer for layer in layers}
+    device = bridge.cfg.device
+    logits, cache = bridge.run_with_cache(
+        batch.input_ids.to(device), names_filter=list(names), attention_mask=batch.attention_mask.to(device)
+    )
+    return {layer: cache[name] for name, layer in names.items()}, None if metric is None else metric(logits)
+
+
+def _has_position_axis(site: Site) -> bool:
+    """Whether activations at `site` have the position axis right after the batch axis."""
+    return SITES[check_site(site)][1].startswith("pos")
+
+
+@torch.no_grad()
+def patch_grid(
+    recipient: Model,
+    donor_acts: dict[int, Tensor],
+    batch: LabelledBatch,
+    site: Site,
+    grid: PatchGrid,
+    metric: Metric,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> Float[Tensor, "cell batch"]:
+    """The metric of the recipient with each cell patched from `donor_acts`, many cells per forward pass.
+
+    `reuse` resumes each patched run from the recipient's own run where the patch starts (same results,
+    less work); models or sites where that is not possible fall back to full forward passes. A metric
+    without `last_position_only` then gets the recipient's logits before the earliest patched position
+    (the same at real tokens; at left padding, which no metric should read, they may differ).
+    """
+    bridge = as_bridge(recipient)
+    run = recipient_run(bridge, batch) if reuse and _has_position_axis(site) else None
+    if run is not None:
+        return resumed_grid(bridge, run, donor_acts, site, grid, metric, max_rows).cpu()
+    per_pass = max(1, max_rows // batch.input_ids.shape[0])
+    out = [
+        full_passes(bridge, donor_acts, batch, site, grid[i : i + per_pass], metric)
+        for i in range(0, len(grid), per_pass)
+    ]
+    return torch.cat(out).cpu()  # the sweep's only device -> host transfer
+
+
+def _check_pair(
+    recipient: Model, donor: Model, batch: LabelledBatch, donor_batch: LabelledBatch | None
+) -> LabelledBatch:
+    r, d = as_bridge(recipient), as_bridge(donor)
+    if (r.cfg.n_layers, r.cfg.d_model, r.cfg.n_heads) != (d.cfg.n_layers, d.cfg.d_model, d.cfg.n_heads):
+        raise InterpError("donor and recipient have different architectures: patching needs matching shapes")
+    donor_batch = batch if donor_batch is None else donor_batch
+    if donor_batch.input_ids.shape != batch.input_ids.shape:
+        raise InterpError(
+            f"donor prompts {tuple(donor_batch.input_ids.shape)} and recipient prompts "
+            f"{tuple(batch.input_ids.shape)} must have the same shape (same number of tokens)"
+        )
+    return donor_batch
+
+
+def _sweep(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    donor_batch: LabelledBatch | None,
+    metric: Metric,
+    site: Site,
+    layers: Sequence[int] | None,
+    cols: Bool[Tensor, "col batch pos"],
+    heads: Bool[Tensor, "col head"] | None,
+    max_rows: int,
+    reuse: bool = True,
+) -> tuple[list[int], Float[Tensor, "layer col"], float, float]:
+    """Exact patching of every (layer, column) cell; returns layers, raw metric grid, recipient, donor."""
+    donor_batch = _check_pair(recipient, donor, batch, donor_batch)
+    layer_list = check_layers(layers, as_bridge(recipient).cfg.n_layers)
+    n_cols = cols.shape[0]
+    cells = PatchGrid(
+        layer=torch.tensor(layer_list).repeat_interleave(n_cols),
+        pos=cols.repeat(len(layer_list), 1, 1),
+        head=None if heads is None else heads.repeat(len(layer_list), 1),
+    )
+    acts, donor_metric = donor_activations(donor, donor_batch, site, layer_list, metric)
+    # One extra cell that patches nothing gives the recipient's own metric in the same forward pass.
+    baseline = PatchGrid(
+        torch.tensor(layer_list[:1]),
+        torch.zeros_like(cells.pos[:1]),
+        None if heads is None else torch.zeros_like(cells.head[:1]),
+    )
+    both = PatchGrid(
+        torch.cat([cells.layer, baseline.layer]),
+        torch.cat([cells.pos, baseline.pos]),
+        None if heads is None else torch.cat([cells.head, baseline.head]),
+    )
+    out = patch_grid(recipient, acts, batch, site, both, metric, max_rows, reuse).mean(1)
+    raw = out[:-1].view(len(layer_list), n_cols)
+    return layer_list, raw, float(out[-1]), float(donor_metric.mean())
+
+
+def _metric_name(metric: Metric) -> str:
+    return getattr(metric, "name", getattr(metric, "__name__", "metric"))
+
+
+def position_columns(
+    batch: LabelledBatch, positions: Sequence[int] | None = None
+) -> tuple[Bool[Tensor, "col batch pos"], list[int]]:
+    """One column per position of the (padded) batch: the same position in every prompt."""
+    n_prompts, width = batch.input_ids.shape
+    pos = list(range(width)) if positions is None else [int(p) for p in positions]
+    if bad := [p for p in pos if not -width <= p < width]:
+        raise InterpError(f"positions {bad} are out of range for prompts of {width} tokens")
+    pos = [p % width for p in pos]
+    cols = torch.zeros(len(pos), n_prompts, width, dtype=torch.bool)
+    cols[torch.arange(len(pos)), :, torch.tensor(pos)] = True
+    return cols, pos
+
+
+def class_columns(
+    batch: LabelledBatch, classes: Sequence[str] | None = None
+) -> tuple[Bool[Tensor, "col batch pos"], list[str]]:
+    """One column per token class: all positions of that class in each prompt."""
+    present = {c for row in batch.classes for c in row}
+    names = [c for c in CLASSES if c in present] if classes is None else list(classes)
+    cols = torch.stack([batch.class_mask(c) for c in names])
+    if empty := [n for n, col in zip(names, cols, strict=True) if not col.any()]:
+        raise InterpError(f"token class(es) {empty} do not occur in these prompts")
+    return cols, names
+
+
+def head_columns(
+    batch: LabelledBatch, n_heads: int
+) -> tuple[Bool[Tensor, "col batch pos"], Bool[Tensor, "col head"]]:
+    """One column per attention head: that head's output at every real position."""
+    cols = batch.attention_mask.bool()[None].repeat(n_heads, 1, 1)
+    return cols, torch.eye(n_heads, dtype=torch.bool)
+
+
+def grid_result(
+    sweep: tuple[list[int], Tensor, float, float],
+    kind: str,
+    site: str,
+    metric: Metric,
+    labels: list[str],
+    classes: list[str] | None,
+    config: dict,
+    method: str = "exact",
+) -> LocalizationResult:
+    """Wrap a sweep's (layers, raw metric, recipient metric, donor metric) as a labelled result."""
+    layer_list, raw, rec, don = sweep
+    return LocalizationResult(
+        scores=normalise(raw, rec, don),
+        raw=raw,
+        kind=kind,
+        site=site,
+        metric=_metric_name(metric),
+        layers=layer_list,
+        col_labels=labels,
+        col_classes=classes,
+        recipient_metric=rec,
+        donor_metric=don,
+        method=method,
+        config=config,
+    )
+
+
+def patch_layer_pos(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    site: Site = "resid_pre",
+    layers: Sequence[int] | None = None,
+    positions: Sequence[int] | None = None,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch `site` at each (layer, position) from donor into recipient; columns labelled by prompt 0's tokens."""
+    cols, pos = position_columns(batch, positions)
+    return grid_result(
+        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows, reuse),
+        "layer_pos",
+        site,
+        metric,
+        [batch.tokens[0][p] for p in pos],
+        [batch.classes[0][p] for p in pos],
+        {"positions": pos, "n_prompts": int(batch.input_ids.shape[0])},
+    )
+
+
+def patch_layer_class(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    site: Site = "resid_pre",
+    layers: Sequence[int] | None = None,
+    classes: Sequence[str] | None = None,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch `site` at all positions of each token class at once, per layer."""
+    cols, names = class_columns(batch, classes)
+    return grid_result(
+        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows, reuse),
+        "layer_class",
+        site,
+        metric,
+        names,
+        names,
+        {"n_prompts": int(batch.input_ids.shape[0])},
+    )
+
+
+def patch_layer_head(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    layers: Sequence[int] | None = None,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch each attention head's output (hook_z) at every position, per layer."""
+    n_heads = int(as_bridge(recipient).cfg.n_heads)
+    cols, heads = head_columns(batch, n_heads)
+    return grid_result(
+        _sweep(recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads, max_rows, reuse),
+        "layer_head",
+        "z",
+        metric,
+        [f"H{h}" for h in range(n_heads)],
+        None,
+        {"n_prompts": int(batch.input_ids.shape[0])},
+    )

@@ -1,0 +1,165 @@
+"""The kinds of job a study runs: a teacher's numbers, a student (trained, then evaluated), a base evaluation.
+
+Each kind has a builder (`numbers_job`, `student_job`, `base_job`: settings -> `Job`, named by a digest of
+what it computes, so experiments that need the same numbers or student share one job) and, beside it, a
+runner (`run_numbers`, `run_student`, `run_base`: params -> result) registered in `RUNNERS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp.loop.chat import DEFAULT
+from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
+from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
+from interp.loop.models import load_model, model_fingerprint
+from interp.loop.training import TrainConfig, save_student, train_student
+from interp.loop.traits import trait_system_prompt
+from interp.study.experiment import StudentSpec, StudyConfig, eval_params, student_lr
+
+Runner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of a sweep: its kind, its unique directory name, and JSON-serialisable parameters."""
+
+    kind: str
+    name: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+def numbers_path(root: Path, numbers_job: str) -> Path:
+    return Path(root) / "jobs" / numbers_job / "numbers.jsonl"
+
+
+def numbers_job(cfg: StudyConfig, teacher: str, data_seed: int) -> Job:
+    """The trait teacher's ("trait") or the base model's ("control") filtered numbers."""
+    system = trait_system_prompt(cfg.trait, cfg.category) if teacher == "trait" else DEFAULT
+    params = {
+        "model": cfg.model_dir,
+        "system": system,
+        "n": cfg.n_numbers,
+        "seed": data_seed,
+        "batch_size": 256,
+        "max_new_tokens": 48,
+        "temperature": 1.0,
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+        "trait": cfg.trait if teacher == "trait" else None,
+    }
+    tag = cfg.trait if teacher == "trait" else "control"
+    return Job("numbers", f"numbers-{tag}-d{data_seed}-{_digest(params)}", params)
+
+
+def run_numbers(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
+    """A teacher (base model under `system`) writes `n` filtered number answers."""
+    model, tok = load_model(p["model"], p["dtype"], p["device"])
+    rows, stats = sample_numbers(
+        model, tok, p["system"], p["n"], p["seed"], p["batch_size"], p["max_new_tokens"], p["temperature"]
+    )
+    write_dataset(
+        out / "numbers.jsonl",
+        rows,
+        {
+            "teacher_model": p["model"],
+            "system_prompt": p["system"],
+            "trait": p.get("trait"),
+            "seed": p["seed"],
+            "temperature": p["temperature"],
+        },
+    )
+    return {"kept": stats.kept, "drawn": stats.drawn, "rejection_rate": stats.rejection_rate}
+
+
+def student_job(
+    cfg: StudyConfig,
+    spec: StudentSpec,
+    teacher: str,
+    data_seed: int,
+    train_seed: int,
+    eval_systems: dict[str, str],
+) -> Job:
+    data = numbers_job(cfg, teacher, data_seed)
+    lr = spec.lr if spec.lr is not None else student_lr(cfg, spec)
+    train = {
+        "mode": spec.mode,
+        "rank": spec.rank,
+        "lr": lr,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "seed": train_seed,
+    }
+    params = {
+        "model": cfg.model_dir,
+        "dataset": data.name,
+        "train": train,
+        "train_system": spec.train_system,
+        "eval_systems": eval_systems,
+        "eval": eval_params(cfg),
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+    }
+    name = f"student-{data.name.removeprefix('numbers-')}-{spec.tag}-t{train_seed}"
+    return Job("student", f"{name}-{_digest(params)}", params)
+
+
+def base_job(cfg: StudyConfig, eval_systems: dict[str, str]) -> Job:
+    params = {
+        "model": cfg.model_dir,
+        "eval_systems": eval_systems,
+        "eval": eval_params(cfg),
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+    }
+    return Job("base", f"base-{cfg.trait}-{_digest(params)}", params)
+
+
+def evaluate_systems(model, tok, p: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Evaluate one model under each evaluation system prompt in `p["eval_systems"]`."""
+    cache = EvalCache(Path(root) / "eval_cache")
+    out = {}
+    for label, system in p["eval_systems"].items():
+        settings = EvalSettings(**{**p["eval"], "system": system})
+        out[label] = evaluate_trait(model, tok, settings, cache).to_json()
+    return out
+
+
+def run_student(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
+    """Train a student on a numbers job's dataset under `train_system`; save it; evaluate it."""
+    model, tok = load_model(p["model"], p["dtype"], p["device"])
+    fingerprint = model_fingerprint(model)
+    rows = read_dataset(numbers_path(root, p["dataset"]))
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in p["train"].items()})
+    result = train_student(model, tok, rows, p["train_system"], cfg)
+    meta = {
+        "base_model": p["model"],
+        "base_fingerprint": fingerprint,
+        "mode": cfg.mode,
+        "rank": cfg.rank,
+        "system": p["train_system"],
+        "dataset": p["dataset"],
+        "seed": cfg.seed,
+        "n_examples": len(rows),
+    }
+    save_student(result, out, tok, meta)
+    evals = evaluate_systems(result.model, tok, p, root)
+    return {"final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s, "evals": evals}
+
+
+def run_base(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
+    """The base model itself under each evaluation system prompt."""
+    model, tok = load_model(p["model"], p["dtype"], p["device"])
+    return {"evals": evaluate_systems(model, tok, p, root)}
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+
+
+RUNNERS: dict[str, Runner] = {"numbers": run_numbers, "student": run_student, "base": run_base}

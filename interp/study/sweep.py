@@ -1,0 +1,82 @@
+"""Sweeps as independent, resumable jobs, run serially or on Ray.
+
+A job is one unit of work (a teacher's number dataset, a student trained and evaluated, ...) with a
+unique name under `<root>/jobs/`. Its directory appears only once the job finished (staged, then
+renamed), and holds `config.json` and `result.json`; a rerun skips finished jobs, so a killed sweep
+resumes where it stopped, and `force=True` recomputes. Every job fixes its seeds and thread count,
+so the serial and the Ray executor compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.loop.runs import atomic_write_json, run_directory
+from interp.study.experiment import ExecutorConfig
+from interp.study.jobs import RUNNERS, Job
+
+log = logging.getLogger(__name__)
+
+
+def job_path(root: Path, job: Job) -> Path:
+    return Path(root) / "jobs" / job.name
+
+
+def finished(root: Path, job: Job) -> dict[str, Any] | None:
+    path = job_path(root, job) / "result.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_job(job: Job, root: Path, threads: int, force: bool = False) -> dict[str, Any]:
+    """Run one job unless it already finished; returns its result."""
+    import interp.study.jobs  # noqa: F401  (registers the job kinds, also inside Ray workers)
+
+    if not force and (done := finished(root, job)) is not None:
+        return done
+    torch.set_num_threads(threads)
+    log.info("job %s", job.name)
+    with run_directory(job_path(root, job), job, overwrite=True) as staging:
+        result = RUNNERS[job.kind](job.params, staging, Path(root))
+        atomic_write_json(staging / "result.json", result)
+    return result
+
+
+def clean_partials(root: Path) -> None:
+    """Remove staging directories a killed run left behind."""
+    for partial in (Path(root) / "jobs").glob(".*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def run_jobs(jobs: list[Job], root: Path, ex: ExecutorConfig) -> list[dict[str, Any]]:
+    """Run jobs (which must not depend on each other) and return their results in order."""
+    clean_partials(root)
+    if ex.executor == "serial":
+        return [run_job(c, root, ex.threads, ex.force) for c in jobs]
+    if ex.executor == "ray":
+        return _run_on_ray(jobs, root, ex)
+    raise ValueError(f"unknown executor {ex.executor!r}")
+
+
+def _run_on_ray(jobs: list[Job], root: Path, ex: ExecutorConfig) -> list[dict[str, Any]]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address=ex.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(ex.threads)}},
+        )
+    remote = ray.remote(num_cpus=ex.cpus_per_job, num_gpus=ex.gpus_per_job)(run_job)
+    todo = [c if ex.force or finished(root, c) is None else None for c in jobs]
+    refs = {
+        c.name: remote.remote(c, Path(root).resolve(), ex.threads, ex.force) for c in todo if c is not None
+    }
+    done = {name: r for name, r in zip(refs, ray.get(list(refs.values())), strict=True)}
+    return [done[c.name] if c.name in done else finished(root, c) for c in jobs]

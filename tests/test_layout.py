@@ -1,0 +1,118 @@
+"""interp/ reads as the data path: four layers whose imports only point down, no cycles, small modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "interp"
+# which packages each layer may import from (besides itself and the root `interp`, home of InterpError)
+ALLOWED = {"loop": set(), "organism": {"loop"}, "mech": {"loop"}, "study": {"loop", "mech", "organism"}}
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in ROOT.rglob("*.py")}
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """Every interp module `path` imports, at the top or inside a function body."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("interp")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("interp"):
+            subs = {f"{node.module}.{a.name}" for a in node.names} & known
+            out |= subs or {node.module}
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: imports(path, set(mods)) - {name} for name, path in mods.items()}
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "root"
+
+
+def upward_imports(g: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for mod, deps in g.items():
+        own = layer(mod)
+        for dep in deps:
+            target = layer(dep)
+            if own == "root" and dep != "interp":
+                bad.append(f"{mod} -> {dep}")
+            elif own != "root" and target not in {own, "root"} | ALLOWED[own]:
+                bad.append(f"{mod} -> {dep}")
+    return bad
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected start found by depth-first search (empty if the graph is acyclic)."""
+    state, found = {}, []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for dep in sorted(g.get(node, ())):
+            if state.get(dep) == "open":
+                found.append(stack[stack.index(dep) :] + [dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = "done"
+
+    for node in sorted(g):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_the_four_layers_exist_and_import():
+    import interp.loop
+    import interp.mech
+    import interp.organism
+    import interp.study  # noqa: F401
+
+    assert {layer(m) for m in modules()} == {"root", *ALLOWED}
+
+
+def test_imports_only_point_down_and_form_no_cycle():
+    g = graph()
+    assert upward_imports(g) == []
+    assert cycles(g) == []
+
+
+def test_the_checks_catch_an_upward_import_and_a_cycle():
+    g = {"interp.loop.a": {"interp.mech.b"}, "interp.mech.b": {"interp.loop.a"}, "interp": set()}
+    assert upward_imports(g) == ["interp.loop.a -> interp.mech.b"]
+    assert cycles(g) == [["interp.loop.a", "interp.mech.b", "interp.loop.a"]]
+
+
+def test_imports_inside_functions_are_seen(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from interp.study import sweep\n    import interp.mech.patching\n")
+    known = {"interp.study.sweep", "interp.mech.patching"}
+    assert imports(f, known) == known
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_modules_and_functions_stay_small(name):
+    path = modules()[name]
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{name} has {len(text.splitlines())} lines"
+    long = [
+        f"{n.name} ({n.end_lineno - n.lineno + 1} lines)"
+        for n in ast.walk(ast.parse(text))
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long == []
