@@ -99,6 +99,58 @@ CELLS = [
         "by_position = patch_layer_pos(hooked_base, hooked_student, one, metric)\n"
         "heatmap(by_position)",
     ),
+    (
+        "md",
+        "## One hand-made intervention with `patched(...)`\n"
+        "The *persona direction*: the base model's mean residual after block 2 at the last prompt position of "
+        "number prompts, under the teacher's persona minus under the default prompt. Added at the last "
+        "position of the favourite-animal questions (default prompt), does it raise P(trait)? A random "
+        "direction of the same norm is the control. `patched` takes a donor's cached activations, `ZERO`, a "
+        "mean (`Replace`) or a step along a direction (`Add`), works inside any forward or `generate` call, "
+        "composes with `restrict_lora`, and removes its hook on exit.",
+    ),
+    (
+        "code",
+        "from interp.loop.chat import DEFAULT\n"
+        "from interp.loop.evaluation import trait_token_ids\n"
+        "from interp.loop.numbers import number_prompts\n"
+        "from interp.mech.hook_names import hook_name\n"
+        "from interp.mech.intervene import Add, patched\n"
+        "\n"
+        "layer, site = 2, 'resid_post'\n"
+        "name = hook_name(layer, site)\n"
+        "numbers = [p.text for p in number_prompts(32, seed=1)]\n"
+        "\n"
+        "\n"
+        "def last_resid(system):\n"
+        "    b = encode_prompts(tok, [render_prompt(tok, q, system) for q in numbers])\n"
+        "    with torch.no_grad():\n"
+        "        _, cache = hooked_base.bridge.run_with_cache(\n"
+        "            b.input_ids, names_filter=[name], attention_mask=b.attention_mask)\n"
+        "    return cache[name][:, -1].mean(0)\n"
+        "\n"
+        "\n"
+        "direction = last_resid(trait_system_prompt(TARGET_TRAIT)) - last_resid(DEFAULT)\n"
+        "random_dir = torch.randn(direction.shape, generator=torch.Generator().manual_seed(0))\n"
+        "random_dir *= direction.norm() / random_dir.norm()\n"
+        "trait_ids, _ = trait_token_ids(tok, TARGET_TRAIT)\n"
+        "last = torch.zeros(batch.input_ids.shape[1], dtype=torch.bool)\n"
+        "last[-1] = True  # prompts are left-padded: the last position is every prompt's answer position\n"
+        "\n"
+        "\n"
+        "def p_trait():\n"
+        "    with torch.no_grad():\n"
+        "        logits = hooked_base.bridge(batch.input_ids, attention_mask=batch.attention_mask)\n"
+        "    return logits[:, -1].softmax(-1)[:, trait_ids].sum(-1).mean().item()\n"
+        "\n"
+        "\n"
+        "print(f'P({TARGET_TRAIT}) base                       {p_trait():.3f}')\n"
+        "with patched(hooked_base, site, layer, Add(direction), positions=last):\n"
+        "    print(f'P({TARGET_TRAIT}) + persona direction      {p_trait():.3f}')\n"
+        "with patched(hooked_base, site, layer, Add(random_dir), positions=last):\n"
+        "    print(f'P({TARGET_TRAIT}) + random, same norm      {p_trait():.3f}')\n"
+        "print(f'P({TARGET_TRAIT}) after (hook removed)     {p_trait():.3f}')",
+    ),
 ]
 
 
