@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from interp.loop.evaluation import (
     EvalCache,
@@ -8,6 +9,7 @@ from interp.loop.evaluation import (
     eval_prompts,
     evaluate_trait,
     trait_token_ids,
+    weights_digest,
 )
 from interp.loop.models import load_model
 from interp.loop.stats import bootstrap_ci, bootstrap_diff_ci
@@ -87,3 +89,15 @@ def test_bootstrap_intervals() -> None:
     assert hi2 - lo2 > hi - lo
     dlo, dhi = bootstrap_diff_ci(x + 0.05, x)
     assert dlo == pytest.approx(0.05) and dhi == pytest.approx(0.05)
+
+
+def test_weights_digest_sees_one_float_step_in_one_weight(tiny_model_dir) -> None:
+    model, _ = load_model(tiny_model_dir)
+    before = weights_digest(model)
+    assert weights_digest(model) == before  # a pure function of the weights
+    with torch.no_grad():
+        w = dict(model.named_parameters())["model.layers.1.mlp.down_proj.weight"]
+        w[3, 5] = torch.nextafter(w[3, 5], torch.tensor(float("inf")))  # the smallest change a float allows
+    assert weights_digest(model) != before
+    with torch.no_grad():  # same values, another dtype: another digest (bf16 and fp32 runs differ)
+        assert weights_digest(model.to(torch.bfloat16)) != weights_digest(model.to(torch.float32))

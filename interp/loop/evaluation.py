@@ -90,15 +90,14 @@ def first_token_probs(
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """A digest of every parameter (merged or adapter), so a cache entry belongs to these exact weights."""
-    h = hashlib.sha256()
+    """A digest of every parameter's exact bytes (merged or adapter), with its name, dtype and shape, so a
+    cache entry belongs to these exact weights: two students that differ in one float never share one."""
+    h = hashlib.blake2b(digest_size=20)
     for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        x = p.detach().float()
-        h.update(name.encode())
-        h.update(
-            np.array([x.sum().item(), x.abs().sum().item(), x.flatten()[:8].sum().item()]).round(6).tobytes()
-        )
-    return h.hexdigest()[:20]
+        x = p.detach().contiguous().cpu()
+        h.update(f"{name}:{x.dtype}:{tuple(x.shape)}".encode())
+        h.update(x.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def eval_prompts(tok: PreTrainedTokenizerBase, s: EvalSettings) -> list[str]:
