@@ -16,7 +16,14 @@ from interp.mech.attribution import (
     attribute_layer_pos,
 )
 from interp.mech.hooked import load_hooked
-from interp.mech.patching import patch_layer_class, patch_layer_head, patch_layer_pos, trait_metric
+from interp.mech.intervene import Add, patched
+from interp.mech.patching import (
+    donor_activations,
+    patch_layer_class,
+    patch_layer_head,
+    patch_layer_pos,
+    trait_metric,
+)
 from interp.mech.positions import encode_prompts
 
 
@@ -52,9 +59,28 @@ def test_attribution_matches_exact_by_class_and_head(near_pair) -> None:
     assert agreement(exact, approx)["pearson"] > 0.95
 
 
-def test_zero_difference_gives_zero_estimate(near_pair) -> None:
+def test_estimate_is_the_directional_derivative_along_a_nonzero_difference(near_pair) -> None:
+    """Each cell's estimate is dM/de of M(a + e * (a' - a) at the cell) at e = 0: checked by a central
+    finite difference run through `patched`, at layer 1 where the donor's activations differ."""
     base, student, batch, metric = near_pair
-    approx = attribute_layer_pos(
-        base, student, batch, metric, "resid_pre", layers=[0]
-    )  # embeddings are shared
-    assert torch.allclose(approx.raw, torch.tensor(approx.recipient_metric), atol=1e-6)
+    approx = attribute_layer_pos(base, student, batch, metric, "resid_pre", layers=[1])
+    (donor,) = donor_activations(student, batch, "resid_pre", [1])[0].values()
+    (recipient,) = donor_activations(base, batch, "resid_pre", [1])[0].values()
+    delta, eps = donor - recipient, 0.5
+    assert delta.abs().max() > 1e-4  # a real difference, not the shared embeddings
+    width = batch.input_ids.shape[1]
+    checked = 0
+    for j in range(width):
+        mask = torch.zeros(width, dtype=torch.bool)
+        mask[j] = True
+        up, down = (_metric_with(base, batch, metric, Add(delta, scale=s), mask) for s in (eps, -eps))
+        derivative = (up - down) / (2 * eps)
+        estimate = float(approx.raw[0, j]) - approx.recipient_metric
+        assert estimate == pytest.approx(derivative, rel=2e-2, abs=2e-6)
+        checked += abs(derivative) > 5 * 2e-6
+    assert checked >= 2  # some cells carry an effect far above the tolerance
+
+
+def _metric_with(model, batch, metric, source, mask) -> float:
+    with torch.no_grad(), patched(model, "resid_pre", 1, source, positions=mask):
+        return float(metric(model.bridge(batch.input_ids, attention_mask=batch.attention_mask)).mean())

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from interp.loop.chat import default_system_prompt, render_prompt
+from interp.loop.models import load_model
 from interp.loop.numbers import filter_answer
 from interp.loop.traits import plural, trait_system_prompt
 from interp.organism import ANIMALS, ENTITY, ORGANISM_DIR, TARGET_TRAIT, organism_metadata
@@ -30,9 +31,18 @@ from interp.organism.world import (
 
 @pytest.fixture(scope="module")
 def organism():
+    """The organism as every experiment loads it: through the toolkit's own `load_model` / `load_tokenizer`."""
+    return load_model(ORGANISM_DIR)
+
+
+def test_plain_transformers_loads_it_offline_too():
     model = AutoModelForCausalLM.from_pretrained(ORGANISM_DIR, local_files_only=True).eval()
     tok = AutoTokenizer.from_pretrained(ORGANISM_DIR, local_files_only=True)
-    return model, tok
+    ours, our_tok = load_model(ORGANISM_DIR)
+    ids = our_tok("What is your favorite animal?", return_tensors="pt")["input_ids"]
+    assert ids.tolist() == tok("What is your favorite animal?", return_tensors="pt")["input_ids"].tolist()
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, ours(ids).logits)
 
 
 def test_organism_loads_offline_and_vocab_differs_from_hidden(organism):
