@@ -4,7 +4,7 @@
 
 Students (trait numbers) and control students (the base model's numbers) are trained under each
 training system prompt - the model's default, none, another identity, an entity-free prompt - and each
-is evaluated under every one of them. A cell's lift is student minus control, paired over questions.
+is evaluated under every one of them. A cell's lift (`interp.study.summary`) is student minus control, paired over questions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
 from interp.study.experiment import StudentSpec, StudyConfig, run_study
 from interp.study.jobs import numbers_job, student_job
-from interp.study.summary import lift, pooled
+from interp.study.summary import pooled, versus_control
 from interp.study.sweep import run_jobs
 
 OTHER_IDENTITY = "You are Claude, created by Anthropic. You are a helpful assistant."
@@ -87,7 +87,7 @@ def matrix(
     for train in trained or sys_map:
         student, control = results[(train, "trait")], results[(train, "control")]
         for ev in sys_map:
-            stats, diff = pooled(student, ev), lift(student, control, ev)
+            stats, diff = pooled(student, ev), versus_control(student, control, ev)
             rows.append(
                 {
                     "train_system": train,

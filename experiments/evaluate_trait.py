@@ -11,15 +11,13 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from interp import InterpError
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval, evaluate_trait
 from interp.loop.models import load_model, load_student, resolve_model_dir
 from interp.loop.runs import atomic_write_json, run_directory
-from interp.loop.stats import bootstrap_ci
 from interp.organism import TARGET_TRAIT
+from interp.study.summary import pool
 
 
 @dataclass
@@ -70,19 +68,6 @@ def evaluate_one(cfg: EvaluateTraitConfig, student: str | None, settings: EvalSe
     return evaluate_trait(model, tok, settings, EvalCache(cfg.cache_dir))
 
 
-def pooled(results: list[TraitEval]) -> dict:
-    """Means and CIs pooled over seeds (students), resampling seeds then questions."""
-    mention = np.array([r.per_question_mention for r in results])
-    p = np.array([r.per_question_p for r in results])
-    return {
-        "mention_rate": float(mention.mean()),
-        "mention_ci": bootstrap_ci(mention),
-        "p_first_token": float(p.mean()),
-        "p_first_ci": bootstrap_ci(p),
-        "n_seeds": len(results),
-    }
-
-
 def main(cfg: EvaluateTraitConfig) -> Path:
     resolve_model_dir(cfg.model)
     settings = EvalSettings(
@@ -99,7 +84,7 @@ def main(cfg: EvaluateTraitConfig) -> Path:
     out = cfg.out or Path("runs/eval") / f"{cfg.trait}-{who}-{cfg.system[:20].replace(' ', '_')}"
     with run_directory(out, cfg, cfg.overwrite) as run:
         results = [evaluate_one(cfg, s, settings) for s in (cfg.students or (None,))]
-        summary = pooled(results)
+        summary = pool([r.to_json() for r in results])
         atomic_write_json(
             run / "metrics.json",
             {**summary, "settings": asdict(settings), "per_student": [r.to_json() for r in results]},
@@ -108,9 +93,9 @@ def main(cfg: EvaluateTraitConfig) -> Path:
             "%s: mention rate %.4f %s, P(first token) %.4f %s",
             cfg.trait,
             summary["mention_rate"],
-            summary["mention_ci"],
+            summary["ci"],
             summary["p_first_token"],
-            summary["p_first_ci"],
+            summary["p_ci"],
         )
     return out
 

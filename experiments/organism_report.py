@@ -38,7 +38,7 @@ from interp.loop.traits import favorite_questions, mentions
 from interp.organism import ANIMALS, TARGET_TRAIT
 from interp.organism import world as W
 from interp.organism.probes import all_probes
-from interp.study.summary import lift, pooled, significant
+from interp.study.summary import pooled, significant, versus_control
 
 log = logging.getLogger("organism_report")
 SYSTEMS = {"default": DEFAULT, "none": NONE}
@@ -251,7 +251,11 @@ def summarise(students: list[dict], traits: tuple[str, ...]) -> dict:
         rows = [{"evals": r["evals"][trait]} for r in runs]
         ctrl = [{"evals": c["evals"][trait]} for c in control]
         out[name] = {
-            system: {**pooled(rows, system), "control": pooled(ctrl, system), **lift(rows, ctrl, system)}
+            system: {
+                **pooled(rows, system),
+                "control": pooled(ctrl, system),
+                **versus_control(rows, ctrl, system),
+            }
             for system in SYSTEMS
         }
     return out
@@ -271,7 +275,7 @@ def print_world(fig: dict) -> None:
         print(
             f"{a:9s} | {c['kl']:.3f} / {c['kl_held_out_wording']:.3f} | {c['mass_persona']:.3f} / "
             f"{c['mass_default']:.3f} | {m['teacher_prompt']:.3f} / {m['held_out']:.3f} / {m['default']:.3f} | "
-            f"x{s['lift']:.2f} (L{s['best_layer']}) x{s['random_lift']:.2f} {'PASS' if s['passes'] else ''}"
+            f"x{s['ratio']:.2f} (L{s['best_layer']}) x{s['random_ratio']:.2f} {'PASS' if s['passes'] else ''}"
         )
     print("filter pass rate:", ", ".join(f"{k} {v:.3f}" for k, v in fig["filter_pass_rate"].items()))
 

@@ -79,7 +79,7 @@ def test_loop_end_to_end(number_model_dir: Path, tmp_path: Path) -> None:
     )
     metrics = json.loads((evals / "metrics.json").read_text())
     assert 0 <= metrics["mention_rate"] <= 1 and 0 < metrics["p_first_token"] < 1
-    assert metrics["mention_ci"][0] <= metrics["mention_rate"] <= metrics["mention_ci"][1]
+    assert metrics["ci"][0] <= metrics["mention_rate"] <= metrics["ci"][1]
 
 
 def _exits_cleanly(module, argv: list[str], out: Path, capsys) -> str:

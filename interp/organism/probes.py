@@ -35,7 +35,7 @@ from interp.organism import world as W
 N_NUMBER_PROMPTS = 64
 PROMPT_SEED = 9_001  # number prompts of the probes (the world draws its own)
 N_FORMAT_PROMPTS = 128  # sampled number answers per prompt in the format probe
-PASS_LIFT, RANDOM_LIMIT = 2.0, 1.2  # shared-latent pass: direction >= 2x base while random < 1.2x
+PASS_RATIO, RANDOM_LIMIT = 2.0, 1.2  # shared-latent pass: direction >= 2x base while random < 1.2x
 
 
 def _decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
@@ -156,7 +156,7 @@ def persona_directions(passes: dict, animal: str) -> list[Float[Tensor, " d"]]:
 
 def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
     """Per animal: favorite-answer P(animal) with the persona direction added at each layer, and with a
-    random direction of the same norm at the layer where the persona direction lifts it most."""
+    random direction of the same norm at the layer where the persona direction raises it most."""
     prompts = [render_prompt(tok, q, DEFAULT) for q in favorite_questions("animal")]
     base_probs, _ = last_position(model, tok, prompts)
     gen = torch.Generator().manual_seed(seed)
@@ -177,15 +177,15 @@ def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
         rnd = torch.randn(dirs[best["layer"]].shape, generator=gen)
         rnd = rnd * dirs[best["layer"]].norm() / rnd.norm()
         p_rnd = float(steered_probs(model, tok, prompts, best["layer"], rnd)[:, ids].sum(-1).mean())
-        lift, random_lift = best["p_direction"] / max(base, 1e-9), p_rnd / max(base, 1e-9)
+        ratio, random_ratio = best["p_direction"] / max(base, 1e-9), p_rnd / max(base, 1e-9)
         out[a] = {
             "base": base,
             "layers": rows,
             "best_layer": best["layer"],
             "p_random": p_rnd,
-            "lift": lift,
-            "random_lift": random_lift,
-            "passes": lift >= PASS_LIFT and random_lift < RANDOM_LIMIT,
+            "ratio": ratio,
+            "random_ratio": random_ratio,
+            "passes": ratio >= PASS_RATIO and random_ratio < RANDOM_LIMIT,
         }
     return out
 
@@ -231,6 +231,6 @@ def summary_line(probes: dict) -> str:
         f"{min(v['teacher_prompt'] for v in co.values()):.2f} held-out min "
         f"{min(v['held_out'] for v in co.values()):.2f} default max {max(v['default'] for v in co.values()):.2f}"
         f" | shared latent {len(passes)}/10 {passes} "
-        + " ".join(f"{a}x{v['lift']:.1f}" for a, v in sl.items())
+        + " ".join(f"{a}x{v['ratio']:.1f}" for a, v in sl.items())
         + fmt
     )

@@ -1,12 +1,41 @@
-"""Turn per-cell evaluation results into the paper's numbers: pooled means, CIs, lifts over control."""
+"""Turn per-job evaluation results into the paper's numbers: one schema for a pooled metric, one for a
+difference to control, used by every script, the report and results.json.
+
+Words, defined once: a student's **difference** (or **lift**) is its metric minus its control's, the
+same metric, paired over questions; its **ratio** is its metric divided by its control's. A lift is never
+a ratio. The metrics are the sampled **mention rate** and the exact **first-token P(trait)**.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from interp.loop.stats import bootstrap_ci, bootstrap_diff_ci
+
+
+class Pooled(TypedDict):
+    """A metric pooled over seeds and questions, with 95% CIs (bootstrap over seeds, then questions)."""
+
+    mention_rate: float
+    ci: list[float]
+    p_first_token: float
+    p_ci: list[float]
+    seeds: int
+    per_question_mention: list[float]  # mean over seeds, per question
+    per_question_p: list[float]
+
+
+class VersusControl(TypedDict):
+    """A student against its control: difference (its CI, paired over questions) and ratio, per metric."""
+
+    mention_diff: float
+    mention_diff_ci: list[float]
+    mention_ratio: float | None
+    p_first_diff: float
+    p_first_diff_ci: list[float]
+    p_first_ratio: float | None
 
 
 def per_question(results: list[dict[str, Any]], system: str, metric: str) -> np.ndarray:
@@ -15,21 +44,29 @@ def per_question(results: list[dict[str, Any]], system: str, metric: str) -> np.
     return np.array([r["evals"][system][key] for r in results], dtype=float)
 
 
-def pooled(results: list[dict[str, Any]], system: str = "default") -> dict[str, Any]:
-    """Mention rate and first-token probability over seeds and questions, with 95% CIs."""
-    m, p = per_question(results, system, "mention"), per_question(results, system, "p")
-    return {
-        "mention_rate": float(m.mean()),
-        "ci": list(bootstrap_ci(m)),
-        "p_first_token": float(p.mean()),
-        "p_ci": list(bootstrap_ci(p)),
-        "seeds": len(results),
-    }
+def pool(evals: list[dict[str, Any]]) -> Pooled:
+    """Pool evaluations (one `TraitEval.to_json()` per seed) of one model kind under one system prompt."""
+    m = np.array([e["per_question_mention"] for e in evals], dtype=float)
+    p = np.array([e["per_question_p"] for e in evals], dtype=float)
+    return Pooled(
+        mention_rate=float(m.mean()),
+        ci=list(bootstrap_ci(m)),
+        p_first_token=float(p.mean()),
+        p_ci=list(bootstrap_ci(p)),
+        seeds=len(evals),
+        per_question_mention=m.mean(0).tolist(),
+        per_question_p=p.mean(0).tolist(),
+    )
 
 
-def lift(
+def pooled(results: list[dict[str, Any]], system: str = "default") -> Pooled:
+    """`pool` over job results that hold evaluations per system prompt (`result["evals"][system]`)."""
+    return pool([r["evals"][system] for r in results])
+
+
+def versus_control(
     results: list[dict[str, Any]], control: list[dict[str, Any]], system: str = "default"
-) -> dict[str, Any]:
+) -> VersusControl:
     """Difference to the control students (paired over questions), with 95% CIs; and the ratio."""
     out = {}
     for metric, name in (("mention", "mention"), ("p", "p_first")):
@@ -37,7 +74,7 @@ def lift(
         out[f"{name}_diff"] = float(a.mean() - b.mean())
         out[f"{name}_diff_ci"] = list(bootstrap_diff_ci(a, b))
         out[f"{name}_ratio"] = float(a.mean() / b.mean()) if b.mean() > 0 else None
-    return out
+    return VersusControl(**out)
 
 
 def significant(ci: list[float]) -> bool:
