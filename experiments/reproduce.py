@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments import alignment, beyond, context_matrix, divergence, localization, rank_sweep
+from experiments import alignment, beyond, context_matrix, divergence, rank_sweep, restrict_adapter
 from interp import InterpError
 from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.runs import atomic_write_json, atomic_write_text
@@ -191,7 +191,9 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
     if "localization" in cfg.stages:
         timed(
             "localization",
-            lambda: localization.run(sub(localization.LocalizationConfig, cfg, root, student=student), root),
+            lambda: restrict_adapter.run(
+                sub(restrict_adapter.LocalizationConfig, cfg, root, student=student), root
+            ),
         )
     if "patching" in cfg.stages:
         timed("patching", lambda: patching_stage(cfg, root, student))
@@ -229,8 +231,8 @@ def full_ft_student_dir(cfg: ReproduceConfig, root: Path) -> Path | None:
 
 def patching_stage(cfg: ReproduceConfig, root: Path, student: str) -> dict[str, Any]:
     """Activation patching (student -> base) for the best LoRA student and a full-FT student."""
-    from experiments.localize import LocalizeConfig
-    from experiments.localize import main as localize
+    from experiments.patch_activations import LocalizeConfig
+    from experiments.patch_activations import main as localize
     from interp.mech.results import LocalizationResult
     from interp.study.plots import heatmap
 

@@ -1,4 +1,4 @@
-"""experiments.localize end to end on a tiny base and LoRA student."""
+"""experiments.patch_activations end to end on a tiny base and LoRA student."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from tiny import make_lora_student
 
 import interp.study.plots as plots
-from experiments.localize import LocalizeConfig, main
+from experiments.patch_activations import LocalizeConfig, main
 from interp import InterpError
 from interp.loop.config import build_parser
 from interp.mech.results import LocalizationResult
