@@ -21,7 +21,7 @@ from interp.loop.config import cli_main, setup_logging
 from interp.study.experiment import StudentSpec, StudyConfig, run_study, student_lr
 from interp.study.jobs import numbers_job, student_job
 from interp.study.summary import pooled, versus_control
-from interp.study.sweep import finished, run_jobs
+from interp.study.sweep import finished, job_path, run_jobs
 
 EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
 
@@ -98,11 +98,12 @@ def run(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
     jobs = [(s, "trait") for s in trait_specs] + [(s, "control") for s in control_specs]
     cells = [student_cells(cfg, s, t) for s, t in jobs]
     flat = run_jobs([c for group in cells for c in group], root, ex)
-    results, i = {}, 0
+    results, dirs, i = {}, {}, 0
     for (spec, teacher), group in zip(jobs, cells, strict=True):
         results[(spec.tag, teacher)] = flat[i : i + len(group)]
+        dirs[(spec.tag, teacher)] = [str(job_path(Path("."), job)) for job in group]
         i += len(group)
-    return summarize(cfg, results)
+    return summarize(cfg, results, dirs)
 
 
 def entry(spec: StudentSpec, res: list[dict], control: list[dict]) -> dict[str, Any]:
@@ -116,8 +117,11 @@ def entry(spec: StudentSpec, res: list[dict], control: list[dict]) -> dict[str, 
     return row
 
 
-def summarize(cfg: RankSweepConfig, results: dict) -> dict[str, Any]:
+def summarize(cfg: RankSweepConfig, results: dict, dirs: dict | None = None) -> dict[str, Any]:
+    """Pooled rows per rank and full-FT lr against their controls. `dirs` gives each row's student
+    directories (relative to the run root, data seed 0 / training seed 0 first) under "students"."""
     trait_specs, control_specs = specs(cfg)
+    dirs = dirs or {}
     control_lora = [r for s in control_specs if s.mode == "lora" for r in results[(s.tag, "control")]]
     out: dict[str, Any] = {
         "control": {
@@ -125,13 +129,19 @@ def summarize(cfg: RankSweepConfig, results: dict) -> dict[str, Any]:
             "no_system": pooled(control_lora, "none"),
             "final_loss": sum(r["final_loss"] for r in control_lora) / len(control_lora),
             "ranks": [s.rank for s in control_specs if s.mode == "lora"],
+            "students": [
+                d for s in control_specs if s.mode == "lora" for d in dirs.get((s.tag, "control"), [])
+            ],
         },
         "rank_sweep": [],
         "full_ft": [],
     }
     for spec in trait_specs:
         matched = results.get((spec.tag, "control")) or control_lora
-        row = entry(spec, results[(spec.tag, "trait")], matched)
+        row = {
+            **entry(spec, results[(spec.tag, "trait")], matched),
+            "students": dirs.get((spec.tag, "trait"), []),
+        }
         if spec.mode == "lora":
             out["rank_sweep"].append({"rank": spec.rank, "lr": student_lr(cfg, spec), **row})
         else:

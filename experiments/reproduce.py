@@ -27,8 +27,7 @@ from interp import InterpError
 from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study.claims import claims
-from interp.study.experiment import StudentSpec, StudyConfig, shared_fields
-from interp.study.jobs import student_job
+from interp.study.experiment import StudyConfig, shared_fields
 from interp.study.report import (
     alignment_blocks,
     best_rank_row,
@@ -43,7 +42,6 @@ from interp.study.report import (
     to_html,
     to_markdown,
 )
-from interp.study.sweep import job_path
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +139,6 @@ def sweep_fields(cfg: ReproduceConfig) -> dict[str, Any]:
     return {n: getattr(cfg, n) for n in names}
 
 
-def best_student_dir(cfg: ReproduceConfig, root: Path, rank: int) -> Path:
-    cell = student_job(
-        cfg,
-        StudentSpec("lora", rank),
-        "trait",
-        cfg.data_seeds[0],
-        cfg.train_seeds[0],
-        rank_sweep.EVAL_SYSTEMS,
-    )
-    return job_path(root, cell)
-
-
 def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[str, float]]:
     results: dict[str, Any] = {}
     timing: dict[str, float] = {}
@@ -170,8 +156,8 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
             root,
         ),
     )
-    best = best_rank_row(results["rank_sweep"])["rank"]
-    student = str(best_student_dir(cfg, root, best))
+    best_row = best_rank_row(results["rank_sweep"])
+    best, student = best_row["rank"], str(root / best_row["students"][0])  # the sweep says where it wrote
     seeds = cfg.context_seeds or cfg.train_seeds[:1]
     if "context_matrix" in cfg.stages:
         timed(
@@ -196,7 +182,7 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
             ),
         )
     if "patching" in cfg.stages:
-        timed("patching", lambda: patching_stage(cfg, root, student))
+        timed("patching", lambda: patching_stage(cfg, root, student, full_ft_student_dir(results, root)))
     if "alignment" in cfg.stages:
         timed(
             "alignment",
@@ -215,21 +201,13 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
     return results, timing
 
 
-def full_ft_student_dir(cfg: ReproduceConfig, root: Path) -> Path | None:
-    if not cfg.full_lrs:
-        return None
-    cell = student_job(
-        cfg,
-        StudentSpec("full", 1, cfg.full_lrs[-1]),
-        "trait",
-        cfg.data_seeds[0],
-        cfg.train_seeds[0],
-        rank_sweep.EVAL_SYSTEMS,
-    )
-    return job_path(root, cell)
+def full_ft_student_dir(results: dict[str, Any], root: Path) -> Path | None:
+    """The last full-FT lr's first student, where the rank sweep says it wrote it."""
+    rows = results["rank_sweep"]["full_ft"]
+    return root / rows[-1]["students"][0] if rows else None
 
 
-def patching_stage(cfg: ReproduceConfig, root: Path, student: str) -> dict[str, Any]:
+def patching_stage(cfg: ReproduceConfig, root: Path, student: str, full_ft: Path | None) -> dict[str, Any]:
     """Activation patching (student -> base) for the best LoRA student and a full-FT student."""
     from experiments.patch_activations import LocalizeConfig
     from experiments.patch_activations import main as localize
@@ -237,7 +215,7 @@ def patching_stage(cfg: ReproduceConfig, root: Path, student: str) -> dict[str, 
     from interp.study.plots import heatmap
 
     out: dict[str, Any] = {"_figures": {}, "runs": {}}
-    for label, sdir in (("lora", student), ("full_ft", full_ft_student_dir(cfg, root))):
+    for label, sdir in (("lora", student), ("full_ft", full_ft)):
         if sdir is None:
             continue
         run = root / "patching" / label
