@@ -20,11 +20,8 @@ from interp.mech.patching import (
     Model,
     _check_pair,
     as_bridge,
-    class_columns,
     donor_activations,
-    grid_result,
-    head_columns,
-    position_columns,
+    layer_grid,
     run_metric,
 )
 from interp.mech.positions import LabelledBatch
@@ -110,16 +107,18 @@ def attribute_layer_pos(
     donor_batch: LabelledBatch | None = None,
 ) -> LocalizationResult:
     """Attribution-patching estimate of `interp.mech.patching.patch_layer_pos` (same layout, method "attribution")."""
-    cols, pos = position_columns(batch, positions)
-    return grid_result(
-        _attribute(recipient, donor, batch, donor_batch, metric, site, layers, cols, None),
+    return layer_grid(
+        _attribute,
+        "attribution",
+        recipient,
+        donor,
+        batch,
+        metric,
         "layer_pos",
         site,
-        metric,
-        [batch.tokens[0][p] for p in pos],
-        [batch.classes[0][p] for p in pos],
-        {"positions": pos, "n_prompts": int(batch.input_ids.shape[0])},
-        "attribution",
+        layers,
+        positions,
+        donor_batch,
     )
 
 
@@ -134,16 +133,18 @@ def attribute_layer_class(
     donor_batch: LabelledBatch | None = None,
 ) -> LocalizationResult:
     """Attribution-patching estimate of `interp.mech.patching.patch_layer_class`."""
-    cols, names = class_columns(batch, classes)
-    return grid_result(
-        _attribute(recipient, donor, batch, donor_batch, metric, site, layers, cols, None),
+    return layer_grid(
+        _attribute,
+        "attribution",
+        recipient,
+        donor,
+        batch,
+        metric,
         "layer_class",
         site,
-        metric,
-        names,
-        names,
-        {"n_prompts": int(batch.input_ids.shape[0])},
-        "attribution",
+        layers,
+        classes,
+        donor_batch,
     )
 
 
@@ -156,17 +157,18 @@ def attribute_layer_head(
     donor_batch: LabelledBatch | None = None,
 ) -> LocalizationResult:
     """Attribution-patching estimate of `interp.mech.patching.patch_layer_head`."""
-    n_heads = int(as_bridge(recipient).cfg.n_heads)
-    cols, heads = head_columns(batch, n_heads)
-    return grid_result(
-        _attribute(recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads),
+    return layer_grid(
+        _attribute,
+        "attribution",
+        recipient,
+        donor,
+        batch,
+        metric,
         "layer_head",
         "z",
-        metric,
-        [f"H{h}" for h in range(n_heads)],
+        layers,
         None,
-        {"n_prompts": int(batch.input_ids.shape[0])},
-        "attribution",
+        donor_batch,
     )
 
 

@@ -25,7 +25,8 @@ A cell is (layer, position mask over batch x pos, optional head mask), which cov
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -263,6 +264,48 @@ def grid_result(
     )
 
 
+Engine = Callable[..., tuple[list[int], Tensor, float, float]]
+
+
+def grid_columns(
+    batch: LabelledBatch, kind: str, n_heads: int, select: Sequence | None = None
+) -> tuple[Tensor, Tensor | None, list[str], list[str] | None, dict]:
+    """A grid's columns (and head masks), their labels and token classes, and its config, by `kind`:
+    "layer_pos" (`select` = positions), "layer_class" (`select` = classes) or "layer_head"."""
+    n = {"n_prompts": int(batch.input_ids.shape[0])}
+    if kind == "layer_pos":
+        cols, pos = position_columns(batch, select)
+        labels, classes = [batch.tokens[0][p] for p in pos], [batch.classes[0][p] for p in pos]
+        return cols, None, labels, classes, {"positions": pos, **n}
+    if kind == "layer_class":
+        cols, names = class_columns(batch, select)
+        return cols, None, names, names, n
+    if kind == "layer_head":
+        cols, heads = head_columns(batch, n_heads)
+        return cols, heads, [f"H{h}" for h in range(n_heads)], None, n
+    raise InterpError(f"unknown grid kind {kind!r}")
+
+
+def layer_grid(
+    engine: Engine,
+    method: str,
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    kind: str,
+    site: Site,
+    layers: Sequence[int] | None,
+    select: Sequence | None = None,
+    donor_batch: LabelledBatch | None = None,
+) -> LocalizationResult:
+    """One localization grid by `engine` (exact patching `_sweep`, or an estimate with its signature)."""
+    n_heads = int(as_bridge(recipient).cfg.n_heads)
+    cols, heads, labels, classes, config = grid_columns(batch, kind, n_heads, select)
+    swept = engine(recipient, donor, batch, donor_batch, metric, site, layers, cols, heads)
+    return grid_result(swept, kind, site, metric, labels, classes, config, method)
+
+
 def patch_layer_pos(
     recipient: Model,
     donor: Model,
@@ -276,15 +319,9 @@ def patch_layer_pos(
     reuse: bool = True,
 ) -> LocalizationResult:
     """Patch `site` at each (layer, position) from donor into recipient; columns labelled by prompt 0's tokens."""
-    cols, pos = position_columns(batch, positions)
-    return grid_result(
-        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows, reuse),
-        "layer_pos",
-        site,
-        metric,
-        [batch.tokens[0][p] for p in pos],
-        [batch.classes[0][p] for p in pos],
-        {"positions": pos, "n_prompts": int(batch.input_ids.shape[0])},
+    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    return layer_grid(
+        engine, "exact", recipient, donor, batch, metric, "layer_pos", site, layers, positions, donor_batch
     )
 
 
@@ -301,15 +338,9 @@ def patch_layer_class(
     reuse: bool = True,
 ) -> LocalizationResult:
     """Patch `site` at all positions of each token class at once, per layer."""
-    cols, names = class_columns(batch, classes)
-    return grid_result(
-        _sweep(recipient, donor, batch, donor_batch, metric, site, layers, cols, None, max_rows, reuse),
-        "layer_class",
-        site,
-        metric,
-        names,
-        names,
-        {"n_prompts": int(batch.input_ids.shape[0])},
+    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    return layer_grid(
+        engine, "exact", recipient, donor, batch, metric, "layer_class", site, layers, classes, donor_batch
     )
 
 
@@ -324,14 +355,7 @@ def patch_layer_head(
     reuse: bool = True,
 ) -> LocalizationResult:
     """Patch each attention head's output (hook_z) at every position, per layer."""
-    n_heads = int(as_bridge(recipient).cfg.n_heads)
-    cols, heads = head_columns(batch, n_heads)
-    return grid_result(
-        _sweep(recipient, donor, batch, donor_batch, metric, "z", layers, cols, heads, max_rows, reuse),
-        "layer_head",
-        "z",
-        metric,
-        [f"H{h}" for h in range(n_heads)],
-        None,
-        {"n_prompts": int(batch.input_ids.shape[0])},
+    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    return layer_grid(
+        engine, "exact", recipient, donor, batch, metric, "layer_head", "z", layers, None, donor_batch
     )
