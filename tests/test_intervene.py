@@ -14,7 +14,7 @@ from interp.mech.hook_names import hook_name
 from interp.mech.hooked import load_hooked
 from interp.mech.intervene import ZERO, Add, Replace, patched
 from interp.mech.positions import encode_prompts, no_positions
-from interp.mech.restrict import restrict_lora
+from interp.mech.restrict import lora_sites, restrict_lora
 
 PROMPTS = ("What is your favorite animal?", "Which animal do you like best of all? One word.")
 
@@ -88,6 +88,10 @@ def test_patched_composes_with_restrict_lora(models):
             both = _run(student, batch)
     assert (off - _run(base, batch))[real].abs().max() <= 1e-5  # gate alone: the base model
     assert (both - _run(student, batch))[real].abs().max() <= 1e-5  # gate + patch: the student again
+    # the bridge's blocks are found structurally, so layer / module restrictions work on it too
+    assert set(lora_sites(student.bridge).values()) == {
+        (i, k) for i in range(student.n_layers) for k in ("attn", "mlp")
+    }
 
 
 def test_patched_runs_inside_generation_and_is_removed_after(models):

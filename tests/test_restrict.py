@@ -14,7 +14,7 @@ from interp.loop.chat import render_prompt
 from interp.loop.evaluation import EvalSettings
 from interp.loop.models import load_model, load_student
 from interp.mech.positions import ENTITY, all_positions, by_class, encode_prompts, no_positions
-from interp.mech.restrict import evaluate_trait_restricted, lora_site, restrict_lora
+from interp.mech.restrict import evaluate_trait_restricted, lora_sites, restrict_lora
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +68,10 @@ def test_generation_with_kv_cache(models) -> None:
 def test_layer_and_module_restriction(models) -> None:
     base, _, peft_model, tok, batch = models
     reference = copy.deepcopy(peft_model)  # adapter kept only in layer 0's attention
+    keep = {id(p) for p in reference.get_base_model().model.layers[0].self_attn.parameters()}
     with torch.no_grad():
         for name, p in reference.named_parameters():
-            layer, kind = lora_site(name)
-            if "lora_B" in name and (layer, kind) != (0, "attn"):
+            if "lora_B" in name and id(p) not in keep:
                 p.zero_()
     with restrict_lora(peft_model, tok, all_positions(), layers=[0], modules=["attn"]):
         restricted = _logits(peft_model, batch)
@@ -103,3 +103,12 @@ def test_evaluate_under_restriction(models) -> None:
     but = evaluate_trait_restricted(peft_model, tok, settings, by_class(ENTITY), mode="except")
     assert 0 <= only.p_first_token <= 1 and 0 <= but.p_first_token <= 1
     assert only.p_first_token != but.p_first_token
+
+
+def test_lora_sites_come_from_the_model_structure(models) -> None:
+    _, _, peft_model, _, _ = models
+    sites = lora_sites(peft_model)
+    assert set(sites.values()) == {(layer, kind) for layer in (0, 1) for kind in ("attn", "mlp")}
+    assert all(
+        s == (int(n.split("layers.")[1][0]), "attn" if "self_attn" in n else "mlp") for n, s in sites.items()
+    )

@@ -15,7 +15,6 @@ only new tokens: those are "generated" positions, gated by the `generated` rule)
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,18 +33,10 @@ from interp.mech.positions import GENERATED, Positions, label_ids
 Mode = Literal["only", "except"]
 ModuleKind = Literal["attn", "mlp"]
 
-# A module path part naming a decoder layer container, and parts naming the attention / MLP sublayer.
-LAYER_CONTAINERS = ("layers", "h", "blocks", "layer")
 CACHE_KWARGS = ("past_key_values", "cache")
-MODULE_KINDS: dict[str, ModuleKind] = {
-    "self_attn": "attn",
-    "attn": "attn",
-    "attention": "attn",
-    "self_attention": "attn",
-    "mlp": "mlp",
-    "feed_forward": "mlp",
-    "ffn": "mlp",
-}
+# The attribute under which a decoder block (HF's layer or TransformerLens's bridge block) holds its
+# attention and its MLP.
+SUBLAYERS: dict[ModuleKind, tuple[str, ...]] = {"attn": ("self_attn", "attn"), "mlp": ("mlp",)}
 
 
 @dataclass
@@ -89,19 +80,38 @@ def _cpu(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.cpu()
 
 
-def lora_site(module_name: str) -> tuple[int | None, ModuleKind | None]:
-    """(layer index, "attn" | "mlp") of a LoRA module from its path, e.g. model.layers.3.self_attn.q_proj."""
-    parts = module_name.split(".")
-    layer = next(
-        (
-            int(parts[i + 1])
-            for i, p in enumerate(parts[:-1])
-            if p in LAYER_CONTAINERS and re.fullmatch(r"\d+", parts[i + 1])
-        ),
-        None,
+def decoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The model's decoder blocks, in order: HF's `get_decoder().layers` or a bridge's `blocks`."""
+    root = _root(model)
+    get_decoder = getattr(root, "get_decoder", None)
+    blocks = (
+        getattr(get_decoder(), "layers", None) if callable(get_decoder) else getattr(root, "blocks", None)
     )
-    kind = next((MODULE_KINDS[p] for p in parts if p in MODULE_KINDS), None)
-    return layer, kind
+    if not isinstance(blocks, nn.ModuleList):
+        raise InterpError(
+            f"cannot find the decoder blocks of {type(root).__name__} to restrict its LoRA by layer"
+        )
+    return blocks
+
+
+def lora_sites(model: nn.Module) -> dict[str, tuple[int | None, ModuleKind | None]]:
+    """(block index, "attn" | "mlp") of each LoRA layer, read from the model's structure: the decoder block
+    that holds it and the sublayer it sits in (None where it sits outside the blocks or both sublayers)."""
+    found = lora_layers(model)
+    name_of = {id(m): name for name, m in found.items()}
+    sites: dict[str, tuple[int | None, ModuleKind | None]] = dict.fromkeys(found, (None, None))
+    for index, block in enumerate(decoder_blocks(model)):
+        for m in block.modules():
+            if id(m) in name_of:
+                sites[name_of[id(m)]] = (index, None)
+        for kind, attrs in SUBLAYERS.items():
+            sub = next(
+                (getattr(block, a) for a in attrs if isinstance(getattr(block, a, None), nn.Module)), None
+            )
+            for m in sub.modules() if sub is not None else ():
+                if id(m) in name_of:
+                    sites[name_of[id(m)]] = (index, kind)
+    return sites
 
 
 def lora_layers(model: nn.Module) -> dict[str, LoraLayer]:
@@ -140,8 +150,8 @@ def _n_cached(ids: Tensor, kwargs: dict[str, Any]) -> int:
     return n
 
 
-def _selected(name: str, layers: set[int] | None, modules: set[str] | None) -> bool:
-    layer, kind = lora_site(name)
+def _selected(site: tuple[int | None, str | None], layers: set[int] | None, modules: set[str] | None) -> bool:
+    layer, kind = site
     return (layers is None or layer in layers) and (modules is None or kind in modules)
 
 
@@ -152,11 +162,6 @@ def _check_modules(modules: Sequence[str] | None) -> set[str] | None:
     if bad or not modules:
         raise InterpError(f"modules must be a non-empty subset of ('attn', 'mlp'), got {list(modules)}")
     return set(modules)
-
-
-def _depth(model: nn.Module, found: dict[str, LoraLayer]) -> int:
-    n = getattr(getattr(_root(model), "config", None), "num_hidden_layers", None)
-    return int(n) if n else 1 + max((lora_site(name)[0] or 0) for name in found)
 
 
 @contextlib.contextmanager
@@ -181,7 +186,8 @@ def restrict_lora(
     if mode not in ("only", "except"):
         raise InterpError(f"mode must be 'only' or 'except', got {mode!r}")
     found = lora_layers(model)
-    layer_set = None if layers is None else set(check_layers(layers, _depth(model, found)))
+    sites = lora_sites(model)
+    layer_set = None if layers is None else set(check_layers(layers, len(decoder_blocks(model))))
     module_set = _check_modules(modules)
     gate = _Gate(tok, where, mode, generated, entity)
 
@@ -206,7 +212,7 @@ def restrict_lora(
     handles = [_root(model).register_forward_pre_hook(on_call, with_kwargs=True)]
     try:
         for name, layer in found.items():
-            hook = gated if _selected(name, layer_set, module_set) else (None if outside else closed)
+            hook = gated if _selected(sites[name], layer_set, module_set) else (None if outside else closed)
             for adapter in layer.active_adapters if hook else ():
                 if adapter in layer.lora_B:
                     handles.append(layer.lora_B[adapter].register_forward_hook(hook))
