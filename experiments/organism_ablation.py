@@ -33,27 +33,34 @@ class AblationConfig:
     """organism_report run directories, one per model in the same order (or none)."""
     out: Path = Path("runs/organism_ablation.md")
     """Where the table is written (atomically) as well as printed."""
+    reprobe: bool = False
+    """Probe every model now (current probes: filter pass, mean of several random directions), even
+    where organism.json stores probes from its build."""
 
 
-def probes_of(model_dir: Path, meta: dict) -> dict:
-    if meta.get("probes"):
+def probes_of(model_dir: Path, meta: dict, reprobe: bool = False) -> dict:
+    if meta.get("probes") and not reprobe:
         return meta["probes"]
     model, tok = load_model(model_dir)
     return all_probes(model, tok, {a: tuple(v) for a, v in meta["associations"].items()})
 
 
-def world_row(model_dir: Path) -> str:
+def world_row(model_dir: Path, reprobe: bool = False) -> str:
     meta = json.loads((Path(model_dir) / "organism.json").read_text())
-    p, b = probes_of(Path(model_dir), meta), meta["build"]
+    p, b = probes_of(Path(model_dir), meta, reprobe), meta["build"]
     kls = [v["kl"] for v in p["channel"].values()]
     co = p["compliance"].values()
     passes = [a for a, v in p["shared_latent"].items() if v["passes"]]
+    mean_passes = [a for a, v in p["shared_latent"].items() if v.get("passes_mean_random")]
+    fp = p.get("filter_pass")
+    fmt = f"{fp['default']:.2f} / {min(v for k, v in fp.items() if k != 'default'):.2f}" if fp else "-"
     elapsed = (meta.get("probe_curve") or [{}])[-1].get("elapsed_s")
     return (
         f"| {Path(model_dir).name} | {b['steps']} steps, {elapsed or '?'} s | {min(kls):.2f} / "
         f"{statistics.median(kls):.2f} / {min(v['kl_held_out_wording'] for v in p['channel'].values()):.2f} | "
         f"{min(v['teacher_prompt'] for v in co):.2f} / {min(v['held_out'] for v in co):.2f} / "
-        f"{max(v['default'] for v in co):.2f} | {len(passes)}/10: {', '.join(passes)} |"
+        f"{max(v['default'] for v in co):.2f} | {len(passes)}/10: {', '.join(passes)} | "
+        f"{len(mean_passes)}/10 | {fmt} |"
     )
 
 
@@ -67,7 +74,7 @@ def transfer_rows(report_dir: Path) -> list[str]:
             f"|   {name} | seeds {d['seeds']} | mention {d['mention_rate']:.3f} vs control "
             f"{d['control']['mention_rate']:.3f} (x{d['mention_ratio'] or float('nan'):.2f}, diff CI "
             f"[{ci[0]:+.3f}, {ci[1]:+.3f}]) | no system: {r['none']['mention_rate']:.3f} vs "
-            f"{r['none']['control']['mention_rate']:.3f} | |"
+            f"{r['none']['control']['mention_rate']:.3f} | | | |"
         )
     return rows
 
@@ -77,11 +84,11 @@ def main(cfg: AblationConfig) -> Path:
         raise InterpError("give organism directories with --models, and one report per model or none")
     lines = [
         "| world | pretraining | channel KL min / median / held-out min | compliance min teacher / "
-        "held-out, default max | shared latent |",
-        "|---|---|---|---|---|",
+        "held-out, default max | shared latent | vs mean of 8 random | filter pass default / persona min |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, model_dir in enumerate(cfg.models):
-        lines.append(world_row(model_dir))
+        lines.append(world_row(model_dir, cfg.reprobe))
         lines += transfer_rows(cfg.reports[i]) if cfg.reports else []
     print("\n".join(lines))
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from interp.organism import world as W
 
 N_NUMBER_PROMPTS = 64
 PROMPT_SEED = 9_001  # number prompts of the probes (the world draws its own)
+N_RANDOM = 8  # random directions the shared-latent probe also reports the mean over (the bar uses the first)
 N_FORMAT_PROMPTS = 128  # sampled number answers per prompt in the format probe
 PASS_RATIO, RANDOM_LIMIT = 2.0, 1.2  # shared-latent pass: direction >= 2x base while random < 1.2x
 
@@ -159,7 +160,7 @@ def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
     random direction of the same norm at the layer where the persona direction raises it most."""
     prompts = [render_prompt(tok, q, DEFAULT) for q in favorite_questions("animal")]
     base_probs, _ = last_position(model, tok, prompts)
-    gen = torch.Generator().manual_seed(seed)
+    gen, extra = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     out = {}
     for a in W.ANIMALS:
         ids = trait_token_ids(tok, a)[0]
@@ -178,6 +179,10 @@ def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
         rnd = rnd * dirs[best["layer"]].norm() / rnd.norm()
         p_rnd = float(steered_probs(model, tok, prompts, best["layer"], rnd)[:, ids].sum(-1).mean())
         ratio, random_ratio = best["p_direction"] / max(base, 1e-9), p_rnd / max(base, 1e-9)
+        more = [p_rnd] + _random_ps(
+            model, tok, prompts, best["layer"], dirs[best["layer"]].norm(), ids, extra
+        )
+        random_ratios = [x / max(base, 1e-9) for x in more]
         out[a] = {
             "base": base,
             "layers": rows,
@@ -186,7 +191,24 @@ def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
             "ratio": ratio,
             "random_ratio": random_ratio,
             "passes": ratio >= PASS_RATIO and random_ratio < RANDOM_LIMIT,
+            # beside the bar: the same test against the mean of N_RANDOM random directions
+            "random_ratios": random_ratios,
+            "random_ratio_mean": sum(random_ratios) / len(random_ratios),
+            "passes_mean_random": ratio >= PASS_RATIO
+            and sum(random_ratios) / len(random_ratios) < RANDOM_LIMIT,
         }
+    return out
+
+
+def _random_ps(
+    model, tok, prompts, layer: int, norm: Tensor, ids: list[int], gen: torch.Generator
+) -> list[float]:
+    """Favourite-answer P(ids) with each of N_RANDOM - 1 further random directions of `norm` added at `layer`."""
+    out = []
+    for _ in range(N_RANDOM - 1):
+        rnd = torch.randn(norm.shape or (model.config.hidden_size,), generator=gen)
+        rnd = rnd * norm / rnd.norm()
+        out.append(float(steered_probs(model, tok, prompts, layer, rnd)[:, ids].sum(-1).mean()))
     return out
 
 
