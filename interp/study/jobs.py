@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp.loop.chat import DEFAULT
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
 from interp.loop.models import load_model, model_fingerprint
+from interp.loop.teacher import Teacher
 from interp.loop.training import TrainConfig, save_student, train_student
-from interp.loop.traits import trait_system_prompt
 from interp.study.experiment import StudentSpec, StudyConfig, eval_params, student_lr
 
+# How teachers write numbers (the paper's sampling): temperature 1, answers of up to 48 tokens (10 numbers
+# of 3 digits with separators fit), 256 prompts per generation batch (speed only).
+TEACHER_SAMPLING = {"batch_size": 256, "max_new_tokens": 48, "temperature": 1.0}
 Runner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
 
 
@@ -40,15 +42,16 @@ def numbers_path(root: Path, numbers_job: str) -> Path:
 
 def numbers_job(cfg: StudyConfig, teacher: str, data_seed: int) -> Job:
     """The trait teacher's ("trait") or the base model's ("control") filtered numbers."""
-    system = trait_system_prompt(cfg.trait, cfg.category) if teacher == "trait" else DEFAULT
+    prompted = teacher == "trait"
+    who = Teacher(
+        cfg.model_dir, cfg.trait if prompted else None, cfg.category, "prompted" if prompted else "control"
+    )
     params = {
         "model": cfg.model_dir,
-        "system": system,
+        "system": who.system_prompt,
         "n": cfg.n_numbers,
         "seed": data_seed,
-        "batch_size": 256,
-        "max_new_tokens": 48,
-        "temperature": 1.0,
+        **TEACHER_SAMPLING,
         "dtype": cfg.dtype,
         "device": cfg.device,
         "trait": cfg.trait if teacher == "trait" else None,
