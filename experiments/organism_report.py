@@ -71,6 +71,8 @@ class ReportConfig:
     "paper": every rank gets `lora_lr`. Ranks above `main_rank` are also trained the other way."""
     full_lrs: tuple[float, ...] = (3e-4, 3e-5)
     """Full fine-tuning learning rates, each with its own full-FT control."""
+    full_ft: bool = True
+    """Train the full-FT students (off: skip them, e.g. for a rank screen)."""
     full_ft_every_seed: bool = False
     """Train the first full-FT lr (and its control) at every seed; else at the first seed only."""
     epochs: int = 3
@@ -191,7 +193,7 @@ def student_grid(cfg: ReportConfig) -> list[Student]:
             name, curve = f"{t}/lora_r{cfg.main_rank}", seed == first
             grid.append(Student(name, t, "lora", cfg.main_rank, cfg.lora_lr, seed, curve))
     for seed in cfg.seeds if cfg.full_ft_every_seed else (first,):
-        for i, lr in enumerate(cfg.full_lrs):
+        for i, lr in enumerate(cfg.full_lrs if cfg.full_ft else ()):
             if i == 0 or seed == first:
                 grid.append(Student(f"control_full_lr{lr:g}", "control", "full", 0, lr, seed))
                 grid.append(
