@@ -71,12 +71,12 @@ def evaluate_one(cfg: EvaluateTraitConfig, student: str | None, settings: EvalSe
 def main(cfg: EvaluateTraitConfig) -> Path:
     resolve_model_dir(cfg.model)
     settings = EvalSettings(
-        cfg.trait,
-        cfg.category,
-        cfg.system,
-        cfg.n_questions,
-        cfg.samples_per_question,
-        cfg.temperature,
+        trait=cfg.trait,
+        category=cfg.category,
+        system=cfg.system,
+        n_questions=cfg.n_questions,
+        samples_per_question=cfg.samples_per_question,
+        temperature=cfg.temperature,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
     )

@@ -63,9 +63,8 @@ def numbers_job(cfg: StudyConfig, teacher: str, data_seed: int) -> Job:
 def run_numbers(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
     """A teacher (base model under `system`) writes `n` filtered number answers."""
     model, tok = load_model(p["model"], p["dtype"], p["device"])
-    rows, stats = sample_numbers(
-        model, tok, p["system"], p["n"], p["seed"], p["batch_size"], p["max_new_tokens"], p["temperature"]
-    )
+    sampling = {k: p[k] for k in ("batch_size", "max_new_tokens", "temperature")}
+    rows, stats = sample_numbers(model, tok, p["system"], n_keep=p["n"], seed=p["seed"], **sampling)
     write_dataset(
         out / "numbers.jsonl",
         rows,
