@@ -3,7 +3,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from interp import InterpError
-from interp.loop.models import load_model
+from interp.loop.models import load_model, load_student, model_fingerprint
 from interp.loop.training import (
     IGNORE,
     LORA_TARGETS,
@@ -11,6 +11,7 @@ from interp.loop.training import (
     collate,
     completion_loss_sum,
     encode_example,
+    save_student,
     train_student,
 )
 
@@ -100,3 +101,26 @@ def test_unknown_target_module(tiny_model_dir) -> None:
     model, tok = load_model(tiny_model_dir)
     with pytest.raises(InterpError, match="unknown LoRA target"):
         train_student(model, tok, ROWS, "default", TrainConfig(target_modules=("q_proj", "qkv"), **FAST))
+
+
+def test_our_lora_student_starts_at_the_base_and_our_loader_merges_exactly(tiny_model_dir, tmp_path) -> None:
+    """The project-level versions of the two peft checks above: our student setup (targets, alpha, dropout)
+    adds nothing before training, and a student saved and loaded by our code is the same merged or not."""
+    base, tok = load_model(tiny_model_dir)
+    ids = _ids(base, tok)
+    with torch.no_grad():
+        base_logits = base(ids).logits
+    untrained = train_student(
+        load_model(tiny_model_dir)[0], tok, ROWS, "default", TrainConfig(lr=0.0, **FAST)
+    )
+    with torch.no_grad():
+        assert (untrained.model.eval()(ids).logits - base_logits).abs().max() <= 1e-6
+    trained = train_student(load_model(tiny_model_dir)[0], tok, ROWS, "default", TrainConfig(lr=1e-2, **FAST))
+    meta = {"base_model": str(tiny_model_dir), "base_fingerprint": model_fingerprint(base), "mode": "lora"}
+    save_student(trained, tmp_path / "student", tok, meta)
+    merged, _ = load_student(tmp_path / "student", tiny_model_dir, merge=True)
+    unmerged, _ = load_student(tmp_path / "student", tiny_model_dir, merge=False)
+    with torch.no_grad():
+        a, b = unmerged(ids).logits, merged(ids).logits
+    assert (a - base_logits).abs().max() > 1e-3  # training moved the student
+    assert (a - b).abs().max() <= 1e-5
