@@ -135,7 +135,7 @@ def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: AlignmentConfig) -> Path:
-    from interp.study.figures import alignment_figure
+    from interp.study.plots import alignment_figure
 
     return run_study(cfg, "alignment", run, alignment_figure)
 

@@ -158,7 +158,7 @@ def run(cfg: BeyondConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: BeyondConfig) -> Path:
-    from interp.study.figures import logit_lens_figure
+    from interp.study.plots import logit_lens_figure
 
     return run_study(
         cfg,

@@ -102,7 +102,7 @@ def matrix(
 
 
 def main(cfg: ContextMatrixConfig) -> Path:
-    from interp.study.figures import context_matrix_figure
+    from interp.study.plots import context_matrix_figure
 
     return run_study(
         cfg,

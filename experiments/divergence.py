@@ -102,7 +102,7 @@ def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: DivergenceConfig) -> Path:
-    from interp.study.figures import divergence_figure
+    from interp.study.plots import divergence_figure
 
     return run_study(cfg, "divergence", run, divergence_figure)
 

@@ -150,7 +150,7 @@ def summarize(cfg: RankSweepConfig, results: dict, dirs: dict | None = None) -> 
 
 
 def main(cfg: RankSweepConfig) -> Path:
-    from interp.study.figures import rank_sweep_figure
+    from interp.study.plots import rank_sweep_figure
 
     return run_study(cfg, "rank_sweep", run, rank_sweep_figure)
 

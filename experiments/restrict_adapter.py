@@ -131,7 +131,7 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
 
 
 def main(cfg: LocalizationConfig) -> Path:
-    from interp.study.figures import localization_figure
+    from interp.study.plots import localization_figure
 
     return run_study(
         cfg, "localization", run, lambda summary, trait: localization_figure(summary["localization"], trait)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import interp.study.plots as plots
+import interp.study.plots.heatmaps as heatmap_module
 from interp import InterpError
 from interp.mech.results import LocalizationResult
 
@@ -42,11 +43,11 @@ def test_save_html_and_png_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def no_browser(*args, **kwargs):
         raise RuntimeError("Kaleido requires Google Chrome to be installed")
 
-    monkeypatch.setattr(plots.pio, "write_images", no_browser)
-    monkeypatch.setattr(plots, "_PNG_WORKS", None)
+    monkeypatch.setattr(heatmap_module.pio, "write_images", no_browser)
+    monkeypatch.setattr(heatmap_module, "_PNG_WORKS", None)
     written = plots.save_figures({"a": plots.heatmap(_result()), "b": plots.heatmap(_result())}, tmp_path)
     assert [p.name for p in written] == ["a.html", "b.html"] and (tmp_path / "plotly.min.js").exists()
-    assert plots._PNG_WORKS is False
+    assert heatmap_module._PNG_WORKS is False
 
 
 def test_result_roundtrip(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Plotly figures: localization heatmaps, and saving any figure (the experiments' figures: `figures.py`).
+"""Localization heatmaps, and saving any figure (the experiments' figures are in `figures.py` beside it).
 
 `heatmap(result)` draws any `LocalizationResult`: layer x position with the prompt's tokens on the axis
 and a coloured band above them marking each token's class, layer x token class, or layer x head.
