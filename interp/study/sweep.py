@@ -35,8 +35,6 @@ def finished(root: Path, job: Job) -> dict[str, Any] | None:
 
 def run_job(job: Job, root: Path, threads: int, force: bool = False) -> dict[str, Any]:
     """Run one job unless it already finished; returns its result."""
-    import interp.study.jobs  # noqa: F401  (registers the job kinds, also inside Ray workers)
-
     if not force and (done := finished(root, job)) is not None:
         return done
     torch.set_num_threads(threads)
