@@ -116,3 +116,18 @@ def test_modules_and_functions_stay_small(name):
         and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert long == []
+
+
+def test_no_interp_import_hides_in_a_function_body():
+    hidden = []
+    for name, path in modules().items():
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("interp"):
+                        hidden.append(f"{name}.{fn.name}: from {node.module}")
+                    elif isinstance(node, ast.Import) and any(
+                        a.name.startswith("interp") for a in node.names
+                    ):
+                        hidden.append(f"{name}.{fn.name}: import")
+    assert hidden == []
