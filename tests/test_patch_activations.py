@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tiny import make_lora_student
 
-import interp.study.plots as plots
+import interp.study.plots.heatmaps as plots
 from experiments.patch_activations import LocalizeConfig, main
 from interp import InterpError
 from interp.loop.config import build_parser
