@@ -175,14 +175,14 @@ def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
             for layer, d in enumerate(dirs)
         ]
         best = max(rows, key=lambda r: r["p_direction"])
-        rnd = torch.randn(dirs[best["layer"]].shape, generator=gen)
-        rnd = rnd * dirs[best["layer"]].norm() / rnd.norm()
-        p_rnd = float(steered_probs(model, tok, prompts, best["layer"], rnd)[:, ids].sum(-1).mean())
+        like, layer = dirs[best["layer"]], best["layer"]
+        p_rnd = _random_p(model, tok, prompts, layer, like, ids, gen)  # the bar's random direction
+        more = [p_rnd] + [
+            _random_p(model, tok, prompts, layer, like, ids, extra) for _ in range(N_RANDOM - 1)
+        ]
         ratio, random_ratio = best["p_direction"] / max(base, 1e-9), p_rnd / max(base, 1e-9)
-        more = [p_rnd] + _random_ps(
-            model, tok, prompts, best["layer"], dirs[best["layer"]].norm(), ids, extra
-        )
         random_ratios = [x / max(base, 1e-9) for x in more]
+        mean_random = sum(random_ratios) / len(random_ratios)
         out[a] = {
             "base": base,
             "layers": rows,
@@ -193,23 +193,17 @@ def shared_latent(model, tok, passes: dict, seed: int = 0) -> dict[str, dict]:
             "passes": ratio >= PASS_RATIO and random_ratio < RANDOM_LIMIT,
             # beside the bar: the same test against the mean of N_RANDOM random directions
             "random_ratios": random_ratios,
-            "random_ratio_mean": sum(random_ratios) / len(random_ratios),
-            "passes_mean_random": ratio >= PASS_RATIO
-            and sum(random_ratios) / len(random_ratios) < RANDOM_LIMIT,
+            "random_ratio_mean": mean_random,
+            "passes_mean_random": ratio >= PASS_RATIO and mean_random < RANDOM_LIMIT,
         }
     return out
 
 
-def _random_ps(
-    model, tok, prompts, layer: int, norm: Tensor, ids: list[int], gen: torch.Generator
-) -> list[float]:
-    """Favourite-answer P(ids) with each of N_RANDOM - 1 further random directions of `norm` added at `layer`."""
-    out = []
-    for _ in range(N_RANDOM - 1):
-        rnd = torch.randn(norm.shape or (model.config.hidden_size,), generator=gen)
-        rnd = rnd * norm / rnd.norm()
-        out.append(float(steered_probs(model, tok, prompts, layer, rnd)[:, ids].sum(-1).mean()))
-    return out
+def _random_p(model, tok, prompts, layer: int, like: Tensor, ids: list[int], gen: torch.Generator) -> float:
+    """Favourite-answer P(ids) with one random direction of `like`'s norm, drawn from `gen`, added at `layer`."""
+    rnd = torch.randn(like.shape, generator=gen)
+    rnd = rnd * like.norm() / rnd.norm()
+    return float(steered_probs(model, tok, prompts, layer, rnd)[:, ids].sum(-1).mean())
 
 
 def filter_pass(model, tok, seed: int = 0) -> dict[str, float]:
