@@ -39,11 +39,9 @@ class PatchGrid:
     def __len__(self) -> int:
         return int(self.layer.shape[0])
 
-    def __getitem__(self, s: slice) -> PatchGrid:
+    def __getitem__(self, s: slice | Tensor) -> PatchGrid:
+        """The cells at `s` (a slice, or a tensor of cell indices)."""
         return PatchGrid(self.layer[s], self.pos[s], None if self.head is None else self.head[s])
-
-    def select(self, idx: Tensor) -> PatchGrid:
-        return PatchGrid(self.layer[idx], self.pos[idx], None if self.head is None else self.head[idx])
 
 
 @contextlib.contextmanager
@@ -74,7 +72,7 @@ def full_passes(
     grid: PatchGrid,
     metric: Metric,
 ) -> Float[Tensor, "cell batch"]:
-    """The metric of full forward passes (from the embeddings) with `cells` patched, one row per cell x prompt."""
+    """The metric of full forward passes (from the embeddings) with the cells of `grid` patched, one row per cell x prompt."""
     n_cells, n_prompts = len(grid), batch.input_ids.shape[0]
     device = bridge.cfg.device
     ids = batch.input_ids.repeat(n_cells, 1).to(device)

@@ -220,8 +220,7 @@ def resumed_grid(
         idx = sorted((i for i in range(len(grid)) if int(grid.layer[i]) == layer), key=lambda i: starts[i])
         for i, j in partition([starts[c] for c in idx], width, n_prompts, max(1, max_rows // n_prompts)):
             chunk = torch.tensor(idx[i:j])
-            sub = grid.select(chunk)
-            parts.append(resume_chunk(bridge, run, donor_acts, site, sub, starts[idx[i]], metric))
+            parts.append(resume_chunk(bridge, run, donor_acts, site, grid[chunk], starts[idx[i]], metric))
             order.append(chunk)
     values = torch.cat(parts)
     out = torch.empty_like(values)
