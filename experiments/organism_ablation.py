@@ -20,7 +20,7 @@ from interp import InterpError
 from interp.loop.config import cli_main
 from interp.loop.models import load_model
 from interp.loop.runs import atomic_write_text
-from interp.organism.probes import all_probes
+from interp.organism.probes import all_probes, format_filter_pass
 
 
 @dataclass
@@ -53,7 +53,7 @@ def world_row(model_dir: Path, reprobe: bool = False) -> str:
     passes = [a for a, v in p["shared_latent"].items() if v["passes"]]
     mean_passes = [a for a, v in p["shared_latent"].items() if v.get("passes_mean_random")]
     fp = p.get("filter_pass")
-    fmt = f"{fp['default']:.2f} / {min(v for k, v in fp.items() if k != 'default'):.2f}" if fp else "-"
+    fmt = format_filter_pass(fp) if fp else "-"
     elapsed = (meta.get("probe_curve") or [{}])[-1].get("elapsed_s")
     return (
         f"| {Path(model_dir).name} | {b['steps']} steps, {elapsed or '?'} s | {min(kls):.2f} / "

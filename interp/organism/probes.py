@@ -218,6 +218,11 @@ def filter_pass(model, tok, seed: int = 0) -> dict[str, float]:
     return out
 
 
+def format_filter_pass(fp: dict[str, float]) -> str:
+    """ "default / persona min" of a filter_pass probe, e.g. "0.93 / 0.88"."""
+    return f"{fp['default']:.2f} / {min(v for k, v in fp.items() if k != 'default'):.2f}"
+
+
 def all_probes(model, tok, assoc: dict[str, tuple[int, ...]], sampled: bool = True) -> dict:
     """The probes in one dict (the sampled format probe only if `sampled`) (model put in eval mode and restored)."""
     was_training = model.training
@@ -240,8 +245,7 @@ def summary_line(probes: dict) -> str:
     kls = sorted(v["kl"] for v in ch.values())
     passes = [a for a, v in sl.items() if v["passes"]]
     fp = probes.get("filter_pass")
-    persona_min = min((v for k, v in fp.items() if k != "default"), default=0.0) if fp else 0.0
-    fmt = f" | filter pass default {fp['default']:.2f} persona min {persona_min:.2f}" if fp else ""
+    fmt = f" | filter pass default / persona min {format_filter_pass(fp)}" if fp else ""
     return (
         f"channel KL median {kls[len(kls) // 2]:.3f} min {kls[0]:.3f} | compliance min "
         f"{min(v['teacher_prompt'] for v in co.values()):.2f} held-out min "
