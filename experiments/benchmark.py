@@ -3,8 +3,9 @@
     python -m experiments.benchmark                 # on the embedded organism
     python -m experiments.benchmark --model PATH    # on any local chat model
 
-First measures the machine's sustained fp32 matmul rate (the yardstick, at the benchmark's thread count),
-then prints, for each hot path, its throughput and its achieved model FLOP/s as a share of that rate
+First measures the machine's sustained fp32 matmul rate (the yardstick, at the benchmark's thread count)
+and the rate the model's own matmul shapes reach (the practical ceiling), then prints, for each hot path,
+its throughput and its achieved model FLOP/s as a share of the yardstick
 (`interp.study.flops` says what is counted): batched generation vs a one-at-a-time loop (number prompts, then
 again while a busy process started here competes for the cores, then the favourite-question evaluation
 with `samples=`), student training (full and LoRA), a few organism pretraining steps, and the batched
@@ -32,12 +33,13 @@ from interp.loop.config import parse_config
 from interp.loop.generation import generate
 from interp.loop.models import load_model, resolve_model_dir
 from interp.loop.numbers import number_prompts
-from interp.loop.training import TrainConfig, encode_example, train_student
+from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions
 from interp.study.flops import (
     MatmulRate,
     inference_flops,
     matmul_rate,
+    model_matmul_rate,
     sequence_attention_context,
     training_flops,
 )
@@ -98,14 +100,20 @@ def busy_process(threads: int) -> Iterator[None]:
 
 
 def generation_flops(
-    model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str], answers: list[str], samples: int
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: list[str],
+    answers: list[str],
+    samples: int,
+    max_new_tokens: int,
 ) -> float:
-    """Useful forward FLOPs: each prompt's prefill once, then each answer's tokens (and its stop token)."""
+    """Useful forward FLOPs: each prompt's prefill once (unembedded at its last position only), then every
+    answer token fed back (all but the last when an answer ran to `max_new_tokens`), each unembedded."""
     lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
-    flops = sum(inference_flops(model, n, sequence_attention_context(n)) for n in lengths)
+    flops = sum(inference_flops(model, n, sequence_attention_context(n), logits=1) for n in lengths)
     for i, answer in enumerate(answers):
-        n, cached = len(tok(answer, add_special_tokens=False)["input_ids"]) + 1, lengths[i // samples]
-        flops += inference_flops(model, n, sequence_attention_context(n, cached))
+        n = min(len(tok(answer, add_special_tokens=False)["input_ids"]), max_new_tokens - 1)
+        flops += inference_flops(model, n, sequence_attention_context(n, lengths[i // samples]), logits=n)
     return flops
 
 
@@ -128,8 +136,8 @@ def compare_generation(
     single_answers, t_single = timed(
         lambda: [generate(model, tok, [p], max_new_tokens, batch_size=1)[0] for p in singles]
     )
-    work = generation_flops(model, tok, prompts, answers, samples)
-    single_work = generation_flops(model, tok, singles, single_answers, 1)
+    work = generation_flops(model, tok, prompts, answers, samples, max_new_tokens)
+    single_work = generation_flops(model, tok, singles, single_answers, 1, max_new_tokens)
     return [
         f"{label} batched: {n / t_batched:.1f} answers/s, {share(work, t_batched, rate)}",
         f"{label} one-at-a-time: {len(singles) / t_single:.1f} answers/s, {share(single_work, t_single, rate)}",
@@ -167,10 +175,12 @@ def bench_training(model_dir: Path, cfg: BenchmarkConfig, rate: MatmulRate) -> l
     lines = []
     for mode, label in (("full", "student training"), ("lora", "student training (LoRA r8)")):
         model, tok = load_model(model_dir)
-        lengths = [len(encode_example(tok, r["prompt"], r["completion"], "default").input_ids) for r in rows]
+        encoded = [encode_example(tok, r["prompt"], r["completion"], "default") for r in rows]
+        lengths = [len(e.input_ids) for e in encoded]
+        labelled = sum(t != IGNORE for e in encoded for t in e.labels)
         result = train_student(model, tok, rows, "default", TrainConfig(mode=mode, rank=8, epochs=1))
         tokens, seconds = sum(lengths), sum(lengths) / result.tokens_per_s
-        work = training_flops(result.model, tokens, _attended(lengths))
+        work = training_flops(result.model, tokens, _attended(lengths), logits=labelled)
         lines.append(f"{label}: {result.tokens_per_s:.0f} tokens/s, {share(work, seconds, rate)}")
     return lines
 
@@ -184,15 +194,16 @@ def bench_pretraining(tok: PreTrainedTokenizerBase, cfg: BenchmarkConfig, rate: 
     world = W.generate_world(build.world_config(bcfg), 2000, 1000)  # the build's 2:1 mix, fewer of each
     seqs = build.encode_world(world, tok)
     stream = build.batches(seqs, bcfg.batch_size, random.Random(bcfg.seed), tok.pad_token_id)
-    masks = [next(stream)[2] for _ in range(bcfg.steps)]  # the batches `pretrain` will draw (same seed)
-    lengths = [int(n) for m in masks for n in m.sum(1)]
-    padded = sum(m.numel() for m in masks)
+    drawn = [next(stream) for _ in range(bcfg.steps)]  # the batches `pretrain` will draw (same seed)
+    lengths = [int(n) for _, _, m in drawn for n in m.sum(1)]
+    labelled = sum(int((y[:, 1:] != IGNORE).sum()) for _, y, _ in drawn)
+    padded = sum(m.numel() for _, _, m in drawn)
     times = []
     for _ in range(2):  # the first run meets each batch width once (kernel planning); the second is timed
         torch.manual_seed(bcfg.seed)
         model = Qwen2ForCausalLM(build.model_config(bcfg, tok))
         times.append(timed(lambda m=model: build.pretrain(m, seqs, bcfg, tok.pad_token_id))[1])
-    work = training_flops(model, sum(lengths), _attended(lengths))
+    work = training_flops(model, sum(lengths), _attended(lengths), logits=labelled)
     return [
         f"organism pretraining: {sum(lengths) / times[-1]:.0f} tokens/s, {share(work, times[-1], rate)} "
         f"({bcfg.steps} steps of {bcfg.batch_size} sequences; {100 * (1 - sum(lengths) / padded):.0f}% of "
@@ -212,6 +223,13 @@ def main(cfg: BenchmarkConfig) -> Path:
     print(
         f"matmul rate (fp32, GFLOP/s by size): {sizes}; yardstick {rate.best / 1e9:.1f} GFLOP/s", flush=True
     )
+    for rows in (256, 2048):  # a decoding step's rows; a training batch's tokens
+        ceiling = model_matmul_rate(model, rows)
+        print(
+            f"model-shaped matmuls ({rows} rows): {ceiling / 1e9:.1f} GFLOP/s, {100 * ceiling / rate.best:.0f}% "
+            "of matmul rate (what the model's own matmuls reach: the ceiling for the lines below)",
+            flush=True,
+        )
     for line in bench_generation(model, tok, cfg, rate) + bench_training(model_dir, cfg, rate):
         print(line, flush=True)
     if cfg.pretrain_steps > 0 and isinstance(model, Qwen2ForCausalLM) and cfg.model is None:

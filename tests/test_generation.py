@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from interp.loop import generation
 from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.generation import generate, sampling_config
 from interp.loop.models import load_model
@@ -74,3 +75,12 @@ def test_sampled_first_tokens_follow_the_models_distribution(number_model_dir):
         freq = sum(a == text for a in answers) / n
         sd = (float(p[t]) * (1 - float(p[t])) / n) ** 0.5
         assert abs(freq - float(p[t])) < 5 * sd + 1e-3, (text, freq, float(p[t]))
+
+
+def test_prefill_in_row_chunks_samples_what_one_pass_does(number_model_dir, monkeypatch):
+    model, tok = load_model(number_model_dir)
+    prompts = _prompts(tok)  # 10 prompts of different lengths, left-padded
+    monkeypatch.setattr(generation, "PREFILL_ROWS", 1000)
+    one_pass = generate(model, tok, prompts, 8, 1.0, batch_size=20, seed=3, samples=2)
+    monkeypatch.setattr(generation, "PREFILL_ROWS", 3)  # 4 chunks, the last one short
+    assert generate(model, tok, prompts, 8, 1.0, batch_size=20, seed=3, samples=2) == one_pass

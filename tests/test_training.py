@@ -9,7 +9,9 @@ from interp.loop.training import (
     LORA_TARGETS,
     TrainConfig,
     collate,
+    completion_logits,
     completion_loss_sum,
+    distill_loss_sum,
     encode_example,
     save_student,
     train_student,
@@ -77,6 +79,26 @@ def test_loss_is_mean_over_completion_tokens(tiny_model_dir) -> None:
     assert count == int((batch["labels"] != IGNORE).sum())
     ours = completion_loss_sum(logits, batch["labels"]).item() / count
     assert ours == pytest.approx(by_hand / count, rel=1e-5)
+
+
+def test_loss_reads_only_the_logits_it_needs(tiny_model_dir) -> None:
+    model, tok = load_model(tiny_model_dir)
+    examples = [encode_example(tok, r["prompt"], r["completion"], "default") for r in ROWS[:4]]
+    examples[1].labels[-1] = IGNORE  # the batch's labels end before the width in one row
+    batch = collate(examples, tok.pad_token_id)
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        kept, labels = completion_logits(model, batch, "cpu")
+    first = min(e.labels.index(next(t for t in e.labels if t != IGNORE)) for e in examples)
+    assert (
+        kept.shape[1] == labels.shape[1] == batch["input_ids"].shape[1] - (first - 1)
+    )  # prompt not unembedded
+    assert torch.allclose(kept, full[:, first - 1 :], atol=1e-6)
+    want = completion_loss_sum(full, batch["labels"])
+    assert completion_loss_sum(kept, labels).item() == pytest.approx(want.item(), rel=1e-6)
+    assert distill_loss_sum(kept, kept.flip(0), labels, labels.flip(0)).item() == pytest.approx(
+        distill_loss_sum(full, full.flip(0), batch["labels"], batch["labels"].flip(0)).item(), rel=1e-5
+    )
 
 
 def _trained_weights(model_dir, mode: str, seed: int) -> dict[str, torch.Tensor]:

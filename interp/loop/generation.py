@@ -6,11 +6,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 # transformers 5 names the KV cache `cache` (argument and output); 4.x names it `past_key_values`
 CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+PREFILL_ROWS = 32
+"""Prompts per prefill forward pass (`python -m experiments.benchmark` measured 16-64 alike, 256 slower)."""
 
 
 def stop_token_ids(model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> list[int]:
@@ -77,14 +79,39 @@ def _next_tokens(logits: Tensor, temperature: float, gen: torch.Generator) -> Te
     return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(1).to(logits.device)
 
 
+def _prefill(model, ids: Tensor, mask: Tensor, pos: Tensor) -> tuple[DynamicCache, Tensor]:
+    """The prompts' KV cache and last-position logits, computed PREFILL_ROWS prompts at a time.
+
+    Only the last position is unembedded (it is the one sampled from). Row chunks keep a chunk's
+    activations in cache (about 1.4x faster on the organism than one 256-row pass); each row's
+    numbers are unchanged, so the merged cache equals a single pass's, bit for bit."""
+    outs = [
+        model(
+            input_ids=ids[i : i + PREFILL_ROWS],
+            attention_mask=mask[i : i + PREFILL_ROWS],
+            position_ids=pos[i : i + PREFILL_ROWS],
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        for i in range(0, ids.shape[0], PREFILL_ROWS)
+    ]
+    caches = [getattr(o, CACHE_KEY) for o in outs]
+    logits = torch.cat([o.logits[:, -1] for o in outs])
+    if len(caches) == 1:
+        return caches[0], logits
+    merged = DynamicCache()
+    for i, layers in enumerate(zip(*(c.layers for c in caches), strict=True)):
+        merged.update(torch.cat([x.keys for x in layers]), torch.cat([x.values for x in layers]), i)
+    return merged, logits
+
+
 def _sample_batch(model, tok, prompts, samples, max_new_tokens, temperature, stop, gen) -> list[list[int]]:
     """Token ids of `samples` answers to each prompt (prompt-major), sampled with a shared prefill."""
     device = next(model.parameters()).device
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     mask = enc["attention_mask"]
     pos = (mask.cumsum(-1) - 1).clamp_min(0)
-    out = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
-    cache, logits = getattr(out, CACHE_KEY), out.logits[:, -1]
+    cache, logits = _prefill(model, enc["input_ids"], mask, pos)
     if samples > 1:
         cache.batch_repeat_interleave(samples)
         mask, pos, logits = (t.repeat_interleave(samples, 0) for t in (mask, pos, logits))

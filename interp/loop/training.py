@@ -216,17 +216,31 @@ class Distiller:
     examples: list[Encoded]
 
 
+def logits_needed(labels: Int[Tensor, "batch pos"]) -> int:
+    """How many trailing positions' logits the loss reads: from the one that predicts the batch's first
+    labelled token to the end (the prompt before it is never unembedded)."""
+    labelled = (labels != IGNORE).any(0).nonzero()
+    return labels.shape[1] - max(0, int(labelled[0]) - 1) if labelled.numel() else 1
+
+
+def completion_logits(model, batch: dict[str, Tensor], device) -> tuple[Tensor, Tensor]:
+    """Logits at the positions the loss reads, and the labels aligned with them."""
+    keep = logits_needed(batch["labels"])
+    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    return model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits, batch["labels"][
+        :, -keep:
+    ].to(device)
+
+
 def _step_loss(student, batch, device, distiller, idx, pad_id) -> Tensor:
-    out = student(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
-    labels = batch["labels"].to(device)
+    logits, labels = completion_logits(student, batch, device)
     if distiller is None:
-        return completion_loss_sum(out.logits, labels)
-    tb = collate([distiller.examples[i] for i in idx], pad_id)
+        return completion_loss_sum(logits, labels)
     with torch.no_grad():
-        t_logits = distiller.teacher(
-            input_ids=tb["input_ids"].to(device), attention_mask=tb["attention_mask"].to(device)
-        ).logits
-    return distill_loss_sum(out.logits, t_logits, labels, tb["labels"].to(device))
+        t_logits, t_labels = completion_logits(
+            distiller.teacher, collate([distiller.examples[i] for i in idx], pad_id), device
+        )
+    return distill_loss_sum(logits, t_logits, labels, t_labels)
 
 
 def train_student(

@@ -1,18 +1,22 @@
 """A FLOP/s yardstick: the machine's sustained fp32 matmul rate, and the model FLOPs a hot path does.
 
-Model FLOPs count useful work only (real tokens, not padding): a forward pass costs 2 FLOPs per
-matmul weight per token plus attention (QK^T and pattern x V: 2 * 2 * n_layers * d_model per attended
-position); a training step adds the backward pass, 2 more per weight for the activation gradients and
-2 per *trainable* weight for the weight gradients (6x the weights for full fine-tuning, ~4x for LoRA).
+Model FLOPs count useful work only: real tokens, not padding, and the unembedding only at the
+positions whose logits are used (`logits`: the sampled-from position of a prompt, the labelled positions
+of a training batch), not at every prompt position. A forward pass costs 2 FLOPs per matmul weight per
+token plus attention (QK^T and pattern x V: 2 * 2 * n_layers * d_model per attended position); a
+training step adds the backward pass, 2 more per weight for the activation gradients and 2 per
+*trainable* weight for the weight gradients (6x the weights for full fine-tuning, ~4x for LoRA).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -28,27 +32,55 @@ class MatmulRate:
         return max(self.by_size.values())
 
 
-def _matmul_flops_per_s(n: int, seconds: float) -> float:
-    """FLOP/s of repeated (n x n) @ (n x n) fp32 matmuls, the best of three timed runs of ~`seconds`/3."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)  # warm-up: allocation and kernel selection
+def _best_rate(op: Callable[[], object], flops: float, seconds: float) -> float:
+    """FLOP/s of repeating `op` (`flops` each), the best of three timed runs of ~`seconds`/3."""
+    op()  # warm-up: allocation and kernel selection
     start, reps = time.perf_counter(), 0
     while time.perf_counter() - start < seconds / 6:  # calibrate the repetitions of one timed run
-        torch.mm(a, b, out=out)
+        op()
         reps += 1
     best = 0.0
     for _ in range(3):
         t = time.perf_counter()
         for _ in range(reps):
-            torch.mm(a, b, out=out)
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+            op()
+        best = max(best, flops * reps / (time.perf_counter() - t))
     return best
+
+
+def _matmul_flops_per_s(n: int, seconds: float) -> float:
+    """FLOP/s of repeated (n x n) @ (n x n) fp32 matmuls."""
+    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    return _best_rate(lambda: torch.mm(a, b, out=out), 2 * n**3, seconds)
 
 
 def matmul_rate(sizes: Sequence[int] = (128, 512, 1024), seconds: float = 1.0) -> MatmulRate:
     """The machine's sustained fp32 matmul rate at the current torch thread count."""
     return MatmulRate({n: _matmul_flops_per_s(n, seconds) for n in sizes}, torch.get_num_threads())
+
+
+def matmul_shapes(model: nn.Module) -> Counter[tuple[int, int]]:
+    """How many of the model's linear weights (the unembedding included, once) have each (out, in) shape."""
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    weights = [m.weight for m in linear if m is not head] + ([head.weight] if head is not None else [])
+    return Counter((int(w.shape[0]), int(w.shape[1])) for w in weights)
+
+
+def model_matmul_rate(model: nn.Module, rows: int, seconds: float = 1.0) -> float:
+    """FLOP/s of the model's own matmuls on `rows` tokens: every distinct (out, in) weight shape of its
+    linear layers and unembedding, timed as `F.linear` and weighted by how often the model has it.
+
+    The rate a forward pass could reach if it did nothing but its matmuls: the ceiling for the model's
+    hot paths, usually below the square-matmul yardstick when the model's widths are small."""
+    shapes = matmul_shapes(model)
+    flops = time_spent = 0.0
+    for (n_out, n_in), count in shapes.items():
+        x, w = torch.randn(rows, n_in), torch.randn(n_out, n_in)
+        per_s = _best_rate(lambda x=x, w=w: F.linear(x, w), 2 * rows * n_in * n_out, seconds / len(shapes))
+        flops += count * 2 * rows * n_in * n_out
+        time_spent += count * 2 * rows * n_in * n_out / per_s
+    return flops / time_spent
 
 
 def matmul_params(model: nn.Module) -> int:
@@ -71,13 +103,30 @@ def sequence_attention_context(length: int, cached: int = 0) -> float:
     return (cached + length) * (cached + length + 1) / 2 - cached * (cached + 1) / 2
 
 
-def inference_flops(model: nn.Module, tokens: int, attended: float) -> float:
-    """Forward FLOPs of `tokens` real tokens that together attend to `attended` positions."""
-    return 2.0 * matmul_params(model) * tokens + attention_flops(model, attended)
+def unembed_params(model: nn.Module) -> int:
+    """Weights of the unembedding (the output embedding), 0 if the model has none."""
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    return 0 if head is None else head.weight.numel()
 
 
-def training_flops(model: nn.Module, tokens: int, attended: float) -> float:
-    """Forward + backward FLOPs of `tokens` real tokens (weight gradients only for trainable weights)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    weights = (4.0 * matmul_params(model) + 2.0 * min(trainable, matmul_params(model))) * tokens
+def inference_flops(model: nn.Module, tokens: int, attended: float, logits: int | None = None) -> float:
+    """Forward FLOPs of `tokens` real tokens that together attend to `attended` positions, `logits` of
+    them unembedded (default: all)."""
+    head = unembed_params(model)
+    logits = tokens if logits is None else logits
+    return 2.0 * ((matmul_params(model) - head) * tokens + head * logits) + attention_flops(model, attended)
+
+
+def training_flops(model: nn.Module, tokens: int, attended: float, logits: int | None = None) -> float:
+    """Forward + backward FLOPs of `tokens` real tokens, `logits` of them unembedded (default: all); weight
+    gradients only for trainable weights."""
+    logits = tokens if logits is None else logits
+    head = unembed_params(model)
+    out = getattr(model, "get_output_embeddings", lambda: None)()
+    head_trainable = head if out is not None and out.weight.requires_grad else 0
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) - head_trainable
+    body = matmul_params(model) - head
+    weights = (4.0 * body + 2.0 * min(trainable, body)) * tokens + (
+        4.0 * head + 2.0 * head_trainable
+    ) * logits
     return weights + 3.0 * attention_flops(model, attended)
