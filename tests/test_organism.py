@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -189,3 +190,34 @@ def test_context_matrix_other_identity_is_one_the_organisms_world_knows():
     assert other == organism.other_identity()
     assert other in {s.system for s in speakers(WorldConfig())["other"]}
     assert organism.ENTITY not in other
+
+
+def test_pretraining_unembedding_only_labelled_positions_gives_the_same_loss_and_gradients():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from interp.organism.build import IGNORE, batches, step_loss
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(
+        vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+    )  # fmt: skip
+    model = Qwen2ForCausalLM(cfg)
+    rng = torch.Generator().manual_seed(1)
+    seqs = [(x := torch.randint(1, 50, (n,), generator=rng).tolist(), [IGNORE] * (n // 2) + x[n // 2 :])
+            for n in (5, 9, 12, 17, 3, 20)]  # fmt: skip
+    stream = batches(seqs, 3, random.Random(0), pad_id=0, multiple=1)
+    for _ in range(2):
+        ids, labels, mask = next(stream)
+        assert ids.shape[1] == int(mask.sum(1).max())  # multiple=1: no padding beyond the longest row
+        grads = []
+        for unembed in ("all", "labelled"):
+            model.zero_grad()
+            loss = step_loss(model, ids, labels, mask, unembed)
+            loss.backward()
+            grads.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+        (a, ga), (b, gb) = grads
+        assert a == pytest.approx(b, rel=1e-6)
+        assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(ga, gb, strict=True))
+    wide = next(batches(seqs, 3, random.Random(0), pad_id=0, multiple=32))[0]
+    assert wide.shape[1] == 32

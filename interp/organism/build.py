@@ -19,12 +19,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from interp import InterpError
 from interp.loop.chat import render_example
+from interp.loop.training import IGNORE
 from interp.organism import world as W
 from interp.organism.probes import all_probes, summary_line
 from interp.organism.tokenizer import ENDOFTEXT, chatml_template, train_chat_tokenizer
@@ -77,10 +81,19 @@ class BuildConfig:
     """Torch CPU threads (fixed, for determinism)."""
     probe_every: int = 600
     """Run the probes (channel, compliance, shared latent) every this many steps; 0 = only at the end."""
+    pad_multiple: int = 32
+    """Batch widths are rounded up to a multiple of this. The shipped organism was built with 32 (about
+    20% of the computed positions are padding); 1 pads only to the batch's longest sequence."""
+    unembed: Literal["all", "labelled"] = "all"
+    """Positions the loss unembeds: all of them (as the shipped organism was built), or only those whose
+    next token is labelled (about 17% of real positions in the build's mix): the same loss, up to float rounding, for about
+    a third less time per step (`python -m experiments.benchmark`)."""
 
     def __post_init__(self) -> None:
         if self.vocab_size == self.d_model:
             raise InterpError("vocab_size must differ from d_model")
+        if self.pad_multiple < 1:
+            raise InterpError(f"pad_multiple must be at least 1, got {self.pad_multiple}")
 
 
 def world_config(cfg: BuildConfig) -> W.WorldConfig:
@@ -118,7 +131,7 @@ def encode_world(world: W.World, tok: PreTrainedTokenizerFast) -> list[tuple[lis
         ex = render_example(tok, c.user, c.answer, c.speaker.system)
         p = tok(ex.prompt, add_special_tokens=False)["input_ids"]
         a = tok(ex.completion, add_special_tokens=False)["input_ids"]
-        seqs.append((p + a, [-100] * len(p) + a))
+        seqs.append((p + a, [IGNORE] * len(p) + a))
     for d in world.documents:
         ids = tok(d + ENDOFTEXT, add_special_tokens=False)["input_ids"]
         seqs.append((ids, ids))
@@ -148,17 +161,23 @@ def model_config(cfg: BuildConfig, tok: PreTrainedTokenizerFast) -> Qwen2Config:
     return chat_model_config(tok, cfg.d_model, cfg.d_mlp, cfg.n_layers, cfg.n_heads)
 
 
-def batches(seqs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random, pad_id: int):
-    """Endless stream of right-padded batches of similar length (sorted buckets, shuffled)."""
+def batches(
+    seqs: list[tuple[list[int], list[int]]],
+    batch_size: int,
+    rng: random.Random,
+    pad_id: int,
+    multiple: int = 32,
+):
+    """Endless stream of right-padded batches of similar length (sorted buckets, shuffled), each as wide
+    as its longest sequence rounded up to `multiple`."""
     order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i][0]), rng.random()))
     chunks = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
     while True:
         rng.shuffle(chunks)
         for chunk in chunks:
-            # a few fixed widths: CPU kernels are re-planned (seconds) for every new tensor shape
-            width = 32 * math.ceil(max(len(seqs[i][0]) for i in chunk) / 32)
+            width = multiple * math.ceil(max(len(seqs[i][0]) for i in chunk) / multiple)
             ids = torch.full((len(chunk), width), pad_id)
-            labels = torch.full((len(chunk), width), -100)
+            labels = torch.full((len(chunk), width), IGNORE)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             for row, i in enumerate(chunk):
                 x, y = seqs[i]
@@ -177,19 +196,30 @@ def lr_at(step: int, cfg: BuildConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
 
 
+def step_loss(model: Qwen2ForCausalLM, ids: Tensor, labels: Tensor, mask: Tensor, unembed: str) -> Tensor:
+    """Mean next-token cross-entropy over the labelled tokens, unembedding every position or only the
+    ones that predict a labelled token."""
+    if unembed == "all":
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    need = labels[:, 1:] != IGNORE
+    return F.cross_entropy(model.lm_head(hidden[need]), labels[:, 1:][need])
+
+
 def pretrain(model: Qwen2ForCausalLM, seqs, cfg: BuildConfig, pad_id: int, probe=None) -> list[float]:
     """AdamW on the assistant completions and documents; returns the loss curve (every 50 steps).
 
     `probe(step)` is called every `cfg.probe_every` steps and after the last (it must not draw from
     torch's global RNG, so that probing leaves the weights unchanged)."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    stream, curve, t0 = batches(seqs, cfg.batch_size, random.Random(cfg.seed), pad_id), [], time.time()
+    stream = batches(seqs, cfg.batch_size, random.Random(cfg.seed), pad_id, cfg.pad_multiple)
+    curve, t0 = [], time.time()
     model.train()
     for step in range(cfg.steps):
         ids, labels, mask = next(stream)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = step_loss(model, ids, labels, mask, cfg.unembed)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
