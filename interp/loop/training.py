@@ -272,24 +272,30 @@ def train_student(
     sched = linear_schedule(opt, len(steps), math.ceil(cfg.warmup_ratio * len(steps)))
     random.seed(cfg.seed)
     result, n_tokens, start = TrainResult(model=student), 0, time.perf_counter()
+    losses, lrs = [], []
     if on_step is not None:
         on_step(0, student)
     for step, groups in enumerate(tqdm(steps, desc=f"train {cfg.mode}", disable=not progress)):
         batches = [collate([examples[i] for i in idx], tok.pad_token_id) for idx in groups]
         n_completion = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
-        total = 0.0
+        total = torch.zeros((), device=device)
         for idx, batch in zip(groups, batches, strict=True):
             loss = _step_loss(student, batch, device, distiller, idx, tok.pad_token_id) / n_completion
             loss.backward()
-            total += loss.item()
+            total += loss.detach()
             n_tokens += int(batch["attention_mask"].sum())
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        result.curve.append({"step": step, "loss": total, "lr": sched.get_last_lr()[0]})
+        losses.append(total)
+        lrs.append(sched.get_last_lr()[0])
         if on_step is not None:
             on_step(step + 1, student)
+    losses = torch.stack(losses).tolist() if losses else []  # read once, after training: no sync per step
+    result.curve = [
+        {"step": i, "loss": x, "lr": lr} for i, (x, lr) in enumerate(zip(losses, lrs, strict=True))
+    ]
     result.tokens_per_s = n_tokens / max(1e-9, time.perf_counter() - start)
     student.eval()
     return result
