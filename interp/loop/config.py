@@ -77,7 +77,11 @@ def build_parser(cls: type, description: str | None = None) -> argparse.Argument
             default = f.default_factory()  # type: ignore[misc]
         flag = "--" + f.name.replace("_", "-")
         parser.add_argument(
-            flag, dest=f.name, default=default, help=docs.get(f.name, " "), **_argparse_kwargs(hints[f.name])
+            flag,
+            dest=f.name,
+            default=default,
+            help=docs.get(f.name, " ").replace("%", "%%"),
+            **_argparse_kwargs(hints[f.name]),
         )
     return parser
 
