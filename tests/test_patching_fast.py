@@ -75,6 +75,24 @@ def test_resumed_sweep_equals_plain_sweep(setup, site: str, monkeypatch: pytest.
     assert fast.recipient_metric == pytest.approx(plain.recipient_metric, abs=1e-5)
 
 
+def test_final_mlp_runs_at_the_last_position_only_where_safe(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, student, batch, metric = setup
+    assert recipient_run(base.bridge, batch).final_mlp_last_only  # checked on the recipient's run
+    flags: list[bool] = []
+    final_block = resume_mod._final_block
+
+    def spy(bridge, hidden, kwargs, kv, last_only_mlp):
+        flags.append(last_only_mlp)
+        return final_block(bridge, hidden, kwargs, kv, last_only_mlp)
+
+    monkeypatch.setattr(resume_mod, "_final_block", spy)
+    patch_layer_pos(base, student, batch, metric, "resid_pre", max_rows=24)
+    assert flags and all(flags)
+    flags.clear()  # an mlp_out patch in the final block needs that block's MLP at every position
+    patch_layer_pos(base, student, batch, metric, "mlp_out", max_rows=24)
+    assert True in flags[1:] and False in flags[1:]  # (the first call is the recipient run's check)
+
+
 def test_resumed_cells_equal_transformer_lens_per_prompt(setup) -> None:
     """Each left-padded prompt's column of a batched sweep equals TransformerLens on that prompt alone."""
     base, student, batch, metric = setup

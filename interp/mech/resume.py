@@ -37,6 +37,9 @@ CACHE_KWARGS = ("cache", "past_key_values", "use_cache")
 # The argument under which TransformerLens's attention bridge takes a key/value cache on transformers 5
 # (the decoder layer renames `past_key_values` to `cache`, which the bridge does not read).
 KV_KWARG = "layer_past"
+# Sites patched before the final block's MLP: a chunk patching one of them in the final block may still
+# run that MLP at the last position only.
+MLP_SAFE_SITES = ("resid_pre", "attn_out")
 # Packages whose torch hooks a resumed run knows to be harmless (hook points, capture of outputs).
 OWN_HOOK_MODULES = ("transformer_lens.", "transformers.")
 
@@ -70,6 +73,8 @@ class RecipientRun:
     keys: list[Float[Tensor, "batch kv_head pos d_head"]]
     values: list[Float[Tensor, "batch kv_head pos d_head"]]
     logits: Float[Tensor, "batch pos vocab"]
+    final_mlp_last_only: bool = False
+    """Whether the last block can run its MLP at the last position only (checked on this run)."""
 
 
 def _foreign_hooks(bridge: TransformerBridge) -> bool:
@@ -113,6 +118,36 @@ def _capturing_blocks(
             handle.remove()
 
 
+@contextlib.contextmanager
+def _mlp_at_last_position(block: Any) -> Iterator[None]:
+    """Run `block`'s MLP on the last position only. The MLP is position-wise and the residual add
+    broadcasts, so the block's output is exact at the last position (and not meaningful before it): for
+    the final block of a run whose metric reads the last position's logits only."""
+    handle = block.mlp.register_forward_pre_hook(lambda _m, args: (args[0][:, -1:], *args[1:]))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _final_block(bridge: TransformerBridge, hidden: Tensor, kwargs: dict, kv: PrefixKV, last_only_mlp: bool):
+    """The last block's output (its MLP at the last position only when `last_only_mlp`)."""
+    with _mlp_at_last_position(bridge.blocks[-1]) if last_only_mlp else contextlib.nullcontext():
+        out = bridge.blocks[-1](hidden, **kwargs, **{KV_KWARG: kv})
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _final_mlp_check(bridge: TransformerBridge, resid_pre: Tensor, kwargs: dict, output: Tensor) -> bool:
+    """Whether the last block, its MLP run at the last position only, reproduces its output there."""
+    if not isinstance(getattr(bridge.blocks[-1], "mlp", None), torch.nn.Module):
+        return False
+    try:
+        out = _final_block(bridge, resid_pre, kwargs, PrefixKV(), last_only_mlp=True)
+    except (RuntimeError, ValueError, IndexError):  # an MLP or block that does not take one position
+        return False
+    return out.shape == output.shape and torch.allclose(out[:, -1], output[:, -1], rtol=1e-5, atol=1e-6)
+
+
 def _head(bridge: TransformerBridge, hidden: Tensor) -> Tensor:
     """Logits from the last block's output: final norm, then unembedding."""
     return bridge.unembed(bridge.ln_final(hidden))
@@ -148,7 +183,8 @@ def recipient_run(bridge: TransformerBridge, batch: LabelledBatch) -> RecipientR
     if head.shape != last.shape or not torch.allclose(head, last, rtol=tol**0.5, atol=tol**0.5):
         return None
     keys, values = zip(*(kv.seen[layer] for layer in layers), strict=True)
-    return RecipientRun(resid_pre, kwargs, list(keys), list(values), logits)
+    final = _final_mlp_check(bridge, resid_pre[-1], kwargs[-1], outputs[layers[-1]])
+    return RecipientRun(resid_pre, kwargs, list(keys), list(values), logits, final_mlp_last_only=final)
 
 
 def _resumed_kwargs(kwargs: dict[str, Any], start: int, n_prompts: int, n_cells: int) -> dict[str, Any]:
@@ -190,9 +226,14 @@ def resume_chunk(
     )
     hidden = run.resid_pre[layer][:, start:].repeat(n_cells, 1, 1)  # (row, pos - start, d_model)
     last_only = getattr(metric, "last_position_only", False)
+    # the final block's MLP only at the last position, unless this chunk patches at or after it
+    mlp_last = last_only and run.final_mlp_last_only and (layer < n_layers - 1 or site in MLP_SAFE_SITES)
     with grid_patches(bridge, site, donor_acts, grid, start):
         for i in range(layer, n_layers):
             kwargs = _resumed_kwargs(run.block_kwargs[i], start, n_prompts, n_cells)
+            if i == n_layers - 1:
+                hidden = _final_block(bridge, hidden, kwargs, kv, mlp_last)
+                continue
             out = bridge.blocks[i](hidden, **kwargs, **{KV_KWARG: kv})
             hidden = out[0] if isinstance(out, tuple) else out
         logits = _head(bridge, hidden[:, -1:] if last_only else hidden)
