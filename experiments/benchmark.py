@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2ForCausa
 
 from interp.loop.chat import render_prompt
 from interp.loop.config import parse_config
-from interp.loop.generation import generate
+from interp.loop.generation import PREFILL_ROWS, generate, prefill
 from interp.loop.models import load_model, resolve_model_dir
 from interp.loop.numbers import number_prompts
 from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
@@ -147,10 +147,27 @@ def compare_generation(
     ]
 
 
+def bench_prefill(model, tok, prompts: list[str], rows: tuple[int, ...] = (16, 32, 64, 256)) -> str:
+    """Seconds to prefill `prompts` at several prompts per pass (the best of 2 after a warm-up)."""
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    mask = enc["attention_mask"]
+    pos = (mask.cumsum(-1) - 1).clamp_min(0)
+    times = {}
+    for n in rows:
+        prefill(model, enc["input_ids"], mask, pos, rows=n)
+        times[n] = min(
+            timed(lambda n=n: prefill(model, enc["input_ids"], mask, pos, rows=n))[1] for _ in range(2)
+        )
+    by_rows = ", ".join(f"{n}: {t:.2f}" for n, t in times.items())
+    return f"generation prefill of {len(prompts)} prompts, seconds by prompts per pass: {by_rows} (default {PREFILL_ROWS})"
+
+
 def bench_generation(model, tok, cfg: BenchmarkConfig, rate: MatmulRate) -> list[str]:
     numbers = [render_prompt(tok, p.text) for p in number_prompts(cfg.n_prompts, seed=0)]
     generate(model, tok, numbers[:8], 4, batch_size=8)  # warm-up
     lines = compare_generation(model, tok, numbers, cfg.max_new_tokens, 1, len(numbers), rate, "generation")
+    lines.append(bench_prefill(model, tok, numbers))
     if cfg.busy:
         with busy_process(cfg.threads):
             busy = compare_generation(

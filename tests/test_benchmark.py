@@ -21,6 +21,9 @@ def test_benchmark_prints_parseable_lines(tiny_model_dir: Path, capsys) -> None:
     assert re.search(r"^generation speed-up \d+\.\dx$", out, re.M)
     shares = re.findall(r"^(student training.*|generation batched): .*, (\d+)% of matmul rate$", out, re.M)
     assert len(shares) == 3
+    assert re.search(
+        r"^generation prefill of 4 prompts, seconds by prompts per pass: 16: [\d.]+, ", out, re.M
+    )
     assert re.search(r"^model-shaped matmuls \(2048 rows\): [\d.]+ GFLOP/s, \d+% of matmul rate", out, re.M)
 
 

@@ -77,10 +77,23 @@ def test_sampled_first_tokens_follow_the_models_distribution(number_model_dir):
         assert abs(freq - float(p[t])) < 5 * sd + 1e-3, (text, freq, float(p[t]))
 
 
-def test_prefill_in_row_chunks_samples_what_one_pass_does(number_model_dir, monkeypatch):
+def test_prefill_in_row_chunks_equals_one_pass(number_model_dir, monkeypatch):
     model, tok = load_model(number_model_dir)
     prompts = _prompts(tok)  # 10 prompts of different lengths, left-padded
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    mask = enc["attention_mask"]
+    pos = (mask.cumsum(-1) - 1).clamp_min(0)
+    one, one_logits = generation.prefill(model, enc["input_ids"], mask, pos, rows=1000)
+    chunked, logits = generation.prefill(model, enc["input_ids"], mask, pos, rows=3)  # 4 passes, one short
+    assert len(chunked.layers) == len(one.layers) == model.config.num_hidden_layers
+    for a, b in zip(chunked.layers, one.layers, strict=True):
+        assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
+    assert torch.allclose(logits, one_logits, atol=1e-5) and logits.shape == (
+        len(prompts),
+        model.config.vocab_size,
+    )
     monkeypatch.setattr(generation, "PREFILL_ROWS", 1000)
     one_pass = generate(model, tok, prompts, 8, 1.0, batch_size=20, seed=3, samples=2)
-    monkeypatch.setattr(generation, "PREFILL_ROWS", 3)  # 4 chunks, the last one short
+    monkeypatch.setattr(generation, "PREFILL_ROWS", 3)
     assert generate(model, tok, prompts, 8, 1.0, batch_size=20, seed=3, samples=2) == one_pass
