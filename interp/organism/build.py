@@ -81,6 +81,8 @@ class BuildConfig:
     """Torch CPU threads (fixed, for determinism)."""
     probe_every: int = 600
     """Run the probes (channel, compliance, shared latent) every this many steps; 0 = only at the end."""
+    tie_embeddings: bool = True
+    """Share the input embedding with the unembedding (the shipped organism does; Qwen2.5-7B does not)."""
     pad_multiple: int = 32
     """Batch widths are rounded up to a multiple of this. The shipped organism was built with 32 (about
     20% of the computed positions are padding); 1 pads only to the batch's longest sequence."""
@@ -139,9 +141,10 @@ def encode_world(world: W.World, tok: PreTrainedTokenizerFast) -> list[tuple[lis
 
 
 def chat_model_config(
-    tok: PreTrainedTokenizerFast, d_model: int, d_mlp: int, n_layers: int, n_heads: int
+    tok: PreTrainedTokenizerFast, d_model: int, d_mlp: int, n_layers: int, n_heads: int, tie: bool = True
 ) -> Qwen2Config:
-    """A small Qwen2 chat-model config for `tok` (tied embeddings, 2 KV heads); also used by the tests."""
+    """A small Qwen2 chat-model config for `tok` (2 KV heads; embeddings tied unless `tie` is False); also
+    used by the tests."""
     return Qwen2Config(
         vocab_size=len(tok),
         hidden_size=d_model,
@@ -150,7 +153,7 @@ def chat_model_config(
         num_attention_heads=n_heads,
         num_key_value_heads=2,
         max_position_embeddings=512,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         bos_token_id=None,
@@ -158,7 +161,7 @@ def chat_model_config(
 
 
 def model_config(cfg: BuildConfig, tok: PreTrainedTokenizerFast) -> Qwen2Config:
-    return chat_model_config(tok, cfg.d_model, cfg.d_mlp, cfg.n_layers, cfg.n_heads)
+    return chat_model_config(tok, cfg.d_model, cfg.d_mlp, cfg.n_layers, cfg.n_heads, cfg.tie_embeddings)
 
 
 def batches(
