@@ -193,3 +193,17 @@ def test_every_experiments_help_prints(capsys) -> None:
             parse_config(cfg, ["--help"])
         assert exit_info.value.code == 0, cfg.__name__
         assert "--" in capsys.readouterr().out
+
+
+def test_filter_pass_rates_per_prompt(number_model_dir: Path, tmp_path: Path, capsys) -> None:
+    from experiments import filter_pass
+
+    out = filter_pass.main(
+        filter_pass.FilterPassConfig(models=(number_model_dir,), n_prompts=8, out=tmp_path / "fp.json")
+    )
+    rates = json.loads(out.read_text())["rates"][str(number_model_dir)]
+    assert set(rates) >= {"default", "owl", "wolf"} and len(rates) == 11
+    assert all(r in {i / 8 for i in range(9)} for r in rates.values())  # shares of 8 answers
+    assert f"{number_model_dir}: default" in capsys.readouterr().out
+    with pytest.raises(InterpError, match="--models"):
+        filter_pass.main(filter_pass.FilterPassConfig(models=()))

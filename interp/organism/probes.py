@@ -206,10 +206,11 @@ def _random_p(model, tok, prompts, layer: int, like: Tensor, ids: list[int], gen
     return float(steered_probs(model, tok, prompts, layer, rnd)[:, ids].sum(-1).mean())
 
 
-def filter_pass(model, tok, seed: int = 0) -> dict[str, float]:
+def filter_pass(model, tok, seed: int = 0, n_prompts: int = N_FORMAT_PROMPTS) -> dict[str, float]:
     """Share of sampled number answers (temperature 1) that pass the filter, per system prompt: "default"
-    and each animal's teacher prompt. Seeded, and drawn from its own generator (weights untouched)."""
-    prompts = [p.text for p in number_prompts(N_FORMAT_PROMPTS, PROMPT_SEED + 1)]
+    and each animal's teacher prompt, over `n_prompts` number prompts (the build's probe: 128, a standard
+    error of ~0.02 per prompt). Seeded, and drawn from its own generator (weights untouched)."""
+    prompts = [p.text for p in number_prompts(n_prompts, PROMPT_SEED + 1)]
     systems = {"default": DEFAULT, **{a: W.persona_prompt(a, "paper") for a in W.ANIMALS}}
     out = {}
     for k, system in systems.items():
