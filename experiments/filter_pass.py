@@ -9,13 +9,13 @@ prompts, and writes every rate to `--out` (atomically).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from interp import InterpError
-from interp.loop.config import cli_main
+from interp.loop.config import cli_main, to_dict
 from interp.loop.models import load_model
 from interp.loop.runs import atomic_write_json
 from interp.organism.probes import filter_pass
@@ -51,11 +51,7 @@ def main(cfg: FilterPassConfig) -> Path:
         model, tok = load_model(model_dir)
         out[str(model_dir)] = filter_pass(model, tok, cfg.seed, cfg.n_prompts)
         print(f"{model_dir}: {summary(out[str(model_dir)])} ({cfg.n_prompts} answers per prompt)", flush=True)
-    config = {
-        k: [str(m) for m in v] if k == "models" else str(v) if isinstance(v, Path) else v
-        for k, v in asdict(cfg).items()
-    }
-    return atomic_write_json(cfg.out, {"config": config, "rates": out})
+    return atomic_write_json(cfg.out, {"config": to_dict(cfg), "rates": out})
 
 
 if __name__ == "__main__":

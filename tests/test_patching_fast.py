@@ -79,13 +79,15 @@ def test_final_mlp_runs_at_the_last_position_only_where_safe(setup, monkeypatch:
     base, student, batch, metric = setup
     assert recipient_run(base.bridge, batch).final_mlp_last_only  # checked on the recipient's run
     flags: list[bool] = []
-    final_block = resume_mod._final_block
+    run_block = resume_mod._run_block
+    final = base.bridge.blocks[-1]
 
-    def spy(bridge, hidden, kwargs, kv, last_only_mlp):
-        flags.append(last_only_mlp)
-        return final_block(bridge, hidden, kwargs, kv, last_only_mlp)
+    def spy(block, hidden, kwargs, kv, last_only_mlp=False):
+        if block is final:
+            flags.append(last_only_mlp)
+        return run_block(block, hidden, kwargs, kv, last_only_mlp)
 
-    monkeypatch.setattr(resume_mod, "_final_block", spy)
+    monkeypatch.setattr(resume_mod, "_run_block", spy)
     patch_layer_pos(base, student, batch, metric, "resid_pre", max_rows=24)
     assert flags and all(flags)
     flags.clear()  # an mlp_out patch in the final block needs that block's MLP at every position

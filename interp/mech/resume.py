@@ -130,10 +130,10 @@ def _mlp_at_last_position(block: Any) -> Iterator[None]:
         handle.remove()
 
 
-def _final_block(bridge: TransformerBridge, hidden: Tensor, kwargs: dict, kv: PrefixKV, last_only_mlp: bool):
-    """The last block's output (its MLP at the last position only when `last_only_mlp`)."""
-    with _mlp_at_last_position(bridge.blocks[-1]) if last_only_mlp else contextlib.nullcontext():
-        out = bridge.blocks[-1](hidden, **kwargs, **{KV_KWARG: kv})
+def _run_block(block: Any, hidden: Tensor, kwargs: dict, kv: PrefixKV, last_only_mlp: bool = False) -> Tensor:
+    """A block's output hidden states (its MLP at the last position only when `last_only_mlp`)."""
+    with _mlp_at_last_position(block) if last_only_mlp else contextlib.nullcontext():
+        out = block(hidden, **kwargs, **{KV_KWARG: kv})
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -142,7 +142,7 @@ def _final_mlp_check(bridge: TransformerBridge, resid_pre: Tensor, kwargs: dict,
     if not isinstance(getattr(bridge.blocks[-1], "mlp", None), torch.nn.Module):
         return False
     try:
-        out = _final_block(bridge, resid_pre, kwargs, PrefixKV(), last_only_mlp=True)
+        out = _run_block(bridge.blocks[-1], resid_pre, kwargs, PrefixKV(), last_only_mlp=True)
     except (RuntimeError, ValueError, IndexError):  # an MLP or block that does not take one position
         return False
     return out.shape == output.shape and torch.allclose(out[:, -1], output[:, -1], rtol=1e-5, atol=1e-6)
@@ -231,11 +231,7 @@ def resume_chunk(
     with grid_patches(bridge, site, donor_acts, grid, start):
         for i in range(layer, n_layers):
             kwargs = _resumed_kwargs(run.block_kwargs[i], start, n_prompts, n_cells)
-            if i == n_layers - 1:
-                hidden = _final_block(bridge, hidden, kwargs, kv, mlp_last)
-                continue
-            out = bridge.blocks[i](hidden, **kwargs, **{KV_KWARG: kv})
-            hidden = out[0] if isinstance(out, tuple) else out
+            hidden = _run_block(bridge.blocks[i], hidden, kwargs, kv, mlp_last and i == n_layers - 1)
         logits = _head(bridge, hidden[:, -1:] if last_only else hidden)
     if sorted(kv.seen) != list(range(layer, n_layers)):
         raise InterpError("a resumed patched run did not reuse the cached keys/values; pass reuse=False")
