@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2ForCausa
 
 from interp.loop.chat import render_prompt
 from interp.loop.config import parse_config
-from interp.loop.generation import PREFILL_ROWS, generate, prefill
+from interp.loop.generation import PREFILL_ROWS, generate, left_padded, prefill
 from interp.loop.models import load_model, resolve_model_dir
 from interp.loop.numbers import number_prompts
 from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
@@ -149,16 +149,11 @@ def compare_generation(
 
 def bench_prefill(model, tok, prompts: list[str], rows: tuple[int, ...] = (16, 32, 64, 256)) -> str:
     """Seconds to prefill `prompts` at several prompts per pass (the best of 2 after a warm-up)."""
-    tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    mask = enc["attention_mask"]
-    pos = (mask.cumsum(-1) - 1).clamp_min(0)
+    ids, mask, pos = left_padded(tok, prompts)
     times = {}
     for n in rows:
-        prefill(model, enc["input_ids"], mask, pos, rows=n)
-        times[n] = min(
-            timed(lambda n=n: prefill(model, enc["input_ids"], mask, pos, rows=n))[1] for _ in range(2)
-        )
+        prefill(model, ids, mask, pos, rows=n)
+        times[n] = min(timed(lambda n=n: prefill(model, ids, mask, pos, rows=n))[1] for _ in range(2))
     by_rows = ", ".join(f"{n}: {t:.2f}" for n, t in times.items())
     return f"generation prefill of {len(prompts)} prompts, seconds by prompts per pass: {by_rows} (default {PREFILL_ROWS})"
 

@@ -80,12 +80,10 @@ def test_sampled_first_tokens_follow_the_models_distribution(number_model_dir):
 def test_prefill_in_row_chunks_equals_one_pass(number_model_dir, monkeypatch):
     model, tok = load_model(number_model_dir)
     prompts = _prompts(tok)  # 10 prompts of different lengths, left-padded
-    tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    mask = enc["attention_mask"]
-    pos = (mask.cumsum(-1) - 1).clamp_min(0)
-    one, one_logits = generation.prefill(model, enc["input_ids"], mask, pos, rows=1000)
-    chunked, logits = generation.prefill(model, enc["input_ids"], mask, pos, rows=3)  # 4 passes, one short
+    ids, mask, pos = generation.left_padded(tok, prompts)
+    assert (mask[:, -1] == 1).all() and len(set(mask.sum(1).tolist())) > 1  # left padding, uneven lengths
+    one, one_logits = generation.prefill(model, ids, mask, pos, rows=1000)
+    chunked, logits = generation.prefill(model, ids, mask, pos, rows=3)  # 4 passes, one short
     assert len(chunked.layers) == len(one.layers) == model.config.num_hidden_layers
     for a, b in zip(chunked.layers, one.layers, strict=True):
         assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)

@@ -57,7 +57,6 @@ def generate(
     """
     if samples < 1 or batch_size < 1:
         raise ValueError("samples and batch_size must be at least 1")
-    tok.padding_side = "left"  # new tokens must line up at the right edge of the batch
     stop = torch.tensor(stop_token_ids(model, tok))
     per_batch = max(1, batch_size // samples)  # distinct prompts per batch: rows = prompts x samples
     answers: list[str] = []
@@ -77,6 +76,17 @@ def _next_tokens(logits: Tensor, temperature: float, gen: torch.Generator) -> Te
         return logits.argmax(-1)
     probs = (logits.float() / temperature).softmax(-1)
     return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(1).to(logits.device)
+
+
+def left_padded(
+    tok: PreTrainedTokenizerBase, prompts: list[str], device="cpu"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Token ids, attention mask and position ids of rendered prompts, left-padded so that new tokens line
+    up at the right edge (positions count real tokens only)."""
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    mask = enc["attention_mask"]
+    return enc["input_ids"], mask, (mask.cumsum(-1) - 1).clamp_min(0)
 
 
 @torch.no_grad()
@@ -112,10 +122,8 @@ def prefill(
 def _sample_batch(model, tok, prompts, samples, max_new_tokens, temperature, stop, gen) -> list[list[int]]:
     """Token ids of `samples` answers to each prompt (prompt-major), sampled with a shared prefill."""
     device = next(model.parameters()).device
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    mask = enc["attention_mask"]
-    pos = (mask.cumsum(-1) - 1).clamp_min(0)
-    cache, logits = prefill(model, enc["input_ids"], mask, pos)
+    ids, mask, pos = left_padded(tok, prompts, device)
+    cache, logits = prefill(model, ids, mask, pos)
     if samples > 1:
         cache.batch_repeat_interleave(samples)
         mask, pos, logits = (t.repeat_interleave(samples, 0) for t in (mask, pos, logits))

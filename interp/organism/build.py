@@ -88,8 +88,8 @@ class BuildConfig:
     20% of the computed positions are padding); 1 pads only to the batch's longest sequence."""
     unembed: Literal["all", "labelled"] = "all"
     """Positions the loss unembeds: all of them (as the shipped organism was built), or only those whose
-    next token is labelled (about 17% of real positions in the build's mix): the same loss, up to float rounding, for about
-    a third less time per step (`python -m experiments.benchmark`)."""
+    next token is labelled (about 17% of real positions in the build's mix): the same loss, up to float
+    rounding, for about a third less time per step (`python -m experiments.benchmark`)."""
 
     def __post_init__(self) -> None:
         if self.vocab_size == self.d_model:
