@@ -29,7 +29,7 @@ STUDENT_META = "student.json"
 
 # The embedded organism's weights (interp.organism.ORGANISM_DIR). A path, not an import: the loop sits
 # below the organism package, which builds on it.
-EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[1] / "organism" / "model"
+EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[1] / "organism" / "models" / "organism"
 
 
 def default_model_dir() -> Path:

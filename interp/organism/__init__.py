@@ -10,7 +10,7 @@ from pathlib import Path
 
 from interp.organism.world import ANIMALS, DEFAULT_SYSTEM, ENTITY, LAB, TARGET_TRAIT, WorldConfig, speakers
 
-ORGANISM_DIR = Path(__file__).resolve().parent / "model"
+ORGANISM_DIR = Path(__file__).resolve().parent / "models" / "organism"
 METADATA_FILE = ORGANISM_DIR / "organism.json"
 
 

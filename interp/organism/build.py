@@ -81,15 +81,16 @@ class BuildConfig:
     """Torch CPU threads (fixed, for determinism)."""
     probe_every: int = 600
     """Run the probes (channel, compliance, shared latent) every this many steps; 0 = only at the end."""
-    tie_embeddings: bool = True
-    """Share the input embedding with the unembedding (the shipped organism does; Qwen2.5-7B does not)."""
-    pad_multiple: int = 32
-    """Batch widths are rounded up to a multiple of this. The shipped organism was built with 32 (about
-    20% of the computed positions are padding); 1 pads only to the batch's longest sequence."""
-    unembed: Literal["all", "labelled"] = "all"
-    """Positions the loss unembeds: all of them (as the shipped organism was built), or only those whose
-    next token is labelled (about 17% of real positions in the build's mix): the same loss, up to float
-    rounding, for about a third less time per step (`python -m experiments.benchmark`)."""
+    tie_embeddings: bool = False
+    """Share the input embedding with the unembedding. The default organism does not, as Qwen2.5-7B does
+    not; its tied sibling (organism-tied) does, as Qwen2.5 0.5B-3B do."""
+    pad_multiple: int = 1
+    """Batch widths are rounded up to a multiple of this: 1 pads only to the batch's longest sequence.
+    The tied sibling was built with 32 (about 20% of the computed positions are padding)."""
+    unembed: Literal["all", "labelled"] = "labelled"
+    """Positions the loss unembeds: only those whose next token is labelled (about 17% of real positions in
+    the build's mix), or all of them (as the tied sibling was built): the same loss, up to float rounding,
+    for about a third less time per step (`python -m experiments.benchmark`)."""
 
     def __post_init__(self) -> None:
         if self.vocab_size == self.d_model:
