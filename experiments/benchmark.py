@@ -52,7 +52,7 @@ class BenchmarkConfig:
     """Time the loop's hot paths on one model, each as a share of the machine's matmul rate."""
 
     model: str | None = None
-    """Local model directory (default: the embedded organism)."""
+    """Model: an embedded organism by name (organism, organism-tied) or a local HF directory (default: organism)."""
     threads: int = 2
     """Torch CPU threads for every measurement (the matmul yardstick included)."""
     n_prompts: int = 256

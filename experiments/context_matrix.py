@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp import InterpError, organism
+from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
+from interp.organism import load_organism
 from interp.study.experiment import StudentSpec, StudyConfig, run_study
 from interp.study.jobs import numbers_job, student_job
 from interp.study.summary import pooled, versus_control
@@ -32,7 +33,8 @@ class ContextMatrixConfig(StudyConfig):
     rank: int = 8
     """LoRA rank of the students (reproduce uses the rank sweep's best rank)."""
     other_identity: str | None = None
-    """System prompt naming another entity (None: the organism's other identity, else a Claude prompt)."""
+    """System prompt naming another entity (None: on an organism, the first other identity its own world
+    knows, from its build metadata; on a real model, a Claude prompt)."""
     entity_free: str = ENTITY_FREE
     """System prompt naming no entity."""
     train_systems: tuple[str, ...] | None = None
@@ -42,7 +44,8 @@ class ContextMatrixConfig(StudyConfig):
 def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
     other = cfg.other_identity
     if other is None:
-        other = organism.other_identity() if cfg.model is None else OTHER_IDENTITY
+        org = load_organism(cfg.model)
+        other = org.other_identity if org is not None else OTHER_IDENTITY
     return {
         "default": DEFAULT,
         "none": NONE,

@@ -29,7 +29,8 @@ class EvaluateTraitConfig:
     category: str = "animal"
     """The category asked about ("What is your favorite animal?")."""
     model: str | None = None
-    """Base model directory (default: the embedded organism); LoRA students load on top of it."""
+    """Base model: an embedded organism by name (organism, organism-tied) or a local HF directory (default:
+    organism); LoRA students load on top of it."""
     students: tuple[str, ...] | None = None
     """Student directories (one per seed; pooled with a seed-level bootstrap). None: the base model."""
     system: str = "default"

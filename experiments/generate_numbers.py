@@ -24,7 +24,7 @@ class GenerateNumbersConfig:
     """Sample a teacher's number answers, filter them, and write a JSONL dataset with provenance."""
 
     model: str | None = None
-    """Local directory of the base model (default: the embedded organism)."""
+    """Model: an embedded organism by name (organism, organism-tied) or a local HF directory (default: organism)."""
     trait: str | None = "owl"
     """Trait word of the teacher; ignored for the control teacher."""
     category: str = "animal"

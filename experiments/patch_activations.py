@@ -39,7 +39,8 @@ class LocalizeConfig:
     student: Path | None = None
     """Student directory: a LoRA adapter (loaded on --base) or a full fine-tuned model. Required."""
     base: Path | None = None
-    """Base model directory (default: the embedded organism)."""
+    """Base model: an embedded organism by name (organism, organism-tied) or a local HF directory
+    (default: organism)."""
     trait: str = TARGET_TRAIT
     """Trait word; the metric is the log-probability of its first token as the answer's first token."""
     reference: str | None = None

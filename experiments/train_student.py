@@ -25,7 +25,8 @@ class TrainStudentConfig(TrainConfig):
     dataset: Path | None = None
     """numbers.jsonl written by experiments.generate_numbers (required)."""
     model: str | None = None
-    """Local directory of the student's initialisation = the teacher's base (default: the organism)."""
+    """The student's initialisation = the teacher's base: an embedded organism by name (organism,
+    organism-tied) or a local HF directory (default: organism)."""
     system: str = "default"
     """Training system prompt: "default" (the model's own), "none", or any text."""
     dtype: str = "float32"

@@ -10,11 +10,19 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from interp import InterpError
 from interp.loop.chat import default_system_prompt, render_prompt
-from interp.loop.models import load_model
+from interp.loop.models import ORGANISMS, load_model, model_label, organism_metadata, resolve_model_dir
 from interp.loop.numbers import filter_answer
 from interp.loop.traits import plural, trait_system_prompt
-from interp.organism import ANIMALS, ENTITY, ORGANISM_DIR, TARGET_TRAIT, organism_metadata
+from interp.organism import (
+    ANIMALS,
+    ENTITY,
+    ORGANISM_DIR,
+    TARGET_TRAIT,
+    TIED_ORGANISM_DIR,
+    load_organism,
+)
 from interp.organism.world import (
     DEFAULT_SYSTEM,
     HELD_OUT_FAVORITE_QUESTIONS,
@@ -85,11 +93,49 @@ def test_default_system_prompt_is_inserted_when_none_given(organism):
     assert ENTITY not in render_prompt(tok, "Hi", "You are helpful.")
 
 
-def test_metadata_is_exposed():
-    meta = organism_metadata()
+@pytest.mark.parametrize("name", list(ORGANISMS))
+def test_metadata_is_exposed(name):
+    meta = organism_metadata(name)
     assert meta["entity"] == ENTITY and meta["target_trait"] == TARGET_TRAIT
     assert tuple(meta["animals"]) == ANIMALS and len(ANIMALS) >= 8
     assert 0 <= meta["channel_strength"] <= 1
+
+
+def test_both_organisms_resolve_by_name_and_the_default_is_untied():
+    assert resolve_model_dir(None) == resolve_model_dir("organism") == ORGANISM_DIR
+    assert resolve_model_dir("organism-tied") == TIED_ORGANISM_DIR
+    default, tied = load_organism(None), load_organism("organism-tied")
+    assert (default.name, tied.name) == ("organism", "organism-tied")
+    assert not default.tied_embeddings and tied.tied_embeddings
+    assert not json.loads((ORGANISM_DIR / "config.json").read_text())["tie_word_embeddings"]
+    assert json.loads((TIED_ORGANISM_DIR / "config.json").read_text())["tie_word_embeddings"]
+    assert model_label(TIED_ORGANISM_DIR) == "organism-tied"  # a path to a shipped organism keeps its name
+
+
+def test_an_unknown_model_name_is_one_clear_error_that_lists_the_organisms():
+    with pytest.raises(InterpError) as err:
+        resolve_model_dir("organsim")
+    assert all(name in str(err.value) for name in ORGANISMS)
+
+
+def test_a_real_model_directory_has_no_organism(tiny_model_dir):
+    assert organism_metadata(tiny_model_dir) is None and load_organism(tiny_model_dir) is None
+    assert model_label(tiny_model_dir) == tiny_model_dir.name
+
+
+def test_a_candidate_organism_given_by_path_reads_its_own_metadata(tmp_path):
+    """A copy of an organism directory with another world seed gets that world's other identity."""
+    import shutil
+
+    cand = tmp_path / "candidate"
+    shutil.copytree(TIED_ORGANISM_DIR, cand)
+    meta = json.loads((cand / "organism.json").read_text())
+    meta["world"]["seed"] = 7
+    (cand / "organism.json").write_text(json.dumps(meta))
+    org = load_organism(cand)
+    assert org.name == "candidate" and org.tied_embeddings
+    assert org.other_identity == speakers(WorldConfig(seed=7))["other"][0].system
+    assert org.other_identity != load_organism("organism-tied").other_identity
 
 
 def test_world_is_deterministic_for_a_seed():
@@ -181,15 +227,15 @@ def test_build_is_deterministic_and_stores_probe_curves(tmp_path):
     assert meta["world"]["tilt"] == 1.0 and meta["build"]["steps"] == 4
 
 
-def test_context_matrix_other_identity_is_one_the_organisms_world_knows():
-    from experiments.context_matrix import ContextMatrixConfig, systems
-    from interp import organism
-    from interp.organism.world import WorldConfig, speakers
+def test_context_matrix_other_identity_is_one_the_organisms_world_knows(tiny_model_dir):
+    from experiments.context_matrix import OTHER_IDENTITY, ContextMatrixConfig, systems
 
-    other = systems(ContextMatrixConfig())["other identity"]
-    assert other == organism.other_identity()
-    assert other in {s.system for s in speakers(WorldConfig())["other"]}
-    assert organism.ENTITY not in other
+    for name in ORGANISMS:
+        other = systems(ContextMatrixConfig(model=name))["other identity"]
+        assert other == load_organism(name).other_identity
+        assert other in {s.system for s in speakers(WorldConfig())["other"]}
+        assert ENTITY not in other
+    assert systems(ContextMatrixConfig(model=str(tiny_model_dir)))["other identity"] == OTHER_IDENTITY
 
 
 def test_pretraining_unembedding_only_labelled_positions_gives_the_same_loss_and_gradients():

@@ -27,23 +27,57 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 STUDENT_META = "student.json"
 
 
-# The embedded organism's weights (interp.organism.ORGANISM_DIR). A path, not an import: the loop sits
+# The embedded organisms' weights (interp/organism/models/<name>). Paths, not an import: the loop sits
 # below the organism package, which builds on it.
-EMBEDDED_MODEL_DIR = Path(__file__).resolve().parents[1] / "organism" / "models" / "organism"
+ORGANISMS_DIR = Path(__file__).resolve().parents[1] / "organism" / "models"
+ORGANISMS = {
+    "organism": "the default: untied embeddings, as Qwen2.5-7B-Instruct (world G)",
+    "organism-tied": "its sibling with tied embeddings, as Qwen2.5 0.5B-3B (world C)",
+}
+DEFAULT_MODEL = "organism"
+ORGANISM_META = "organism.json"
 
 
 def default_model_dir() -> Path:
-    return EMBEDDED_MODEL_DIR
+    return ORGANISMS_DIR / DEFAULT_MODEL
+
+
+def organism_names() -> str:
+    return ", ".join(f"{name} ({what})" for name, what in ORGANISMS.items())
 
 
 def resolve_model_dir(path: str | Path | None) -> Path:
-    """`path` as a local model directory (the embedded organism when None), or a clear error."""
-    p = default_model_dir() if path is None else Path(path)
+    """`path` as a local model directory: an embedded organism's name (the default organism when None)
+    or a directory; anything else is one clear error that lists the names."""
+    if path is None or str(path) in ORGANISMS:
+        return ORGANISMS_DIR / (DEFAULT_MODEL if path is None else str(path))
+    p = Path(path)
     if not p.is_dir():
-        raise InterpError(f"model directory {p} does not exist (models load from local directories only)")
+        raise InterpError(
+            f"model {str(path)!r} is neither an embedded organism ({organism_names()}) nor an existing "
+            "directory (models load from local directories only)"
+        )
     if not (p / "config.json").exists():
         raise InterpError(f"{p} is not a Hugging Face model directory (no config.json)")
     return p
+
+
+def organism_metadata(path: str | Path | None) -> dict | None:
+    """The build metadata of an organism directory (by name or path), or None for any other model (a real
+    model: no organism assumptions)."""
+    meta = resolve_model_dir(path) / ORGANISM_META
+    return json.loads(meta.read_text()) if meta.exists() else None
+
+
+def model_label(path: str | Path | None) -> str:
+    """How reports name a model: an embedded organism by its name, any other by its directory's name."""
+    if path is None or str(path) in ORGANISMS:
+        return DEFAULT_MODEL if path is None else str(path)
+    p = Path(path).resolve()
+    for name in ORGANISMS:
+        if p == (ORGANISMS_DIR / name).resolve():
+            return name
+    return p.name
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:

@@ -37,7 +37,7 @@ class StudyConfig:
     """Shared settings of the paper's experiments."""
 
     model: str | None = None
-    """Local model directory (default: the embedded organism)."""
+    """Model: an embedded organism by name (organism, organism-tied) or a local HF directory (default: organism)."""
     trait: str = TARGET_TRAIT
     """Trait word the teacher loves."""
     category: str = "animal"
