@@ -48,8 +48,8 @@ SYSTEMS = {"default": DEFAULT, "none": NONE}
 class ReportConfig:
     """Probe the organism, measure compliance and the channel, and train teacher and control students."""
 
-    model: Path | None = None
-    """Organism directory; None = the shipped organism."""
+    model: str | None = None
+    """Organism: an embedded one by name (organism, organism-tied) or a directory (default: organism)."""
     out: Path = Path("runs/organism_report")
     """Run directory (config.json, metrics.json)."""
     overwrite: bool = False
@@ -74,7 +74,7 @@ class ReportConfig:
     full_ft: bool = True
     """Train the full-FT students (off: skip them, e.g. for a rank screen)."""
     full_ft_every_seed: bool = False
-    """Train the first full-FT lr (and its control) at every seed; else at the first seed only."""
+    """Train every full-FT lr (each with its control) at every seed; else at the first seed only."""
     epochs: int = 3
     """Passes over the numbers."""
     samples_per_question: int = 40
@@ -194,11 +194,8 @@ def student_grid(cfg: ReportConfig) -> list[Student]:
             grid.append(Student(name, t, "lora", cfg.main_rank, cfg.lora_lr, seed, curve))
     for seed in cfg.seeds if cfg.full_ft_every_seed else (first,):
         for i, lr in enumerate(cfg.full_lrs if cfg.full_ft else ()):
-            if i == 0 or seed == first:
-                grid.append(Student(f"control_full_lr{lr:g}", "control", "full", 0, lr, seed))
-                grid.append(
-                    Student(f"{main}/full_lr{lr:g}", main, "full", 0, lr, seed, seed == first and i == 0)
-                )
+            grid.append(Student(f"control_full_lr{lr:g}", "control", "full", 0, lr, seed))
+            grid.append(Student(f"{main}/full_lr{lr:g}", main, "full", 0, lr, seed, seed == first and i == 0))
     other_rule = "paper" if cfg.rank_lr_rule == "sqrt" else "sqrt"
     for r in cfg.ranks:
         if r != cfg.main_rank:
