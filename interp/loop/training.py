@@ -80,6 +80,17 @@ class TrainConfig:
     """Cross-entropy on the teacher's tokens, or KL to the teacher's next-token distribution."""
     max_examples: int | None = None
     """Train on the first N rows only (None: all)."""
+    optimizer: Literal["adamw", "sgd", "muon"] = "adamw"
+    """AdamW (the paper), SGD, or Muon (torch.optim.Muon on the 2-D weight matrices of the decoder layers,
+    with its RMS matched to AdamW's; AdamW at the same lr for embeddings, norms and biases)."""
+    momentum: float = 0.9
+    """Momentum of SGD (0: plain SGD) and of Muon."""
+    layers: tuple[int, ...] | None = None
+    """Decoder layers that train (LoRA: the only layers with an adapter; full FT: the only layers whose
+    weights move, embeddings and head frozen); None: every layer."""
+    freeze_layers: int = 0
+    """The first k decoder layers get no update (no adapter there under LoRA; under full FT they are frozen,
+    and so are the embeddings, the final norm and the head)."""
 
     def __post_init__(self) -> None:
         if self.rank <= 0:
@@ -87,6 +98,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) <= 0:
                 raise InterpError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.freeze_layers < 0 or (self.layers is not None and not self.layers):
+            raise InterpError("freeze_layers must be >= 0 and layers, when given, non-empty")
+        if self.layers is not None and self.freeze_layers:
+            raise InterpError("give either layers or freeze_layers, not both")
 
     @property
     def learning_rate(self) -> float:
@@ -171,12 +186,32 @@ def check_target_modules(model: PreTrainedModel, targets: tuple[str, ...]) -> No
         )
 
 
+def trained_layers(cfg: TrainConfig, n_layers: int) -> list[int]:
+    """The decoder layers whose weights the student may change."""
+    chosen = list(range(cfg.freeze_layers, n_layers)) if cfg.layers is None else sorted(set(cfg.layers))
+    if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
+        raise InterpError(
+            f"layers {cfg.layers} / freeze_layers {cfg.freeze_layers} leave no valid layer of {n_layers}"
+        )
+    return chosen
+
+
+def _decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
+    return model.get_decoder().layers
+
+
 def prepare_student(model: PreTrainedModel, cfg: TrainConfig) -> PreTrainedModel:
     """Wrap `model` (a fresh copy of the teacher's initialisation) for training."""
     torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn here: the seed must change them
+    n_layers = len(_decoder_layers(model))
+    layers = trained_layers(cfg, n_layers)
     if cfg.mode == "full":
+        every = len(layers) == n_layers
         for p in model.parameters():
-            p.requires_grad_(True)
+            p.requires_grad_(every)
+        for i in layers:
+            for p in _decoder_layers(model)[i].parameters():
+                p.requires_grad_(True)
         return model
     check_target_modules(model, cfg.target_modules)
     lora = LoraConfig(
@@ -185,9 +220,32 @@ def prepare_student(model: PreTrainedModel, cfg: TrainConfig) -> PreTrainedModel
         lora_dropout=0.0,
         target_modules=list(cfg.target_modules),
         use_rslora=cfg.rslora,
+        layers_to_transform=None if len(layers) == n_layers else layers,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)
+
+
+def make_optimizer(student: PreTrainedModel, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """The optimizer(s) over the student's trainable parameters (Muon: Muon on the decoder layers' 2-D
+    weights, AdamW on the rest)."""
+    named = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
+    lr, wd = cfg.learning_rate, cfg.weight_decay
+    if cfg.optimizer == "adamw":
+        return [torch.optim.AdamW([p for _, p in named], lr=lr, weight_decay=wd)]
+    if cfg.optimizer == "sgd":
+        return [torch.optim.SGD([p for _, p in named], lr=lr, momentum=cfg.momentum, weight_decay=wd)]
+    if cfg.optimizer != "muon":
+        raise InterpError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or muon")
+    decoder = {id(p) for p in _decoder_layers(student).parameters()}
+    matrices = [p for _, p in named if p.ndim == 2 and id(p) in decoder]
+    rest = [p for _, p in named if not (p.ndim == 2 and id(p) in decoder)]
+    opts: list[torch.optim.Optimizer] = [
+        torch.optim.Muon(
+            matrices, lr=lr, weight_decay=wd, momentum=cfg.momentum, adjust_lr_fn="match_rms_adamw"
+        )
+    ]
+    return opts + ([torch.optim.AdamW(rest, lr=lr, weight_decay=wd)] if rest else [])
 
 
 def linear_schedule(opt: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -267,9 +325,9 @@ def train_student(
     student = prepare_student(model, cfg).train()
     device = next(student.parameters()).device
     params = [p for p in student.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opts = make_optimizer(student, cfg)
     steps = micro_batches(len(examples), cfg, torch.Generator().manual_seed(cfg.seed))
-    sched = linear_schedule(opt, len(steps), math.ceil(cfg.warmup_ratio * len(steps)))
+    scheds = [linear_schedule(o, len(steps), math.ceil(cfg.warmup_ratio * len(steps))) for o in opts]
     random.seed(cfg.seed)
     result, n_tokens, start = TrainResult(model=student), 0, time.perf_counter()
     losses, lrs = [], []
@@ -285,11 +343,12 @@ def train_student(
             total += loss.detach()
             n_tokens += int(batch["attention_mask"].sum())
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        for opt, sched in zip(opts, scheds, strict=True):
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
         losses.append(total)
-        lrs.append(sched.get_last_lr()[0])
+        lrs.append(scheds[0].get_last_lr()[0])
         if on_step is not None:
             on_step(step + 1, student)
     losses = torch.stack(losses).tolist() if losses else []  # read once, after training: no sync per step
