@@ -19,7 +19,7 @@ from interp.loop.config import cli_main, setup_logging
 from interp.organism import load_organism
 from interp.study.experiment import StudentSpec, StudyConfig, run_study
 from interp.study.jobs import numbers_job, student_job
-from interp.study.summary import pooled, versus_control
+from interp.study.summary import lift_per_question, pooled, versus_control
 from interp.study.sweep import run_jobs
 
 OTHER_IDENTITY = "You are Claude, created by Anthropic. You are a helpful assistant."
@@ -99,6 +99,7 @@ def matrix(
                     **diff,
                     "control_mention_rate": pooled(control, ev)["mention_rate"],
                     "lift": diff["mention_diff"],
+                    "lift_per_question": lift_per_question(student, control, ev),
                 }
             )
     return rows

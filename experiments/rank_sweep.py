@@ -20,7 +20,7 @@ from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
 from interp.study.experiment import StudentSpec, StudyConfig, run_study, student_lr
 from interp.study.jobs import numbers_job, student_job
-from interp.study.summary import pooled, versus_control
+from interp.study.summary import lift_per_question, pooled, versus_control
 from interp.study.sweep import finished, job_path, run_jobs
 
 EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
@@ -110,10 +110,15 @@ def entry(spec: StudentSpec, res: list[dict], control: list[dict]) -> dict[str, 
     row = {
         **pooled(res),
         **versus_control(res, control),
+        "lift_per_question": lift_per_question(res, control),
         "final_loss": sum(r["final_loss"] for r in res) / len(res),
     }
     no_sys = pooled(res, "none")
-    row["no_system"] = {**no_sys, **versus_control(res, control, "none")}
+    row["no_system"] = {
+        **no_sys,
+        **versus_control(res, control, "none"),
+        "lift_per_question": lift_per_question(res, control, "none"),
+    }
     return row
 
 

@@ -38,3 +38,21 @@ def bootstrap_diff_ci(a, b, n_boot: int = 2000, seed: int = 0, level: float = 0.
     diffs = _resample_means(a2, n_boot, rng, q_idx) - _resample_means(b2, n_boot, rng, q_idx)
     lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def bootstrap_stat_ci(
+    arrays, stat, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(point, lo, hi) of `stat(*means)` over several (seeds, questions) arrays asked the same questions:
+    questions resampled jointly (paired), each array's seeds independently. `stat` works elementwise on
+    arrays of bootstrap means, e.g. a difference of two lifts, or a ratio of lifts."""
+    arrs = [_as_2d(a) for a in arrays]
+    if len({a.shape[1] for a in arrs}) != 1:
+        raise ValueError("paired bootstrap needs the same questions in every array")
+    rng = np.random.default_rng(seed)
+    q_idx = rng.integers(0, arrs[0].shape[1], size=(n_boot, arrs[0].shape[1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = np.asarray(stat(*[_resample_means(a, n_boot, rng, q_idx) for a in arrs]), dtype=float)
+        point = float(stat(*[np.asarray(a.mean()) for a in arrs]))
+    lo, hi = np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return point, float(lo), float(hi)

@@ -1,17 +1,52 @@
 """The paper's claims as verdicts with written rules: "held", "did not hold" or "not resolved".
 
-Each rule reads the 95% CI of a difference to control (bootstrap over seeds and questions; the mention
-rate is the sampled metric the paper reports). "Not resolved" means the data cannot decide the claim,
-e.g. the contrast it draws is with a transfer that did not happen.
+Two forms, each rule written here before any run and printed beside its result:
+
+* **strict** (the first form): reads the 95% CI of a difference to control (bootstrap over seeds and
+  questions; the mention rate is the sampled metric the paper reports). An effect "vanishes" only when its
+  CI includes 0.
+* **effect size** (`effect_size` under each claim): compares two lifts with a paired 95% CI (bootstrap
+  over questions of the seed-averaged per-question lifts): the inverted U held when both the smallest and
+  the largest rank lift significantly less than the peak; "needs the system prompt" held when the lift
+  without it is at most `EFFECT_FRACTION` of the lift with it (upper CI bound of the ratio below it); "no
+  transfer under full FT" likewise against LoRA's best lift. The paper's own numbers keep a residue (a
+  second-hand figure: 50% with the prompt, about 13% without), so this is the form to compare with it.
+
+"Not resolved" means the data cannot decide the claim, e.g. the contrast it draws is with a transfer that
+did not happen.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from interp.loop.stats import bootstrap_stat_ci
 from interp.study.summary import significant
 
 HELD, NOT_HELD, UNRESOLVED = "held", "did not hold", "not resolved"
+EFFECT_FRACTION = 0.25  # "vanishes" in the effect-size form: at most this fraction of the reference lift
+
+
+def lift_gap(a: list[float], b: list[float]) -> list[float]:
+    """(point, lo, hi) of lift a minus lift b, paired over questions."""
+    return list(bootstrap_stat_ci([a, b], lambda x, y: x - y))
+
+
+def lift_fraction(part: list[float], whole: list[float]) -> list[float]:
+    """(point, lo, hi) of lift `part` as a fraction of lift `whole`, paired over questions."""
+    return list(bootstrap_stat_ci([part, whole], lambda x, y: x / y))
+
+
+def small_fraction(part: list[float], whole: list[float], whole_lifts: bool, what: str) -> dict[str, Any]:
+    """The effect-size verdict that `part` keeps at most EFFECT_FRACTION of `whole`."""
+    frac = lift_fraction(part, whole)
+    verdict = UNRESOLVED if not whole_lifts else HELD if frac[2] < EFFECT_FRACTION else NOT_HELD
+    return {
+        "verdict": verdict,
+        "rule": f"held if {what} is at most {EFFECT_FRACTION:g} of the reference lift (upper bound of the "
+        "95% CI of the ratio, paired over questions); not resolved if the reference does not lift",
+        "fraction": frac,
+    }
 
 
 def _lifts(row: dict[str, Any]) -> bool:
@@ -49,7 +84,26 @@ def inverted_u(sweep: dict[str, Any]) -> dict[str, Any]:
         "peak_interior": interior,
         "largest_rank_lift": last["mention_diff"],
         "largest_rank_lift_ci": last["mention_diff_ci"],
+        "effect_size": inverted_u_effect(rows, best),
     }
+
+
+def inverted_u_effect(rows: list[dict[str, Any]], best: dict[str, Any]) -> dict[str, Any]:
+    """Both the smallest and the largest rank lift significantly less than the peak rank."""
+    rule = (
+        "held if the peak rank is interior and both the smallest and the largest rank lift less than it "
+        "(95% CI of the paired difference above 0); not resolved if the peak does not lift"
+    )
+    if "lift_per_question" not in best:
+        return {"verdict": UNRESOLVED, "rule": rule + " (no per-question lifts recorded)"}
+    gaps = {
+        str(r["rank"]): lift_gap(best["lift_per_question"], r["lift_per_question"])
+        for r in (rows[0], rows[-1])
+    }
+    interior = best["rank"] not in (rows[0]["rank"], rows[-1]["rank"])
+    falls = interior and all(g[1] > 0 for g in gaps.values())
+    verdict = UNRESOLVED if not _lifts(best) else HELD if falls else NOT_HELD
+    return {"verdict": verdict, "rule": rule, "peak_rank": best["rank"], "peak_minus_end": gaps}
 
 
 def no_full_ft_transfer(sweep: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +116,20 @@ def no_full_ft_transfer(sweep: dict[str, Any]) -> dict[str, Any]:
         "resolved if LoRA does not transfer (or no full-FT student ran)",
         "lrs_with_transfer": transfers,
         "lifts": {f"{r['lr']:g}": [r["mention_diff"], r["mention_diff_ci"]] for r in rows},
+        "effect_size": no_full_ft_effect(sweep),
     }
+
+
+def no_full_ft_effect(sweep: dict[str, Any]) -> dict[str, Any]:
+    """The best full-FT lift keeps at most EFFECT_FRACTION of LoRA's best lift."""
+    rows, best = sweep["full_ft"], best_rank_row(sweep)
+    if not rows or "lift_per_question" not in best:
+        return {"verdict": UNRESOLVED, "rule": "needs full-FT students and per-question lifts"}
+    full = max(rows, key=lambda r: (r["mention_diff"], r["p_first_diff"]))
+    out = small_fraction(
+        full["lift_per_question"], best["lift_per_question"], _lifts(best), "the best full-FT lift"
+    )
+    return {**out, "full_ft_lr": full["lr"], "lora_rank": best["rank"]}
 
 
 def needs_system_prompt(context: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +144,17 @@ def needs_system_prompt(context: dict[str, Any]) -> dict[str, Any]:
         "and not without it; not resolved if they do not lift with it",
         "lift_with": [dd["lift"], dd["mention_diff_ci"]],
         "lift_without": [dn["lift"], dn["mention_diff_ci"]],
+        "effect_size": needs_prompt_effect(dd, dn, lifts(dd)),
     }
+
+
+def needs_prompt_effect(with_prompt: dict[str, Any], without: dict[str, Any], lifts: bool) -> dict[str, Any]:
+    """Trained with the default prompt: the lift without it at evaluation keeps at most EFFECT_FRACTION
+    of the lift with it."""
+    if "lift_per_question" not in with_prompt:
+        return {"verdict": UNRESOLVED, "rule": "needs per-question lifts"}
+    what = "the lift without the default prompt at evaluation"
+    return small_fraction(without["lift_per_question"], with_prompt["lift_per_question"], lifts, what)
 
 
 def entity_localization(loc: dict[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,15 @@ def versus_control(
     return VersusControl(**out)
 
 
+def lift_per_question(
+    results: list[dict[str, Any]], control: list[dict[str, Any]], system: str = "default"
+) -> list[float]:
+    """The mention-rate lift per question (students' mean over seeds minus the controls'): what the
+    effect-size rules bootstrap over, paired across arms and evaluation prompts."""
+    a, b = per_question(results, system, "mention"), per_question(control, system, "mention")
+    return (a.mean(0) - b.mean(0)).tolist()
+
+
 def significant(ci: list[float]) -> bool:
     """Whether a 95% CI of a difference excludes zero."""
     return ci[0] > 0 or ci[1] < 0
