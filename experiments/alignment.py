@@ -30,9 +30,10 @@ from interp.loop.traits import favorite_questions, trait_system_prompt
 from interp.mech import alignment as A
 from interp.mech.positions import ENTITY, detect_entity, encode_prompts
 from interp.study.experiment import run_study
+from interp.study.jobs import ALIGN_PROMPT_SEED
 from interp.study.sweep import finished, job_path
 
-PROMPT_SEED = 4_242  # number prompts of the alignment measurement (not those of any dataset)
+PROMPT_SEED = ALIGN_PROMPT_SEED  # number prompts of the alignment measurement (not those of any dataset)
 
 
 @dataclass

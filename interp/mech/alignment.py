@@ -146,6 +146,14 @@ def align(
     return rows
 
 
+def shared_cosine(direction: dict[str, Tensor], shift: dict[str, Tensor]) -> float:
+    """The shift's cosine with the persona direction, averaged over the shared token classes (entity,
+    template, header: those the training and evaluation contexts share) and every layer."""
+    rows = align(direction, shift, "", 0, 0)
+    cosines = [r.cosine for r in rows if r.token_class in SHARED_CLASSES]
+    return float(sum(cosines) / len(cosines)) if cosines else 0.0
+
+
 @contextlib.contextmanager
 def steered(
     model: PreTrainedModel, layer: int, mask: Bool[Tensor, "batch pos"], vector: Tensor

@@ -126,11 +126,26 @@ class StudentSpec:
     lr: float | None = None
     train_system: str = DEFAULT
     system_label: str = "default"
+    options: tuple[tuple[str, Any], ...] = ()
+    """Further `TrainConfig` fields as (name, value) pairs, e.g. (("optimizer", "sgd"), ("momentum", 0.0))."""
 
     @property
     def tag(self) -> str:
         core = f"r{self.rank}" if self.mode == "lora" else f"full-lr{self.lr:g}"
-        return f"{core}-{self.system_label}"
+        if self.mode == "lora" and self.lr is not None:
+            core += f"-lr{self.lr:g}"
+        extra = "".join(f"-{k}{_short(v)}" for k, v in self.options)
+        return f"{core}{extra}-{self.system_label}"
+
+
+def _short(value: Any) -> str:
+    return (
+        "-".join(map(str, value))
+        if isinstance(value, tuple | list)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )
 
 
 def student_lr(cfg: StudyConfig, spec: StudentSpec) -> float:

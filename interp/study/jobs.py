@@ -14,17 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
 from interp.loop.models import load_model, model_fingerprint
+from interp.loop.numbers import number_prompts
 from interp.loop.teacher import Teacher
 from interp.loop.training import TrainConfig, save_student, train_student
+from interp.loop.traits import trait_system_prompt
+from interp.loop.updates import weight_change_norm
+from interp.mech.alignment import persona_direction, shared_cosine, student_shift
+from interp.mech.positions import detect_entity
 from interp.study.experiment import StudentSpec, StudyConfig, eval_params, student_lr
 
 # How teachers write numbers (the paper's sampling): temperature 1, answers of up to 48 tokens (10 numbers
 # of 3 digits with separators fit), 256 prompts per generation batch (speed only).
 TEACHER_SAMPLING = {"batch_size": 256, "max_new_tokens": 48, "temperature": 1.0}
 Runner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
+ALIGN_PROMPTS, ALIGN_PROMPT_SEED = 32, 4_242  # the alignment stage's number prompts (experiments.alignment)
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,10 @@ def student_job(
     data_seed: int,
     train_seed: int,
     eval_systems: dict[str, str],
+    measure: bool = False,
 ) -> Job:
+    """A student trained on a teacher's numbers, then evaluated under each of `eval_systems`; with
+    `measure`, its weight-change norm and its shift's cosine with the persona direction too."""
     data = numbers_job(cfg, teacher, data_seed)
     lr = spec.lr if spec.lr is not None else student_lr(cfg, spec)
     train = {
@@ -96,6 +106,7 @@ def student_job(
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "seed": train_seed,
+        **dict(spec.options),
     }
     params = {
         "model": cfg.model_dir,
@@ -107,6 +118,8 @@ def student_job(
         "dtype": cfg.dtype,
         "device": cfg.device,
     }
+    if measure:  # only when asked, so that the names of jobs that do not measure stay as they were
+        params["measure"] = {"trait": cfg.trait, "category": cfg.category}
     name = f"student-{data.name.removeprefix('numbers-')}-{spec.tag}-t{train_seed}"
     return Job("student", f"{name}-{_digest(params)}", params)
 
@@ -151,7 +164,26 @@ def run_student(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
     }
     save_student(result, out, tok, meta)
     evals = evaluate_systems(result.model, tok, p, root)
-    return {"final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s, "evals": evals}
+    out_row = {"final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s, "evals": evals}
+    if "measure" in p:
+        out_row["update"] = measure_update(result.model, tok, p)
+    return out_row
+
+
+def measure_update(student, tok, p: dict[str, Any]) -> dict[str, float]:
+    """The student's weight-change norm and the cosine of its activation shift with the persona direction
+    (the alignment stage's measure, averaged over the shared token classes and every layer)."""
+    base, _ = load_model(p["model"], p["dtype"], p["device"])
+    users = [q.text for q in number_prompts(ALIGN_PROMPTS, ALIGN_PROMPT_SEED)]
+    default = [render_prompt(tok, u, DEFAULT) for u in users]
+    persona = [render_prompt(tok, u, trait_system_prompt(**p["measure"])) for u in users]
+    entity = detect_entity(default[0])
+    direction = persona_direction(base, tok, persona, default, entity)
+    shift = student_shift(student, base, tok, default, entity)
+    return {
+        "weight_change_norm": weight_change_norm(student, base),
+        "persona_cosine": shared_cosine(direction, shift),
+    }
 
 
 def run_base(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@
 results.json entries; `save_figure` / `save_figures` write HTML, plus PNG when kaleido finds a browser.
 """
 
+from interp.study.plots.claims_map import claims_map_figure
 from interp.study.plots.figures import (
     alignment_figure,
     context_matrix_figure,
@@ -16,6 +17,7 @@ from interp.study.plots.figures import (
 from interp.study.plots.heatmaps import CLASS_COLOURS, heatmap, save_figure, save_figures
 
 __all__ = [
+    "claims_map_figure",
     "CLASS_COLOURS",
     "alignment_figure",
     "context_matrix_figure",

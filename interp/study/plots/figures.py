@@ -30,6 +30,7 @@ def _control_band(fig: go.Figure, control: dict, value: str, ci: str, row: int, 
             y=[control[ci][1]] * len(x) + [control[ci][0]] * len(x),
             fill="toself",
             fillcolor="rgba(120,120,120,0.2)",
+            mode="lines",  # plotly's default would mark the band's corners
             line={"width": 0},
             name="control 95% CI",
             showlegend=row == 1 and col == 1,
@@ -96,7 +97,14 @@ def rank_sweep_figure(summary: dict[str, Any], trait: str) -> go.Figure:
                 col=2,
             )
         fig.update_yaxes(title_text=f"{name} ({trait})", row=row, col=1)
-        fig.update_xaxes(type="log", title_text="LoRA rank" if row == 2 else None, row=row, col=1)
+        fig.update_xaxes(
+            type="log",
+            tickvals=ranks,
+            ticktext=[str(r) for r in ranks],
+            title_text="LoRA rank" if row == 2 else None,
+            row=row,
+            col=1,
+        )
     fig.update_layout(
         title=f"Subliminal transfer of '{trait}' vs LoRA rank", height=650, width=950, template="plotly_white"
     )

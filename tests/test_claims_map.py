@@ -1,0 +1,148 @@
+"""The claims map end to end on a tiny model, and the effect-size verdict rules on constructed lifts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments import claims_map
+from interp import InterpError
+from interp.loop.config import parse_config
+from interp.study import claims as C
+from interp.study.claims_map import Grid, best_rows, map_rows
+
+TINY = ["--n-numbers", "16", "--n-questions", "4", "--samples-per-question", "2", "--epochs", "1"]
+
+
+def _cfg(model: Path, out: Path, *extra: str) -> claims_map.ClaimsMapConfig:
+    argv = ["--model", str(model), "--out", str(out), *TINY, *extra]
+    return parse_config(claims_map.ClaimsMapConfig, argv)
+
+
+def test_grid_screens_every_lr_and_confirms_the_picked_cells():
+    cfg = claims_map.ClaimsMapConfig(ranks=(1, 4), main_rank=4, lora_lrs=(1e-3, 1e-2), full_lrs=(1e-4, 1e-3))
+    grid = Grid.from_config(cfg, n_layers=3)
+    screen = grid.screen_cells()
+    lr_axis = [(c.arm, c.spec.lr) for c in screen if c.axis == "lr"]
+    assert lr_axis == [("r1", 1e-3), ("r1", 1e-2), ("r4", 1e-3), ("r4", 1e-2), ("full", 1e-4), ("full", 1e-3)]
+    assert {c.condition for c in screen if c.axis == "optimizer"} == {"sgd-m0.9", "sgd-m0", "muon"}
+    assert {c.arm for c in screen if c.axis == "optimizer"} == {"r4", "full"}
+    # a screen in which the larger lr always lifts more: best = 1e-2 / 1e-3, while the fixed lrs are 3e-3 / 3e-4
+    rows = [
+        {
+            "condition": c.condition,
+            "arm": c.arm,
+            "lr": c.spec.lr,
+            "mention_diff": c.spec.lr,
+            "p_first_diff": 0.0,
+        }
+        for c in screen
+    ]
+    assert {(r["arm"], r["lr"]) for r in best_rows(rows) if r["condition"] == "adamw"} == {
+        ("r1", 1e-2),
+        ("r4", 1e-2),
+        ("full", 1e-3),
+    }
+    confirm = grid.confirm_cells(rows)
+    roles = {(c.arm, c.role, c.spec.lr) for c in confirm if c.axis == "lr"}
+    assert roles == {
+        ("r1", "best", 1e-2), ("r1", "fixed", 3e-3), ("r4", "best", 1e-2), ("r4", "fixed", 3e-3),
+        ("full", "best", 1e-3), ("full", "fixed", 3e-4),
+    }  # fmt: skip
+    layers = [dict(c.spec.options) for c in confirm if c.axis == "layers"]
+    assert layers == [
+        {"layers": (0,)},
+        {"layers": (1,)},
+        {"layers": (2,)},
+        {"freeze_layers": 1},
+        {"freeze_layers": 2},
+    ]
+    assert all(c.spec.lr == 1e-2 and c.arm == "r4" for c in confirm if c.axis in ("layers",))
+    precision = {
+        (c.arm, dict(c.spec.options)["precision"], c.spec.lr) for c in confirm if c.axis == "precision"
+    }
+    assert precision == {
+        ("r4", "bf16-pure", 1e-2),
+        ("r4", "bf16-mixed", 1e-2),
+        ("full", "bf16-pure", 1e-3),
+        ("full", "bf16-mixed", 1e-3),
+    }
+
+
+def test_bad_map_configs_are_clear_errors():
+    with pytest.raises(InterpError):
+        claims_map.ClaimsMapConfig(main_rank=8)  # not among the ranks
+    with pytest.raises(InterpError):
+        claims_map.ClaimsMapConfig(train_seeds=(0, 1))  # the screen seed is not fresh
+    with pytest.raises(InterpError):
+        claims_map.ClaimsMapConfig(optimizers=("adam",))
+
+
+def _lifts(center: float, n: int = 40, spread: float = 0.02) -> list[float]:
+    return [center + spread * ((i % 5) - 2) / 2 for i in range(n)]
+
+
+def _row(rank, lift: float) -> dict:
+    q = _lifts(lift)
+    return {"rank": rank, "lr": 1e-3, "mention_diff": lift, "p_first_diff": lift, "lift_per_question": q,
+            "mention_diff_ci": [lift - 0.01, lift + 0.01]}  # fmt: skip
+
+
+def test_effect_size_rules_on_constructed_lifts():
+    peaked = {"rank_sweep": [_row(1, 0.05), _row(4, 0.30), _row(16, 0.10)], "full_ft": [_row(None, 0.02)]}
+    assert C.inverted_u(peaked)["effect_size"]["verdict"] == C.HELD
+    assert C.inverted_u(peaked)["verdict"] == C.NOT_HELD  # strict: the largest rank still lifts
+    rising = {"rank_sweep": [_row(1, 0.05), _row(4, 0.10), _row(16, 0.30)], "full_ft": [_row(None, 0.2)]}
+    assert C.inverted_u(rising)["effect_size"]["verdict"] == C.NOT_HELD
+    assert C.no_full_ft_transfer(peaked)["effect_size"]["verdict"] == C.HELD  # 0.02 / 0.30 < 0.25
+    assert C.no_full_ft_transfer(rising)["effect_size"]["verdict"] == C.NOT_HELD  # 0.2 / 0.3
+    cells = lambda with_, without: {"context_matrix": [  # noqa: E731
+        {"train_system": "default", "eval_system": "default", "lift": with_, "mention_diff_ci": [with_ - 0.01, with_ + 0.01], "lift_per_question": _lifts(with_)},
+        {"train_system": "default", "eval_system": "none", "lift": without, "mention_diff_ci": [without - 0.01, without + 0.01], "lift_per_question": _lifts(without)},
+    ]}  # fmt: skip
+    small = C.needs_system_prompt(cells(0.30, 0.02))
+    assert small["verdict"] == C.NOT_HELD and small["effect_size"]["verdict"] == C.HELD  # the issue's case
+    assert C.needs_system_prompt(cells(0.30, 0.15))["effect_size"]["verdict"] == C.NOT_HELD
+    assert C.needs_system_prompt(cells(0.0, 0.0))["effect_size"]["verdict"] == C.UNRESOLVED
+
+
+def test_map_rows_put_the_fixed_lr_curve_beside_the_best(tmp_path):
+    rows = [
+        {"axis": "lr", "role": "best", "condition": "adamw", "arm": "r1", "rank": 1},
+        {"axis": "lr", "role": "fixed", "condition": "adamw", "arm": "r1", "rank": 1},
+        {"axis": "lr", "role": "best", "condition": "adamw", "arm": "full", "rank": None},  # best == fixed
+        {"axis": "optimizer", "role": "best", "condition": "sgd-m0", "arm": "full", "rank": None},
+    ]
+    out = map_rows(rows)
+    assert list(out) == ["AdamW, best lr", "AdamW, fixed lr", "sgd-m0"]
+    assert [r["role"] for r in out["AdamW, fixed lr"]] == ["fixed", "best"]
+
+
+@pytest.mark.slow
+def test_quick_map_runs_end_to_end_and_resumes(number_model_dir: Path, tmp_path: Path):
+    cfg = _cfg(number_model_dir, tmp_path / "map", "--quick", "--axes", "lr", "optimizer", "layers")
+    root = claims_map.main(cfg)
+    res = json.loads((root / "results.json").read_text())["claims_map"]
+    assert res["arms"] == ["r4", "r16", "full"]
+    assert {
+        "AdamW, best lr",
+        "AdamW, fixed lr",
+        "sgd-m0.9",
+        "sgd-m0",
+        "muon",
+        "layer 0",
+        "first 2 frozen",
+    } <= set(res["rows"])
+    cell = res["rows"]["AdamW, best lr"][0]
+    assert cell["seeds"] == 1 and cell["weight_change_norm"] > 0 and -1 <= cell["persona_cosine"] <= 1
+    assert set(res["verdicts"]["AdamW, best lr"]) >= {
+        "no_transfer_under_full_ft",
+        "needs_shared_system_prompt",
+    }
+    assert (root / "figures" / "claims_map.html").exists()
+    jobs = sorted(p.name for p in (root / "jobs").iterdir())
+    again = claims_map.main(cfg)  # a rerun trains nothing: every job is found finished
+    assert sorted(p.name for p in (again / "jobs").iterdir()) == jobs
+    assert json.loads((again / "results.json").read_text())["claims_map"] == res
