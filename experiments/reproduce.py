@@ -25,6 +25,7 @@ from typing import Any
 from experiments import alignment, beyond, context_matrix, divergence, rank_sweep, restrict_adapter
 from interp import InterpError
 from interp.loop.config import cli_main, save_config, setup_logging
+from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study.claims import claims
 from interp.study.experiment import StudyConfig, shared_fields
@@ -35,6 +36,7 @@ from interp.study.report import (
     claims_blocks,
     context_blocks,
     divergence_blocks,
+    figure_markdown,
     full_ft_blocks,
     localization_blocks,
     patching_blocks,
@@ -275,12 +277,9 @@ def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timi
 
     figs = figures(results, cfg.trait)
     save_figures(figs, root / "figures")  # PNGs in one browser start
-    paths = {
-        n: f"figures/{n}.png" if (root / "figures" / f"{n}.png").exists() else f"figures/{n}.html"
-        for n in figs
-    }
+    paths = {n: figure_markdown(n, "figures", (root / "figures" / f"{n}.png").exists()) for n in figs}
     blocks = [
-        ("h1", f"Subliminal learning of '{cfg.trait}' on {Path(cfg.model_dir).name}"),
+        ("h1", f"Subliminal learning of '{cfg.trait}' on {model_label(cfg.model)}"),
         (
             "p",
             f"Grid: ranks {list(cfg.ranks)}, full-FT lrs {list(cfg.full_lrs)}, {cfg.n_numbers} teacher numbers "
@@ -303,7 +302,8 @@ def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timi
     if "beyond" in results:
         blocks += beyond_blocks(results["beyond"], cfg.trait)
     atomic_write_text(root / "report.md", to_markdown(blocks, paths))
-    atomic_write_text(root / "report.html", to_html(blocks, figs, f"Subliminal learning: {cfg.trait}"))
+    title = f"Subliminal learning: {cfg.trait} on {model_label(cfg.model)}"
+    atomic_write_text(root / "report.html", to_html(blocks, figs, title))
 
 
 def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import interp.study.plots as plots
 import interp.study.plots.heatmaps as heatmap_module
 from interp import InterpError
 from interp.mech.results import LocalizationResult
+from interp.study.report import figure_markdown, to_markdown
 
 
 def _result(kind: str = "layer_pos") -> LocalizationResult:
@@ -61,3 +62,35 @@ def test_result_roundtrip(tmp_path: Path) -> None:
         LocalizationResult.load(tmp_path, "missing")
     with pytest.raises(InterpError, match="do not match"):
         LocalizationResult(torch.zeros(1, 2), torch.zeros(1, 2), "layer_pos", "resid_pre", "m", [0], ["a"])
+
+
+def _sweep_row(rank: int | None, lr: float, rate: float) -> dict:
+    return {"rank": rank, "lr": lr, "mention_rate": rate, "ci": [rate - 0.01, rate + 0.01],
+            "p_first_token": rate, "p_ci": [rate - 0.01, rate + 0.01]}  # fmt: skip
+
+
+def test_rank_figure_band_has_no_markers_and_the_axis_shows_only_the_swept_ranks() -> None:
+    control = {"mention_rate": 0.1, "ci": [0.09, 0.11], "p_first_token": 0.1, "p_ci": [0.09, 0.11]}
+    summary = {
+        "rank_sweep": [_sweep_row(r, 3e-3, 0.2) for r in (1, 4, 16, 64)],
+        "full_ft": [_sweep_row(None, 3e-4, 0.15)],
+        "control": control,
+    }
+    fig = plots.rank_sweep_figure(summary, "wolf")
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert bands and all(t.mode == "lines" for t in bands)
+    assert list(fig.layout.xaxis.tickvals) == [1, 4, 16, 64] and list(fig.layout.xaxis.ticktext) == [
+        "1",
+        "4",
+        "16",
+        "64",
+    ]
+
+
+def test_report_markdown_shows_the_png_and_links_the_interactive_html() -> None:
+    md = to_markdown([("fig", "rank_sweep"), ("fig", "other")], {
+        "rank_sweep": figure_markdown("rank_sweep", "figures", have_png=True),
+        "other": figure_markdown("other", "figures", have_png=False),
+    })  # fmt: skip
+    assert "![rank_sweep](figures/rank_sweep.png)" in md and "(figures/rank_sweep.html)" in md
+    assert "other.png" not in md and "(figures/other.html)" in md

@@ -243,7 +243,15 @@ def divergence_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     return [("h2", "Beyond the paper - divergence tokens"), ("p", text), ("fig", "divergence")]
 
 
-def to_markdown(blocks: list[Block], figure_paths: dict[str, str]) -> str:
+def figure_markdown(name: str, directory: str, have_png: bool) -> str:
+    """A figure in report.md: its PNG inline (it renders on a code host) and a link to the interactive
+    HTML beside it; the HTML link alone where no PNG could be written."""
+    html_link = f"[{name} (interactive HTML)]({directory}/{name}.html)"
+    return f"![{name}]({directory}/{name}.png)\n\n{html_link}" if have_png else html_link
+
+
+def to_markdown(blocks: list[Block], figure_md: dict[str, str]) -> str:
+    """report.md from the blocks; `figure_md` maps a figure's name to its markdown (`figure_markdown`)."""
     out = []
     for b in blocks:
         if b[0] in ("h1", "h2"):
@@ -253,8 +261,8 @@ def to_markdown(blocks: list[Block], figure_paths: dict[str, str]) -> str:
         elif b[0] == "table":
             out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
             out += ["| " + " | ".join(r) + " |" for r in b[2]]
-        elif b[0] == "fig" and b[1] in figure_paths:
-            out.append(f"![{b[1]}]({figure_paths[b[1]]})")
+        elif b[0] == "fig" and b[1] in figure_md:
+            out.append(figure_md[b[1]])
         out.append("")
     return "\n".join(out)
 
