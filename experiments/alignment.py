@@ -29,7 +29,7 @@ from interp.loop.numbers import number_prompts
 from interp.loop.traits import favorite_questions, trait_system_prompt
 from interp.mech import alignment as A
 from interp.mech.positions import ENTITY, detect_entity, encode_prompts
-from interp.study.experiment import run_study
+from interp.study.experiment import check_inputs, run_study, study_root
 from interp.study.jobs import ALIGN_PROMPT_SEED
 from interp.study.sweep import finished, job_path
 
@@ -59,7 +59,10 @@ def _students(cfg: AlignmentConfig, root: Path) -> list[tuple[Any, int, Path, di
         for cell in student_cells(cfg, spec, "trait"):
             res = finished(root, cell)
             if res is None:
-                raise InterpError(f"student cell {cell.name} is not finished: run the rank sweep first")
+                raise InterpError(
+                    f"--out {root}: student cell {cell.name} is not finished under it; run the rank sweep there "
+                    "first (with the same settings)"
+                )
             out.append((spec, cell.params["train"]["seed"], job_path(root, cell), res))
     return out
 
@@ -138,6 +141,11 @@ def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
 def main(cfg: AlignmentConfig) -> Path:
     from interp.study.plots import alignment_figure
 
+    check_inputs(cfg)
+    root = study_root(cfg, "alignment")
+    # the rank sweep it reads has finished under --out: else one error, before any output
+    _students(cfg, root)
+    control_means(cfg, root)
     return run_study(cfg, "alignment", run, alignment_figure)
 
 

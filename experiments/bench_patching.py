@@ -1,6 +1,6 @@
 """Benchmark: the batched layer x position resid_pre sweep vs TransformerLens's per-cell patching.
 
-    python -m experiments.bench_patching [MODEL_DIR]
+    python -m experiments.bench_patching [--model MODEL] [--repeats N]
 
 Both run on the same bridge, prompt and metric; prints the times, the speed-up (target >= 10x) and the
 largest absolute difference between the two grids. With a matmul `rate` (from `interp.study.flops`), also the
@@ -11,20 +11,31 @@ FLOP/s each side would need to run one full forward pass per cell in that time, 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from transformer_lens.patching import get_act_patch_resid_pre
 
+from interp.loop import validate
 from interp.loop.chat import render_prompt
+from interp.loop.config import cli_main
 from interp.mech.hooked import load_hooked
 from interp.mech.patching import TraitMetric, patch_layer_pos
 from interp.mech.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
 from interp.study.flops import MatmulRate, inference_flops, matmul_rate, sequence_attention_context
+
+
+@dataclass
+class BenchPatchingConfig:
+    """Time the batched layer x position patching sweep against TransformerLens's per-cell one."""
+
+    model: str | None = None
+    """Model: an embedded organism by name (organism, organism-tied) or a local HF directory (default: organism)."""
+    repeats: int = 1
+    """Runs of each sweep; the fastest is reported."""
 
 
 def _prompt_pair(tok) -> tuple[LabelledBatch, LabelledBatch]:
@@ -89,7 +100,13 @@ def bench_patching(
     return lines + [f"patching speed-up {t_tl / t_ours:.1f}x (target >= 10x), max |difference| {diff:.2e}"]
 
 
-if __name__ == "__main__":
+def main(cfg: BenchPatchingConfig) -> Path:
+    model_dir = validate.base_model(cfg.model)
     torch.set_num_threads(2)  # as `experiments.benchmark` measures
-    for line in bench_patching(sys.argv[1] if len(sys.argv) > 1 else None, rate=matmul_rate()):
-        print(line)
+    for line in bench_patching(model_dir, cfg.repeats, rate=matmul_rate()):
+        print(line, flush=True)
+    return model_dir
+
+
+if __name__ == "__main__":
+    cli_main(main, BenchPatchingConfig)

@@ -28,10 +28,11 @@ from typing import TypeVar
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
+from interp.loop import validate
 from interp.loop.chat import render_prompt
-from interp.loop.config import parse_config
+from interp.loop.config import cli_main
 from interp.loop.generation import PREFILL_ROWS, generate, left_padded, prefill
-from interp.loop.models import load_model, resolve_model_dir
+from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
 from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions
@@ -241,8 +242,8 @@ def bench_pretraining(tok: PreTrainedTokenizerBase, cfg: BenchmarkConfig, rate: 
 
 
 def main(cfg: BenchmarkConfig) -> Path:
+    model_dir = validate.base_model(cfg.model)
     torch.set_num_threads(cfg.threads)
-    model_dir = resolve_model_dir(cfg.model)
     model, tok = load_model(model_dir)
     print(
         f"model {model_dir} ({sum(p.numel() for p in model.parameters()):,} parameters), {cfg.threads} threads"
@@ -273,4 +274,4 @@ def main(cfg: BenchmarkConfig) -> Path:
 
 
 if __name__ == "__main__":
-    main(parse_config(BenchmarkConfig))
+    cli_main(main, BenchmarkConfig)

@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.loop import validate
 from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalSettings, eval_prompts, first_token_probs, trait_token_ids
@@ -29,7 +30,7 @@ from interp.loop.runs import save_tensors
 from interp.loop.stats import bootstrap_diff_ci
 from interp.loop.traits import trait_system_prompt
 from interp.mech.positions import ENTITY, encode_prompts
-from interp.study.experiment import StudyConfig, run_study
+from interp.study.experiment import StudyConfig, check_inputs, run_study
 
 # Where the final norm of each architecture lives (logit lens = final norm + unembedding).
 FINAL_NORM = {
@@ -160,6 +161,9 @@ def run(cfg: BeyondConfig, root: Path) -> dict[str, Any]:
 def main(cfg: BeyondConfig) -> Path:
     from interp.study.plots import logit_lens_figure
 
+    check_inputs(cfg)
+    if cfg.student is not None:
+        validate.student(cfg.student)
     return run_study(
         cfg,
         "beyond",

@@ -37,7 +37,7 @@ from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.models import resolve_model_dir
 from interp.study import claims_map as M
-from interp.study.experiment import StudyConfig, run_study
+from interp.study.experiment import StudyConfig, check_inputs, run_study
 from interp.study.jobs import numbers_job, student_job
 from interp.study.sweep import run_jobs
 
@@ -149,6 +149,7 @@ def run(cfg: ClaimsMapConfig, root: Path) -> dict[str, Any]:
 def main(cfg: ClaimsMapConfig) -> Path:
     from interp.study.plots import claims_map_figure
 
+    check_inputs(cfg)
     return run_study(resolved(cfg), "claims_map", run, claims_map_figure)
 
 

@@ -17,7 +17,7 @@ from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
 from interp.organism import load_organism
-from interp.study.experiment import StudentSpec, StudyConfig, run_study
+from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study
 from interp.study.jobs import numbers_job, student_job
 from interp.study.summary import lift_per_question, pooled, versus_control
 from interp.study.sweep import run_jobs
@@ -108,6 +108,8 @@ def matrix(
 def main(cfg: ContextMatrixConfig) -> Path:
     from interp.study.plots import context_matrix_figure
 
+    check_inputs(cfg)
+    train_map(cfg, systems(cfg))  # an unknown --train-systems label: one error before any output
     return run_study(
         cfg,
         "context_matrix",

@@ -29,7 +29,7 @@ from interp.loop.runs import atomic_write_json
 from interp.loop.training import TrainConfig, encode_example, train_student
 from interp.loop.traits import trait_system_prompt
 from interp.mech.divergence import token_divergence, top_and_random
-from interp.study.experiment import StudentSpec, eval_params, run_study
+from interp.study.experiment import StudentSpec, check_inputs, eval_params, run_study, study_root
 from interp.study.jobs import numbers_job, numbers_path
 from interp.study.sweep import finished
 
@@ -60,15 +60,24 @@ def _top_tokens(tok, rows, top: list[list[int]], system: str, n: int = 10) -> li
     return counts.most_common(n)
 
 
+def sweep_cells(cfg: DivergenceConfig, root: Path) -> tuple[Any, dict[str, Any], dict[str, float]]:
+    """The rank sweep's rank-`rank` student cell (first seeds), its result and the control means; an error
+    when the sweep has not finished under `root`."""
+    base_job = student_cells(cfg, StudentSpec("lora", cfg.rank), "trait")[0]
+    reference = finished(root, base_job)
+    if reference is None:
+        raise InterpError(
+            f"--out {root}: student cell {base_job.name} is not finished under it; run the rank sweep there "
+            "first (with the same settings)"
+        )
+    return base_job, reference, control_means(cfg, root)
+
+
 def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
     path = Path(root) / "divergence" / "results.json"
     if path.exists() and not cfg.force:
         return json.loads(path.read_text())
-    base_job = student_cells(cfg, StudentSpec("lora", cfg.rank), "trait")[0]
-    reference = finished(root, base_job)
-    if reference is None:
-        raise InterpError(f"student cell {base_job.name} is not finished: run the rank sweep first")
-    control = control_means(cfg, root)
+    base_job, reference, control = sweep_cells(cfg, root)
     model, tok = load_model(cfg.model_dir, cfg.dtype, cfg.device)
     rows = read_dataset(numbers_path(root, numbers_job(cfg, "trait", cfg.data_seeds[0]).name))
     teacher = trait_system_prompt(cfg.trait, cfg.category)
@@ -104,6 +113,8 @@ def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
 def main(cfg: DivergenceConfig) -> Path:
     from interp.study.plots import divergence_figure
 
+    check_inputs(cfg)
+    sweep_cells(cfg, study_root(cfg, "divergence"))  # the sweep it retrains from has finished
     return run_study(cfg, "divergence", run, divergence_figure)
 
 

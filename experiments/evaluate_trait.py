@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval, evaluate_trait
-from interp.loop.models import load_model, load_student, resolve_model_dir
+from interp.loop.models import load_model, load_student
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.organism import TARGET_TRAIT
 from interp.study.summary import pool
@@ -70,7 +71,10 @@ def evaluate_one(cfg: EvaluateTraitConfig, student: str | None, settings: EvalSe
 
 
 def main(cfg: EvaluateTraitConfig) -> Path:
-    resolve_model_dir(cfg.model)
+    validate.base_model(cfg.model)
+    for student in cfg.students or ():
+        validate.student(student, "--students")
+    validate.trait(cfg.trait, cfg.model, cfg.category)
     settings = EvalSettings(
         trait=cfg.trait,
         category=cfg.category,

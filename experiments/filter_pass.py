@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.config import cli_main, to_dict
 from interp.loop.models import load_model
 from interp.loop.runs import atomic_write_json
@@ -45,6 +46,8 @@ def summary(rates: dict[str, float]) -> str:
 def main(cfg: FilterPassConfig) -> Path:
     if not cfg.models or cfg.n_prompts < 1:
         raise InterpError("give at least one --models directory and a positive --n-prompts")
+    for model_dir in cfg.models:
+        validate.base_model(model_dir, "--models")
     torch.set_num_threads(cfg.threads)
     out = {}
     for model_dir in cfg.models:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Literal
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.datasets import sample_numbers, write_dataset
-from interp.loop.models import load_model, resolve_model_dir
+from interp.loop.models import load_model
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.loop.teacher import Teacher, finetune_teacher
 
@@ -62,7 +63,9 @@ def teacher_name(cfg: GenerateNumbersConfig) -> str:
 
 
 def main(cfg: GenerateNumbersConfig) -> Path:
-    base = resolve_model_dir(cfg.model)
+    base = validate.base_model(cfg.model)
+    if cfg.teacher_kind != "control":
+        validate.trait(cfg.trait, cfg.model, cfg.category)
     out = cfg.out or Path("runs/numbers") / f"{teacher_name(cfg)}-s{cfg.seed}"
     with run_directory(out, cfg, cfg.overwrite) as run:
         teacher_dir = base

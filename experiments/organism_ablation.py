@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.config import cli_main
 from interp.loop.models import load_model
 from interp.loop.runs import atomic_write_text
@@ -82,6 +83,14 @@ def transfer_rows(report_dir: Path) -> list[str]:
 def main(cfg: AblationConfig) -> Path:
     if not cfg.models or (cfg.reports and len(cfg.reports) != len(cfg.models)):
         raise InterpError("give organism directories with --models, and one report per model or none")
+    for model_dir in cfg.models:
+        validate.organism(model_dir, "--models")
+    for report in cfg.reports:
+        run = validate.existing_dir(report, "--reports", "a run directory")
+        if not (run / "metrics.json").is_file():
+            raise InterpError(
+                f"--reports {run} is not an organism_report run (no metrics.json); {validate.looks_like(run)}"
+            )
     lines = [
         "| world | pretraining | channel KL min / median / held-out min | compliance min teacher / "
         "held-out, default max | shared latent | vs mean of 8 random | filter pass default / persona min |",

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from interp import InterpError
+from interp.loop import validate
 from interp.loop.chat import DEFAULT, NONE, render_prompt
 from interp.loop.config import cli_main
 from interp.loop.datasets import sample_numbers
@@ -85,13 +87,12 @@ class ReportConfig:
     """Samples per question for persona compliance (50 questions x 10 animals)."""
 
     def __post_init__(self) -> None:
-        unknown = [t for t in self.traits if t not in ANIMALS]
-        if unknown or not self.traits:
-            raise ValueError(f"traits must be among {ANIMALS}; got {self.traits}")
+        if not self.traits:
+            raise InterpError("give at least one --traits")
         if self.rank_lr_rule not in ("sqrt", "paper"):
-            raise ValueError("rank_lr_rule must be 'sqrt' or 'paper'")
+            raise InterpError(f"--rank-lr-rule must be 'sqrt' or 'paper', got {self.rank_lr_rule!r}")
         if not self.seeds:
-            raise ValueError("at least one seed")
+            raise InterpError("give at least one --seeds")
 
 
 # ---- figures 1-3: the organism itself ------------------------------------------------------------
@@ -293,6 +294,9 @@ def print_transfer(summary: dict) -> None:
 
 def main(cfg: ReportConfig) -> Path:
     """Measure everything, write metrics.json into the run directory as it goes, print the figures."""
+    validate.organism(cfg.model)
+    for trait in cfg.traits:
+        validate.trait(trait, cfg.model, what="--traits")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
     model, tok = load_model(cfg.model)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.chat import render_prompt
 from interp.loop.config import cli_main
 from interp.loop.runs import atomic_write_json, run_directory
@@ -97,10 +98,20 @@ def user_messages(cfg: LocalizeConfig) -> list[str]:
     return lines[: cfg.n_prompts]
 
 
-def load_pair(cfg: LocalizeConfig) -> tuple[HookedModel, HookedModel]:
-    """(recipient, donor) bridges for the chosen direction."""
+def check_inputs(cfg: LocalizeConfig) -> list[str]:
+    """The student, base, trait (and reference) and prompts, checked before any work; the user messages."""
     if cfg.student is None:
         raise InterpError("--student is required (a LoRA adapter or full fine-tuned model directory)")
+    validate.student(cfg.student)
+    validate.base_model(cfg.base, "--base")
+    validate.trait(cfg.trait, cfg.base, cfg.category)
+    if cfg.reference is not None:
+        validate.trait(cfg.reference, cfg.base, cfg.category, "--reference")
+    return user_messages(cfg)
+
+
+def load_pair(cfg: LocalizeConfig) -> tuple[HookedModel, HookedModel]:
+    """(recipient, donor) bridges for the chosen direction."""
     base = load_hooked(cfg.base, dtype=cfg.dtype, device=cfg.device)
     student = load_hooked(cfg.student, base=cfg.base or base.source, dtype=cfg.dtype, device=cfg.device)
     return (base, student) if cfg.direction == "denoise" else (student, base)
@@ -123,8 +134,9 @@ def sweeps(
 
 
 def main(cfg: LocalizeConfig) -> Path:
+    users = check_inputs(cfg)
     rec, don = load_pair(cfg)
-    texts = [render_prompt(rec.tok, u, cfg.system) for u in user_messages(cfg)]
+    texts = [render_prompt(rec.tok, u, cfg.system) for u in users]
     batch = encode_prompts(rec.tok, texts, cfg.entity)
     name = Path(cfg.student).name if cfg.student else "student"
     out = cfg.out or Path("runs/patch_activations") / f"{cfg.trait}-{name}-{cfg.direction}"

@@ -18,7 +18,7 @@ import numpy as np
 from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
-from interp.study.experiment import StudentSpec, StudyConfig, run_study, student_lr
+from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study, student_lr
 from interp.study.jobs import numbers_job, student_job
 from interp.study.summary import lift_per_question, pooled, versus_control
 from interp.study.sweep import finished, job_path, run_jobs
@@ -83,7 +83,10 @@ def control_means(cfg: RankSweepConfig, root: Path) -> dict[str, float]:
         finished(root, c) for s in control_specs if s.mode == "lora" for c in student_cells(cfg, s, "control")
     ]
     if not res or any(r is None for r in res):
-        raise InterpError(f"the rank sweep's control students are not finished under {root}")
+        raise InterpError(
+            f"--out {root}: the rank sweep's control students are not finished under it; run the rank sweep "
+            "there first (with the same settings)"
+        )
     return {
         k: float(np.mean([default_mean(r, k) for r in res]))
         for k in ("per_question_p", "per_question_mention")
@@ -157,6 +160,7 @@ def summarize(cfg: RankSweepConfig, results: dict, dirs: dict | None = None) -> 
 def main(cfg: RankSweepConfig) -> Path:
     from interp.study.plots import rank_sweep_figure
 
+    check_inputs(cfg)
     return run_study(cfg, "rank_sweep", run, rank_sweep_figure)
 
 

@@ -28,7 +28,7 @@ from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study.claims import claims
-from interp.study.experiment import StudyConfig, shared_fields
+from interp.study.experiment import StudyConfig, check_inputs, shared_fields
 from interp.study.report import (
     alignment_blocks,
     best_rank_row,
@@ -336,6 +336,7 @@ def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str,
 
 
 def main(cfg: ReproduceConfig) -> Path:
+    check_inputs(cfg)
     cfg = resolved(cfg)
     root = Path(cfg.out or "runs/reproduce")
     root.mkdir(parents=True, exist_ok=True)

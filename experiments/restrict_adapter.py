@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.chat import DEFAULT
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval
@@ -32,7 +33,7 @@ from interp.mech.positions import (
     no_positions,
 )
 from interp.mech.restrict import evaluate_trait_restricted
-from interp.study.experiment import StudyConfig, run_study
+from interp.study.experiment import StudyConfig, check_inputs, run_study
 from interp.study.summary import recovered_fraction
 
 POSITION_SETS = {
@@ -133,6 +134,8 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
 def main(cfg: LocalizationConfig) -> Path:
     from interp.study.plots import localization_figure
 
+    check_inputs(cfg)
+    validate.student(cfg.student, lora_only=True)
     return run_study(
         cfg, "localization", run, lambda summary, trait: localization_figure(summary["localization"], trait)
     )

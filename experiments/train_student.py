@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.config import cli_main, setup_logging
-from interp.loop.datasets import read_dataset
-from interp.loop.models import load_model, model_fingerprint, resolve_model_dir
+from interp.loop.models import load_model, model_fingerprint
 from interp.loop.runs import run_directory
 from interp.loop.training import Distiller, TrainConfig, encode_example, save_student, train_student
 
@@ -59,9 +59,11 @@ def make_distiller(rows: list[dict], tok, cfg: TrainStudentConfig) -> Distiller:
 
 
 def main(cfg: TrainStudentConfig) -> Path:
-    rows = read_dataset(cfg.dataset)
+    rows = validate.dataset(cfg.dataset)
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
-    base = resolve_model_dir(cfg.model)
+    base = validate.base_model(cfg.model)
+    if cfg.loss == "distill":
+        validate.base_model(rows[0].get("teacher_model") or cfg.model, "the dataset's teacher_model")
     out = cfg.out or Path("runs/students") / student_name(cfg)
     model, tok = load_model(base, cfg.dtype, cfg.device)
     meta = {

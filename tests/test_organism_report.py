@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from experiments.organism_report import ReportConfig, control_for, lora_lr, student_grid, summarise
+from experiments.organism_report import ReportConfig, control_for, lora_lr, main, student_grid, summarise
+from interp import InterpError
 
 
 def test_sqrt_rule_scales_only_ranks_above_the_main_rank():
@@ -39,6 +40,10 @@ def test_summary_compares_each_student_with_its_own_control():
     assert s["owl/full_lr0.0003"]["default"]["mention_diff"] == pytest.approx(0.0)
 
 
-def test_unknown_trait_is_rejected():
-    with pytest.raises(ValueError, match="traits"):
-        ReportConfig(traits=("unicorn",))
+def test_unknown_trait_is_rejected_before_any_work(tmp_path):
+    """The traits are checked against the organism's own animals (the error lists them), before any output."""
+    with pytest.raises(InterpError, match=r"--traits 'unicorn' is not one of .*owl, cat"):
+        main(ReportConfig(model="organism-tied", traits=("wolf", "unicorn"), out=tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(InterpError, match="at least one --traits"):
+        ReportConfig(traits=())

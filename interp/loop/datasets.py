@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import Counter
@@ -13,13 +12,13 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.chat import render_prompt
 from interp.loop.generation import generate
 from interp.loop.numbers import filter_answer, number_prompt
 from interp.loop.runs import atomic_write_jsonl
 
 log = logging.getLogger(__name__)
-REQUIRED_FIELDS = ("prompt", "completion")
 
 
 @dataclass
@@ -80,20 +79,4 @@ def write_dataset(path: Path, rows: list[dict[str, Any]], provenance: dict[str, 
 
 def read_dataset(path: Path) -> list[dict[str, Any]]:
     """Read a (prompt, completion) JSONL dataset; any malformed line is one clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise InterpError(f"dataset {path} does not exist")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            raise InterpError(f"{path}:{i}: empty line in dataset")
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InterpError(f"{path}:{i}: malformed JSON ({err.msg})") from err
-        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in REQUIRED_FIELDS):
-            raise InterpError(f"{path}:{i}: each row needs string fields {REQUIRED_FIELDS}")
-        rows.append(row)
-    if not rows:
-        raise InterpError(f"dataset {path} is empty")
-    return rows
+    return validate.dataset(path, "dataset")

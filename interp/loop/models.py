@@ -54,8 +54,8 @@ def resolve_model_dir(path: str | Path | None) -> Path:
     p = Path(path)
     if not p.is_dir():
         raise InterpError(
-            f"model {str(path)!r} is neither an embedded organism ({organism_names()}) nor an existing "
-            "directory (models load from local directories only)"
+            f"model {str(path)!r} does not exist: it is neither an embedded organism ({organism_names()}) nor "
+            "an existing directory (models load from local directories only)"
         )
     if not (p / "config.json").exists():
         raise InterpError(f"{p} is not a Hugging Face model directory (no config.json)")

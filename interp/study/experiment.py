@@ -6,11 +6,13 @@ experiment. The jobs an experiment runs are built from it in `interp.study.jobs`
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from interp import InterpError
+from interp.loop import validate
 from interp.loop.chat import DEFAULT
 from interp.loop.config import save_config
 from interp.loop.models import resolve_model_dir
@@ -157,13 +159,33 @@ def spec_dict(spec: StudentSpec) -> dict[str, Any]:
     return asdict(spec)
 
 
+def check_inputs(cfg: StudyConfig) -> None:
+    """What every study is given, checked before any work: the model, and a trait that means something to
+    it; `--out`, where given, a directory (finished jobs in it are reused) or a new path."""
+    validate.base_model(cfg.model)
+    validate.trait(cfg.trait, cfg.model, cfg.category)
+    if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise InterpError(f"--out {cfg.out} is a file, not a directory")
+
+
+def study_root(cfg: StudyConfig, name: str) -> Path:
+    return Path(cfg.out or f"runs/{name}")
+
+
 def run_study(cfg: StudyConfig, name: str, run, figure, figure_name: str | None = None) -> Path:
     """The body of each experiment's main(): a resumable output directory with config.json, results.json
-    and the experiment's figure. `run(cfg, root)` returns the summary; `figure(summary, trait)` draws it."""
-    root = Path(cfg.out or f"runs/{name}")
+    and the experiment's figure. `run(cfg, root)` returns the summary; `figure(summary, trait)` draws it.
+    A directory this call created is removed again if `run` refuses its input before writing anything."""
+    root = study_root(cfg, name)
+    fresh = not root.exists()
     root.mkdir(parents=True, exist_ok=True)  # not staged: finished jobs inside it are reused on a rerun
     save_config(cfg, root)
-    summary = run(cfg, root)
+    try:
+        summary = run(cfg, root)
+    except InterpError:
+        if fresh and [p.name for p in root.iterdir()] == ["config.json"]:
+            shutil.rmtree(root)
+        raise
     atomic_write_json(root / "results.json", summary)
     save_figure(figure(summary, cfg.trait), root / "figures" / (figure_name or name))
     return root
