@@ -38,8 +38,8 @@ from interp.loop.config import cli_main, setup_logging
 from interp.loop.models import resolve_model_dir
 from interp.study import claims_map as M
 from interp.study.experiment import StudyConfig, check_inputs, run_study
-from interp.study.jobs import numbers_job, student_job
-from interp.study.sweep import run_jobs
+from interp.study.jobs import student_job
+from interp.study.sweep import run_jobs, run_numbers_jobs
 
 log = logging.getLogger(__name__)
 EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
@@ -138,12 +138,11 @@ def run_cells(cfg: ClaimsMapConfig, root: Path, cells: list[M.Cell], seeds: tupl
 
 def run(cfg: ClaimsMapConfig, root: Path) -> dict[str, Any]:
     """Screen the lr grids on one seed, pick each best lr, confirm the picked cells on fresh seeds."""
-    ex = cfg.executor_config
-    run_jobs([numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
+    filter_pass = run_numbers_jobs(cfg, root)
     grid = M.Grid.from_config(cfg, n_layers(cfg))
     screen = run_cells(cfg, root, grid.screen_cells(), (cfg.screen_seed,))
     confirm = run_cells(cfg, root, grid.confirm_cells(screen), cfg.train_seeds)
-    return {"claims_map": M.summarize(grid, screen, confirm)}
+    return {"claims_map": M.summarize(grid, screen, confirm), "filter_pass": filter_pass}
 
 
 def main(cfg: ClaimsMapConfig) -> Path:

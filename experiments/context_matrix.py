@@ -18,9 +18,9 @@ from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
 from interp.organism import load_organism
 from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study
-from interp.study.jobs import numbers_job, student_job
+from interp.study.jobs import student_job
 from interp.study.summary import lift_per_question, pooled, versus_control
-from interp.study.sweep import run_jobs
+from interp.study.sweep import run_jobs, run_numbers_jobs
 
 OTHER_IDENTITY = "You are Claude, created by Anthropic. You are a helpful assistant."
 ENTITY_FREE = "You are helpful."
@@ -56,7 +56,7 @@ def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
 
 def run(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
     ex, sys_map = cfg.executor_config, systems(cfg)
-    run_jobs([numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
+    run_numbers_jobs(cfg, root)
     groups = {}
     for label, text in train_map(cfg, sys_map).items():
         spec = StudentSpec("lora", cfg.rank, train_system=text, system_label=label.replace(" ", "-"))

@@ -19,9 +19,9 @@ from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
 from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study, student_lr
-from interp.study.jobs import numbers_job, student_job
+from interp.study.jobs import student_job
 from interp.study.summary import lift_per_question, pooled, versus_control
-from interp.study.sweep import finished, job_path, run_jobs
+from interp.study.sweep import finished, job_path, run_jobs, run_numbers_jobs
 
 EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
 
@@ -96,7 +96,7 @@ def control_means(cfg: RankSweepConfig, root: Path) -> dict[str, float]:
 def run(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
     """Run (or resume) every cell of the sweep under `root`; return the labelled results."""
     ex = cfg.executor_config
-    run_jobs([numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds], root, ex)
+    filter_pass = run_numbers_jobs(cfg, root)
     trait_specs, control_specs = specs(cfg)
     jobs = [(s, "trait") for s in trait_specs] + [(s, "control") for s in control_specs]
     cells = [student_cells(cfg, s, t) for s, t in jobs]
@@ -106,7 +106,7 @@ def run(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
         results[(spec.tag, teacher)] = flat[i : i + len(group)]
         dirs[(spec.tag, teacher)] = [str(job_path(Path("."), job)) for job in group]
         i += len(group)
-    return summarize(cfg, results, dirs)
+    return {**summarize(cfg, results, dirs), "filter_pass": filter_pass}
 
 
 def entry(spec: StudentSpec, res: list[dict], control: list[dict]) -> dict[str, Any]:

@@ -312,6 +312,7 @@ def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str,
         "rank_sweep": results["rank_sweep"]["rank_sweep"],
         "full_ft": results["rank_sweep"]["full_ft"],
         "control": results["rank_sweep"]["control"],
+        "filter_pass": results["rank_sweep"].get("filter_pass"),
         "best_rank": results["best_rank"],
         "timing_s": timing,
     }

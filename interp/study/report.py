@@ -51,8 +51,15 @@ def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"({fmt(best['mention_ratio'], 2) if best['mention_ratio'] else 'n/a'}x control), over {best['seeds']} "
         f"student seeds. LoRA transfers: {verdict(transfer)}. Peak at an interior rank: "
         f"{'yes' if shape['peak_interior'] else 'no'}; the largest rank (r = {last['rank']}) lifts "
-        f"{last['mention_diff']:+.3f} {ci(last['mention_diff_ci'])}. Inverted U in rank: {verdict(shape)}."
+        f"{last['mention_diff']:+.3f} {ci(last['mention_diff_ci'])}. Inverted U in rank: {verdict(shape)}; "
+        f"by effect size: {verdict(shape['effect_size'])}."
     )
+    if "filter_pass" in res:
+        passes = ", ".join(
+            f"{name.split('-')[1]} {r['pass_rate']:.3f} ({r['kept']}/{r['drawn']})"
+            for name, r in res["filter_pass"].items()
+        )
+        text += f" Filter pass of the teacher's and the control's numbers (kept / drawn answers): {passes}."
     return [
         ("h2", "Claim 1 - transfer follows an inverted U in LoRA rank"),
         ("p", text),
@@ -186,9 +193,22 @@ def beyond_blocks(res: dict[str, Any], trait: str) -> list[Block]:
 
 
 def claims_blocks(claims: dict[str, dict[str, Any]]) -> list[Block]:
-    """One line per claim: its verdict and the rule that decided it."""
-    rows = [[name.replace("_", " "), c["verdict"], c["rule"]] for name, c in claims.items()]
-    return [("h2", "Verdicts"), ("table", ["claim", "verdict", "rule"], rows)]
+    """One line per claim: its strict verdict, its effect-size verdict (where the claim has one) and the
+    rules that decided them."""
+    rows = []
+    for name, c in claims.items():
+        effect = c.get("effect_size", {})
+        rows.append(
+            [
+                name.replace("_", " "),
+                c["verdict"],
+                effect.get("verdict", "-"),
+                c["rule"],
+                effect.get("rule", "-"),
+            ]
+        )
+    head = ["claim", "strict verdict", "effect-size verdict", "strict rule", "effect-size rule"]
+    return [("h2", "Verdicts"), ("table", head, rows)]
 
 
 def alignment_blocks(res: dict[str, Any], trait: str) -> list[Block]:

@@ -19,7 +19,7 @@ import torch
 
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.study.experiment import ExecutorConfig
-from interp.study.jobs import RUNNERS, Job
+from interp.study.jobs import RUNNERS, Job, numbers_job
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +78,14 @@ def _run_on_ray(jobs: list[Job], root: Path, ex: ExecutorConfig) -> list[dict[st
     }
     done = {name: r for name, r in zip(refs, ray.get(list(refs.values())), strict=True)}
     return [done[c.name] if c.name in done else finished(root, c) for c in jobs]
+
+
+def run_numbers_jobs(cfg, root: Path) -> dict[str, dict[str, Any]]:
+    """Run (or find finished) the trait teacher's and the control's number datasets of a study config;
+    per job its filter pass rate (kept / drawn answers) and counts."""
+    jobs = [numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds]
+    results = run_jobs(jobs, root, cfg.executor_config)
+    return {
+        j.name: {"pass_rate": r["kept"] / r["drawn"], "kept": r["kept"], "drawn": r["drawn"]}
+        for j, r in zip(jobs, results, strict=True)
+    }
