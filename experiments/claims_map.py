@@ -57,7 +57,7 @@ QUICK = {
     "n_questions": 10,
     "samples_per_question": 5,
     "layers": (0,),
-    "freeze": (2,),
+    "freeze": (1,),
 }
 
 

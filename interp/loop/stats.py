@@ -54,5 +54,7 @@ def bootstrap_stat_ci(
     with np.errstate(divide="ignore", invalid="ignore"):
         draws = np.asarray(stat(*[_resample_means(a, n_boot, rng, q_idx) for a in arrs]), dtype=float)
         point = float(stat(*[np.asarray(a.mean()) for a in arrs]))
+    if np.isnan(draws).all():  # e.g. a ratio whose denominator is 0 in every draw: no interval
+        return point, float("nan"), float("nan")
     lo, hi = np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return point, float(lo), float(hi)

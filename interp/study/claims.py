@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from interp.loop.stats import bootstrap_stat_ci
 from interp.study.summary import significant
 
@@ -33,14 +35,16 @@ def lift_gap(a: list[float], b: list[float]) -> list[float]:
 
 
 def lift_fraction(part: list[float], whole: list[float]) -> list[float]:
-    """(point, lo, hi) of lift `part` as a fraction of lift `whole`, paired over questions."""
-    return list(bootstrap_stat_ci([part, whole], lambda x, y: x / y))
+    """(point, lo, hi) of lift `part` as a fraction of lift `whole`, paired over questions (None where
+    undefined: a reference lift of 0)."""
+    return [None if np.isnan(v) else v for v in bootstrap_stat_ci([part, whole], lambda x, y: x / y)]
 
 
 def small_fraction(part: list[float], whole: list[float], whole_lifts: bool, what: str) -> dict[str, Any]:
     """The effect-size verdict that `part` keeps at most EFFECT_FRACTION of `whole`."""
     frac = lift_fraction(part, whole)
-    verdict = UNRESOLVED if not whole_lifts else HELD if frac[2] < EFFECT_FRACTION else NOT_HELD
+    small = frac[2] is not None and frac[2] < EFFECT_FRACTION
+    verdict = UNRESOLVED if not whole_lifts else HELD if small else NOT_HELD
     return {
         "verdict": verdict,
         "rule": f"held if {what} is at most {EFFECT_FRACTION:g} of the reference lift (upper bound of the "

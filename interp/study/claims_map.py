@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from interp import InterpError
 from interp.study import claims as C
 from interp.study.experiment import StudentSpec
 from interp.study.summary import lift_per_question, pooled, versus_control
@@ -59,6 +60,12 @@ class Grid:
 
     @classmethod
     def from_config(cls, cfg: Any, n_layers: int) -> Grid:
+        if cfg.layers is not None and not all(0 <= i < n_layers for i in cfg.layers):
+            raise InterpError(f"--layers {cfg.layers}: the model has layers 0 to {n_layers - 1}")
+        if cfg.freeze is not None and not all(0 < k < n_layers for k in cfg.freeze):
+            raise InterpError(
+                f"--freeze {cfg.freeze}: freeze 1 to {n_layers - 1} of the model's {n_layers} layers"
+            )
         adamw = {"lora": tuple(cfg.lora_lrs), FULL: tuple(cfg.full_lrs)}
         muon = adamw if cfg.muon_lrs is None else {"lora": tuple(cfg.muon_lrs), FULL: tuple(cfg.muon_lrs)}
         sgd = {k: tuple(cfg.sgd_lrs) for k in ("lora", FULL)}
