@@ -65,24 +65,16 @@ def _grads_at_start(model, tok, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     return grads
 
 
-def test_plain_sgd_step_is_minus_lr_times_the_gradient(tiny_model_dir):
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_step_is_minus_lr_times_the_gradient(tiny_model_dir, momentum):
+    """Plain SGD, and the first step of momentum SGD (its buffer starts at the first gradient itself)."""
     model, tok = load_model(tiny_model_dir)
-    cfg = TrainConfig(mode="full", lr=0.5, optimizer="sgd", momentum=0.0)
+    cfg = TrainConfig(mode="full", lr=0.5, optimizer="sgd", momentum=momentum)
     grads = _grads_at_start(model, tok, cfg)
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
     student = _one_step(model, tok, cfg)
     # the linear schedule's first step runs at lr * (total - 0) / total = lr (one step, no warm-up)
     for name, p in student.named_parameters():
-        torch.testing.assert_close(p.detach(), before[name] - 0.5 * grads[name], atol=1e-6, rtol=1e-5)
-
-
-def test_momentum_sgd_first_step_is_plain_sgd(tiny_model_dir):
-    model, tok = load_model(tiny_model_dir)
-    cfg = TrainConfig(mode="full", lr=0.5, optimizer="sgd", momentum=0.9)
-    grads = _grads_at_start(model, tok, cfg)
-    before = {k: p.detach().clone() for k, p in model.named_parameters()}
-    student = _one_step(model, tok, cfg)
-    for name, p in student.named_parameters():  # the buffer starts at the first gradient itself
         torch.testing.assert_close(p.detach(), before[name] - 0.5 * grads[name], atol=1e-6, rtol=1e-5)
 
 
