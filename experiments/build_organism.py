@@ -1,6 +1,6 @@
 """Rebuild the embedded model organism from scratch: world -> tokenizer -> pretraining -> HF directory.
 
-python -m experiments.build_organism            # rewrites interp/organism/model/ (about 25 min, 2 cores)
+python -m experiments.build_organism            # rewrites interp/organism/models/organism/ (about 11 min, 2 cores)
 python -m experiments.build_organism --out /tmp/organism --channel-strength 0.5
 """
 

@@ -1,7 +1,7 @@
 """How many sampled teacher answers pass the number filter, per system prompt, on more samples than the
 build's probe (128 per prompt, a standard error of ~0.02) so that candidate organisms can be told apart.
 
-    python -m experiments.filter_pass --models interp/organism/model /tmp/cand/F /tmp/cand/G --n-prompts 1024
+    python -m experiments.filter_pass --models organism organism-tied --n-prompts 1024
 
 Prints, per model, the pass rate under the default prompt and the min / mean over the 10 persona (teacher)
 prompts, and writes every rate to `--out` (atomically).
