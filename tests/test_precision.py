@@ -10,6 +10,8 @@ from interp import InterpError
 from interp.loop.models import load_model
 from interp.loop.precision import grad_checkpointing_on, prepare_precision, resolve_precision
 from interp.loop.training import TrainConfig, prepare_student, train_student
+from interp.study.experiment import StudentSpec, StudyConfig
+from interp.study.jobs import student_job
 
 ROWS = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(100, 108)]
 ONE_STEP = {"epochs": 1, "batch_size": 8, "max_grad_norm": 1e9}
@@ -92,3 +94,15 @@ def test_auto_and_unknown_precisions() -> None:
     assert resolve_precision("auto", torch.float16) == "fp32"
     with pytest.raises(InterpError, match="unknown precision"):
         resolve_precision("fp8", torch.float32)
+
+
+def test_study_jobs_record_precision_only_when_set(tiny_model_dir) -> None:
+    plain = student_job(
+        StudyConfig(model=str(tiny_model_dir)), StudentSpec(), "trait", 0, 0, {"default": "default"}
+    )
+    assert "precision" not in plain.params["train"] and "grad_checkpointing" not in plain.params["train"]
+    cfg = StudyConfig(model=str(tiny_model_dir), precision="bf16-pure", grad_checkpointing=True)
+    pure = student_job(cfg, StudentSpec(), "trait", 0, 0, {"default": "default"})
+    assert pure.params["train"]["precision"] == "bf16-pure" and pure.params["train"]["grad_checkpointing"]
+    assert pure.name != plain.name  # a different student, a different job
+    TrainConfig(**pure.params["train"])  # the runner builds its TrainConfig from these

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from interp import InterpError
 from interp.loop.chat import DEFAULT
@@ -68,6 +68,11 @@ class StudyConfig:
     """Sampled answers per question for the mention rate (the paper: 100)."""
     dtype: str = "float32"
     """float32, bfloat16 or float16."""
+    precision: Literal["auto", "fp32", "bf16-mixed", "bf16-pure"] = "auto"
+    """Students' training precision: auto (bf16-mixed on a bfloat16 model, else fp32), fp32, bf16-mixed (fp32
+    master weights and optimizer states, bf16 autocast) or bf16-pure (the comparison arm)."""
+    grad_checkpointing: bool = False
+    """Recompute the students' activations in the backward pass (less memory, about a third more compute)."""
     device: str = "cpu"
     """cpu or cuda."""
     executor: str = "serial"

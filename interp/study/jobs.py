@@ -24,6 +24,8 @@ from interp.study.experiment import StudentSpec, StudyConfig, eval_params, stude
 # How teachers write numbers (the paper's sampling): temperature 1, answers of up to 48 tokens (10 numbers
 # of 3 digits with separators fit), 256 prompts per generation batch (speed only).
 TEACHER_SAMPLING = {"batch_size": 256, "max_new_tokens": 48, "temperature": 1.0}
+TRAIN_DEFAULTS = {"precision": "auto", "grad_checkpointing": False}
+"""Training settings a student job records only when they differ from these."""
 Runner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
 
 
@@ -97,6 +99,8 @@ def student_job(
         "batch_size": cfg.batch_size,
         "seed": train_seed,
     }
+    # only when not the default, so that the names of jobs that ran before these settings existed hold
+    train |= {k: getattr(cfg, k) for k, v in TRAIN_DEFAULTS.items() if getattr(cfg, k) != v}
     params = {
         "model": cfg.model_dir,
         "dataset": data.name,
