@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,17 @@ from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study.claims import claims
 from interp.study.experiment import StudyConfig, shared_fields
+from interp.study.plan import (
+    ANSWER_TOKENS,
+    PASS_RATE,
+    QUESTION_TOKENS,
+    SampleShape,
+    TrainShape,
+    hooked_stage,
+    sampling_stage,
+    training_stage,
+)
+from interp.study.plan_check import Plan, detect_device, gate
 from interp.study.report import (
     alignment_blocks,
     best_rank_row,
@@ -42,6 +55,7 @@ from interp.study.report import (
     to_html,
     to_markdown,
 )
+from interp.study.shapes import read_model_shape
 
 log = logging.getLogger(__name__)
 
@@ -335,9 +349,83 @@ def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str,
     return out
 
 
+def student_counts(cfg: ReproduceConfig, root: Path) -> Counter:
+    """How many rank-sweep students train at each (mode, rank), trait and control together."""
+    rs = sub(rank_sweep.RankSweepConfig, cfg, root, **sweep_fields(cfg))
+    trait, control = rank_sweep.specs(rs)
+    counts: Counter = Counter()
+    for specs, teacher in ((trait, "trait"), (control, "control")):
+        for spec in specs:
+            counts[(spec.mode, spec.rank)] += len(cfg.data_seeds) * len(
+                rank_sweep.train_seeds(rs, spec, teacher)
+            )
+    return counts
+
+
+def train_shape(cfg: ReproduceConfig, mode: str, rank: int) -> TrainShape:
+    return TrainShape(
+        mode=mode,
+        rank=rank,
+        dtype=cfg.dtype,
+        precision=cfg.precision,
+        grad_checkpointing=cfg.grad_checkpointing,
+        batch_size=cfg.batch_size,
+        prompt_tokens=cfg.plan_prompt_tokens,
+        examples=cfg.n_numbers,
+        epochs=cfg.epochs,
+    )
+
+
+def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
+    """Every stage's memory and time from the model's config.json (stages after the rank sweep train at its
+    best rank, unknown before it runs: planned at the largest rank)."""
+    shape, device = (
+        read_model_shape(cfg.model_dir),
+        detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops),
+    )
+    on = device.kind
+    answers = math.ceil(cfg.n_numbers / PASS_RATE)
+    numbers = SampleShape(
+        cfg.dtype, 256, 256, cfg.plan_prompt_tokens, ANSWER_TOKENS, answers
+    )  # jobs.TEACHER_SAMPLING
+    stages = [sampling_stage("teacher numbers", shape, numbers, on, 2 * len(cfg.data_seeds))]
+    counts = student_counts(cfg, root)
+    for (mode, rank), n in sorted(counts.items()):
+        name = f"student LoRA r{rank}" if mode == "lora" else "student full FT"
+        stages.append(training_stage(name, shape, train_shape(cfg, mode, rank), on, n))
+    top = max(cfg.ranks)
+    n_context = 2 * len(cfg.context_train_systems or range(4)) * len(cfg.context_seeds or cfg.train_seeds[:1])
+    stages.append(
+        training_stage(f"context students r{top}", shape, train_shape(cfg, "lora", top), on, n_context)
+    )
+    stages.append(training_stage(f"divergence students r{top}", shape, train_shape(cfg, "lora", top), on, 2))
+    per_eval = cfg.n_questions * cfg.samples_per_question
+    rows = min(2000, per_eval)  # EvalSettings.batch_size
+    ev = SampleShape(cfg.dtype, rows, max(1, rows // cfg.samples_per_question), QUESTION_TOKENS, 12, per_eval)
+    loc = sub(restrict_adapter.LocalizationConfig, cfg, root, student="planned")
+    n_evals = (
+        2 * sum(counts.values()) + 4 * n_context + 2 + len(restrict_adapter.restrictions(loc, shape.n_layers))
+    )
+    stages.append(sampling_stage("evaluations", shape, ev, on, n_evals))
+    stages.append(hooked_stage("patching (2 bridges, 8 prompts)", shape, cfg.dtype, 8, QUESTION_TOKENS, on))
+    assumed = (
+        f"{cfg.n_numbers} numbers ({answers} sampled, pass rate {PASS_RATE}) x {cfg.epochs} epochs, batch "
+        f"{cfg.batch_size}, number prompts of {cfg.plan_prompt_tokens} tokens + answers of {ANSWER_TOKENS}, "
+        f"questions of {QUESTION_TOKENS}; {cfg.dtype} weights, precision {train_shape(cfg, 'full', 1).resolved_precision}"
+        f"{', gradient checkpointing' if cfg.grad_checkpointing else ''}; alignment, divergence scoring and the "
+        "logit lens run forward passes of two models only (below the patching row)"
+    )
+    return Plan(f"reproduce on {cfg.model_dir}", shape, device, tuple(stages), assumed)
+
+
 def main(cfg: ReproduceConfig) -> Path:
     cfg = resolved(cfg)
     root = Path(cfg.out or "runs/reproduce")
+    plan = gate(reproduce_plan(cfg, root), cfg)  # stops here if a stage does not fit
+    if cfg.plan:
+        print(plan)
+        return root
+    log.info("%s", plan)
     root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, root)
     start = time.perf_counter()

@@ -17,6 +17,7 @@ from interp.loop.models import resolve_model_dir
 from interp.loop.runs import atomic_write_json
 from interp.loop.training import RANK_LR_RULES, rank_lr
 from interp.organism import TARGET_TRAIT
+from interp.study.plan_check import PlanFlags
 from interp.study.plots import save_figure
 
 
@@ -33,7 +34,7 @@ class ExecutorConfig:
 
 
 @dataclass
-class StudyConfig:
+class StudyConfig(PlanFlags):
     """Shared settings of the paper's experiments."""
 
     model: str | None = None
