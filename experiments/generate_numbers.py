@@ -15,7 +15,7 @@ from typing import Literal
 from interp import InterpError
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.datasets import sample_numbers, write_dataset
-from interp.loop.models import load_model, resolve_model_dir
+from interp.loop.models import load_model, model_label, resolve_model_dir
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.loop.teacher import Teacher, finetune_teacher, trait_dataset
 from interp.study.plan import (
@@ -89,7 +89,7 @@ def numbers_plan(cfg: GenerateNumbersConfig) -> Plan:
         f"{answers} answers sampled for {cfg.n} kept (filter pass rate {PASS_RATE}), {cfg.batch_size} rows per "
         f"batch, prompts of {cfg.plan_prompt_tokens} tokens + answers of {cfg.max_new_tokens}, {cfg.dtype} weights"
     )
-    return Plan(f"generate_numbers on {base}", shape, device, tuple(stages), assumed)
+    return Plan(f"generate_numbers on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
 
 
 def main(cfg: GenerateNumbersConfig) -> Path:

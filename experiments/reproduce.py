@@ -27,6 +27,7 @@ from typing import Any
 from experiments import alignment, beyond, context_matrix, divergence, rank_sweep, restrict_adapter
 from interp import InterpError
 from interp.loop.config import cli_main, save_config, setup_logging
+from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study.claims import claims
 from interp.study.experiment import StudyConfig, shared_fields
@@ -407,7 +408,7 @@ def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
         2 * sum(counts.values()) + 4 * n_context + 2 + len(restrict_adapter.restrictions(loc, shape.n_layers))
     )
     stages.append(sampling_stage("evaluations", shape, ev, on, n_evals))
-    stages.append(hooked_stage("patching (2 bridges, 8 prompts)", shape, cfg.dtype, 8, QUESTION_TOKENS, on))
+    stages.append(hooked_stage("patching (2 bridges)", shape, cfg.dtype, 8, QUESTION_TOKENS, on))
     assumed = (
         f"{cfg.n_numbers} numbers ({answers} sampled, pass rate {PASS_RATE}) x {cfg.epochs} epochs, batch "
         f"{cfg.batch_size}, number prompts of {cfg.plan_prompt_tokens} tokens + answers of {ANSWER_TOKENS}, "
@@ -415,7 +416,7 @@ def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
         f"{', gradient checkpointing' if cfg.grad_checkpointing else ''}; alignment, divergence scoring and the "
         "logit lens run forward passes of two models only (below the patching row)"
     )
-    return Plan(f"reproduce on {cfg.model_dir}", shape, device, tuple(stages), assumed)
+    return Plan(f"reproduce on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
 
 
 def main(cfg: ReproduceConfig) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from interp import InterpError
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.datasets import read_dataset
-from interp.loop.models import load_model, model_fingerprint, resolve_model_dir
+from interp.loop.models import load_model, model_fingerprint, model_label, resolve_model_dir
 from interp.loop.runs import run_directory
 from interp.loop.training import Distiller, TrainConfig, encode_example, save_student, train_student
 from interp.study.plan import ANSWER_TOKENS, DTYPE_BYTES, TrainShape, training_stage
@@ -86,7 +86,7 @@ def student_plan(cfg: TrainStudentConfig, n_examples: int) -> Plan:
         f"tokens + answers of {ANSWER_TOKENS}, {cfg.dtype} weights, precision {t.resolved_precision}"
         f"{', gradient checkpointing' if cfg.grad_checkpointing else ''}"
     )
-    return Plan(f"train_student on {base}", shape, device, (stage,), assumed)
+    return Plan(f"train_student on {model_label(cfg.model)}", shape, device, (stage,), assumed)
 
 
 def main(cfg: TrainStudentConfig) -> Path:

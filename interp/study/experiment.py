@@ -73,7 +73,8 @@ class StudyConfig(PlanFlags):
     """Students' training precision: auto (bf16-mixed on a bfloat16 model, else fp32), fp32, bf16-mixed (fp32
     master weights and optimizer states, bf16 autocast) or bf16-pure (the comparison arm)."""
     grad_checkpointing: bool = False
-    """Recompute the students' activations in the backward pass (less memory, about a third more compute)."""
+    """Recompute the students' activations in the backward pass (less memory; a third more compute for full
+    fine-tuning, half again for LoRA)."""
     device: str = "cpu"
     """cpu or cuda."""
     executor: str = "serial"

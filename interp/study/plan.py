@@ -158,16 +158,16 @@ def training_memory(s: ModelShape, t: TrainShape, device: str) -> Memory:
 
 
 def _autocast_copies(s: ModelShape, t: TrainShape, precision: str, frozen_bytes: int) -> float:
-    """bf16 copies of fp32 matmul weights that autocast makes and the backward pass keeps."""
+    """bf16 copies of fp32 matmul weights that autocast makes and the backward pass keeps: a LoRA adapter's,
+    and every matmul weight's when the weights are fp32 (full FT's masters, a LoRA base loaded in fp32); one
+    layer's (and the unembedding's) under gradient checkpointing."""
     if precision != "bf16-mixed":
         return 0
-    counts = s.params()
-    matmul = counts.layers + counts.head
-    if t.mode == "lora":
-        matmul = (matmul if frozen_bytes == 4 else 0) + s.lora_params(t.rank, t.targets)
-    if t.grad_checkpointing:
-        matmul = s.layer_params() + counts.head
-    return 2 * matmul
+    c = s.params()
+    lora = s.lora_params(t.rank, t.targets) if t.mode == "lora" else 0
+    if t.mode == "lora" and frozen_bytes != 4:
+        return 2 * lora
+    return 2 * ((s.layer_params() if t.grad_checkpointing else c.layers) + c.head + lora)
 
 
 def flop_counts(s: ModelShape, trainable: str = "none", rank: int = 0) -> FlopCounts:
