@@ -83,6 +83,7 @@ def test_architecture_template_and_entity(model_dir: Path) -> None:
     assert render_prompt(tok, "Hi") == (
         f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     )
+    assert render_prompt(tok, "Hi", "none") == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     labels = label_prompt(tok, QUESTION)
     assert "".join(labels.tokens[i] for i in labels.positions(ENTITY)).strip("Ġ") == "Qwen"
     assert labels.classes[0] == TEMPLATE and labels.classes[-1] == "assistant_header"
