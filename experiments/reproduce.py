@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -30,17 +29,15 @@ from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study.claims import claims
-from interp.study.experiment import StudyConfig, shared_fields
-from interp.study.plan import (
-    ANSWER_TOKENS,
-    PASS_RATE,
-    QUESTION_TOKENS,
-    SampleShape,
-    TrainShape,
-    hooked_stage,
-    sampling_stage,
-    training_stage,
+from interp.study.experiment import (
+    StudyConfig,
+    assumptions,
+    evaluation_shape,
+    numbers_shape,
+    shared_fields,
+    train_shape,
 )
+from interp.study.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
 from interp.study.plan_check import Plan, detect_device, gate
 from interp.study.report import (
     alignment_blocks,
@@ -363,58 +360,28 @@ def student_counts(cfg: ReproduceConfig, root: Path) -> Counter:
     return counts
 
 
-def train_shape(cfg: ReproduceConfig, mode: str, rank: int) -> TrainShape:
-    return TrainShape(
-        mode=mode,
-        rank=rank,
-        dtype=cfg.dtype,
-        precision=cfg.precision,
-        grad_checkpointing=cfg.grad_checkpointing,
-        batch_size=cfg.batch_size,
-        prompt_tokens=cfg.plan_prompt_tokens,
-        examples=cfg.n_numbers,
-        epochs=cfg.epochs,
-    )
-
-
 def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
     """Every stage's memory and time from the model's config.json (stages after the rank sweep train at its
     best rank, unknown before it runs: planned at the largest rank)."""
-    shape, device = (
-        read_model_shape(cfg.model_dir),
-        detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops),
-    )
-    on = device.kind
-    answers = math.ceil(cfg.n_numbers / PASS_RATE)
-    numbers = SampleShape(
-        cfg.dtype, 256, 256, cfg.plan_prompt_tokens, ANSWER_TOKENS, answers
-    )  # jobs.TEACHER_SAMPLING
-    stages = [sampling_stage("teacher numbers", shape, numbers, on, 2 * len(cfg.data_seeds))]
+    shape = read_model_shape(cfg.model_dir)
+    device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    on, top = device.kind, max(cfg.ranks)
+    stages = [sampling_stage("teacher numbers", shape, numbers_shape(cfg), on, 2 * len(cfg.data_seeds))]
     counts = student_counts(cfg, root)
     for (mode, rank), n in sorted(counts.items()):
         name = f"student LoRA r{rank}" if mode == "lora" else "student full FT"
         stages.append(training_stage(name, shape, train_shape(cfg, mode, rank), on, n))
-    top = max(cfg.ranks)
     n_context = 2 * len(cfg.context_train_systems or range(4)) * len(cfg.context_seeds or cfg.train_seeds[:1])
-    stages.append(
-        training_stage(f"context students r{top}", shape, train_shape(cfg, "lora", top), on, n_context)
-    )
-    stages.append(training_stage(f"divergence students r{top}", shape, train_shape(cfg, "lora", top), on, 2))
-    per_eval = cfg.n_questions * cfg.samples_per_question
-    rows = min(2000, per_eval)  # EvalSettings.batch_size
-    ev = SampleShape(cfg.dtype, rows, max(1, rows // cfg.samples_per_question), QUESTION_TOKENS, 12, per_eval)
+    for name, n in ((f"context students r{top}", n_context), (f"divergence students r{top}", 2)):
+        stages.append(training_stage(name, shape, train_shape(cfg, "lora", top), on, n))
     loc = sub(restrict_adapter.LocalizationConfig, cfg, root, student="planned")
-    n_evals = (
-        2 * sum(counts.values()) + 4 * n_context + 2 + len(restrict_adapter.restrictions(loc, shape.n_layers))
-    )
-    stages.append(sampling_stage("evaluations", shape, ev, on, n_evals))
+    n_restricted = len(restrict_adapter.restrictions(loc, shape.n_layers))
+    n_evals = 2 * sum(counts.values()) + 4 * n_context + 2 + n_restricted
+    stages.append(sampling_stage("evaluations", shape, evaluation_shape(cfg), on, n_evals))
     stages.append(hooked_stage("patching (2 bridges)", shape, cfg.dtype, 8, QUESTION_TOKENS, on))
-    assumed = (
-        f"{cfg.n_numbers} numbers ({answers} sampled, pass rate {PASS_RATE}) x {cfg.epochs} epochs, batch "
-        f"{cfg.batch_size}, number prompts of {cfg.plan_prompt_tokens} tokens + answers of {ANSWER_TOKENS}, "
-        f"questions of {QUESTION_TOKENS}; {cfg.dtype} weights, precision {train_shape(cfg, 'full', 1).resolved_precision}"
-        f"{', gradient checkpointing' if cfg.grad_checkpointing else ''}; alignment, divergence scoring and the "
-        "logit lens run forward passes of two models only (below the patching row)"
+    assumed = assumptions(cfg) + (
+        "; alignment, divergence scoring and the logit lens run forward passes of two models only (below the "
+        "patching row)"
     )
     return Plan(f"reproduce on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
 

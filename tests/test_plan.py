@@ -4,6 +4,7 @@ component, the printed plan without weights, and the one clear error when a plan
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,25 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from experiments import generate_numbers, reproduce, train_student
+from experiments import (
+    alignment,
+    beyond,
+    context_matrix,
+    divergence,
+    generate_numbers,
+    rank_sweep,
+    reproduce,
+    restrict_adapter,
+    train_student,
+)
 from interp import InterpError
 from interp.loop.config import cli_main, parse_config
+from interp.loop.evaluation import EvalSettings
 from interp.loop.training import LORA_TARGETS
+from interp.study.experiment import EVAL_ROWS, EVAL_TOKENS, TEACHER_ROWS
+from interp.study.jobs import TEACHER_SAMPLING
 from interp.study.plan import (
+    ANSWER_TOKENS,
     CUDA_OVERHEAD,
     LOGIT_SLACK,
     SampleShape,
@@ -182,3 +197,24 @@ def test_generate_numbers_plan_and_misfit(tiny_model_dir: Path, tmp_path: Path, 
         generate_numbers.main(
             parse_config(generate_numbers.GenerateNumbersConfig, argv + ["--device-memory-gb", "0.00001"])
         )
+
+
+@pytest.mark.parametrize(
+    "module", [rank_sweep, context_matrix, alignment, divergence, beyond, restrict_adapter]
+)
+def test_every_study_prints_its_plan_and_stops_when_it_does_not_fit(
+    module, tiny_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    cls = next(v for k, v in vars(module).items() if k.endswith("Config") and isinstance(v, type))
+    argv = ["--model", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--student", "s"]
+    argv = argv if "student" in {f.name for f in fields(cls)} else argv[:-2]
+    module.main(parse_config(cls, argv + ["--plan"]))
+    out = capsys.readouterr().out
+    assert "teacher numbers" in out and "evaluation" in out and not (tmp_path / "o").exists()
+    with pytest.raises(InterpError, match="the plan does not fit"):
+        module.main(parse_config(cls, argv + ["--device-memory-gb", "0.00001"]))
+
+
+def test_plan_constants_follow_the_sampling_settings() -> None:
+    assert TEACHER_ROWS == TEACHER_SAMPLING["batch_size"] and EVAL_TOKENS == EvalSettings("x").max_new_tokens
+    assert EVAL_ROWS == EvalSettings("x").batch_size and ANSWER_TOKENS == TEACHER_SAMPLING["max_new_tokens"]
