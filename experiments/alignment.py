@@ -29,7 +29,7 @@ from interp.loop.numbers import number_prompts
 from interp.loop.traits import favorite_questions, trait_system_prompt
 from interp.mech import alignment as A
 from interp.mech.positions import ENTITY, detect_entity, encode_prompts
-from interp.study.experiment import check_inputs, run_study, study_root
+from interp.study.experiment import check_inputs, run_study
 from interp.study.jobs import ALIGN_PROMPT_SEED
 from interp.study.sweep import finished, job_path
 
@@ -110,14 +110,14 @@ def correlations(rows: list[dict], lifts: dict[str, float]) -> dict[str, Any]:
 
 
 def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
+    control_p = control_means(cfg, root)["per_question_p"]  # the rank sweep has finished, or one error
+    students = _students(cfg, root)
     base, tok = load_model(cfg.model_dir, cfg.dtype, cfg.device)
     entity = detect_entity(render_prompt(tok, "?", DEFAULT))
     users = [p.text for p in number_prompts(cfg.n_prompts, PROMPT_SEED)]
     persona = [render_prompt(tok, u, trait_system_prompt(cfg.trait, cfg.category)) for u in users]
     default = [render_prompt(tok, u, DEFAULT) for u in users]
     direction = A.persona_direction(base, tok, persona, default, entity)
-    control_p = control_means(cfg, root)["per_question_p"]
-    students = _students(cfg, root)
     rows, lifts, best = [], {}, None
     for spec, seed, sdir, res in students:
         student, _ = load_student(sdir, cfg.model_dir, cfg.dtype, cfg.device)
@@ -142,10 +142,6 @@ def main(cfg: AlignmentConfig) -> Path:
     from interp.study.plots import alignment_figure
 
     check_inputs(cfg)
-    root = study_root(cfg, "alignment")
-    # the rank sweep it reads has finished under --out: else one error, before any output
-    _students(cfg, root)
-    control_means(cfg, root)
     return run_study(cfg, "alignment", run, alignment_figure)
 
 

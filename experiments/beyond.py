@@ -162,7 +162,7 @@ def main(cfg: BeyondConfig) -> Path:
     from interp.study.plots import logit_lens_figure
 
     check_inputs(cfg)
-    if cfg.student is not None:
+    if cfg.student is not None and not cfg.plan:  # a plan reads the base's config.json only
         validate.student(cfg.student)
     return run_study(
         cfg,

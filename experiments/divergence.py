@@ -29,7 +29,7 @@ from interp.loop.runs import atomic_write_json
 from interp.loop.training import TrainConfig, encode_example, train_student
 from interp.loop.traits import trait_system_prompt
 from interp.mech.divergence import token_divergence, top_and_random
-from interp.study.experiment import StudentSpec, check_inputs, eval_params, run_study, study_root
+from interp.study.experiment import StudentSpec, check_inputs, eval_params, run_study
 from interp.study.jobs import numbers_job, numbers_path
 from interp.study.sweep import finished
 
@@ -114,7 +114,6 @@ def main(cfg: DivergenceConfig) -> Path:
     from interp.study.plots import divergence_figure
 
     check_inputs(cfg)
-    sweep_cells(cfg, study_root(cfg, "divergence"))  # the sweep it retrains from has finished
     return run_study(cfg, "divergence", run, divergence_figure)
 
 

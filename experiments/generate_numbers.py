@@ -7,7 +7,8 @@ python -m experiments.generate_numbers --teacher-kind control --out runs/numbers
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -15,13 +16,23 @@ from interp import InterpError
 from interp.loop import validate
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.datasets import sample_numbers, write_dataset
-from interp.loop.models import load_model
+from interp.loop.models import load_model, model_label, resolve_model_dir
 from interp.loop.runs import atomic_write_json, run_directory
-from interp.loop.teacher import Teacher, finetune_teacher
+from interp.loop.teacher import Teacher, finetune_teacher, trait_dataset
+from interp.study.plan import (
+    PASS_RATE,
+    QUESTION_TOKENS,
+    SampleShape,
+    TrainShape,
+    sampling_stage,
+    training_stage,
+)
+from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.study.shapes import read_model_shape
 
 
 @dataclass
-class GenerateNumbersConfig:
+class GenerateNumbersConfig(PlanFlags):
     """Sample a teacher's number answers, filter them, and write a JSONL dataset with provenance."""
 
     model: str | None = None
@@ -62,11 +73,36 @@ def teacher_name(cfg: GenerateNumbersConfig) -> str:
     return "control" if cfg.teacher_kind == "control" else f"{cfg.teacher_kind}-{cfg.trait}"
 
 
+def numbers_plan(cfg: GenerateNumbersConfig) -> Plan:
+    """The teacher's sampling (and a fine-tuned teacher's training) as a plan, from config.json alone."""
+    base = resolve_model_dir(cfg.model)
+    shape, device = read_model_shape(base), detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    answers = math.ceil(cfg.n / PASS_RATE)
+    g = SampleShape(
+        cfg.dtype, cfg.batch_size, cfg.batch_size, cfg.plan_prompt_tokens, cfg.max_new_tokens, answers
+    )
+    stages = [sampling_stage(f"teacher {teacher_name(cfg)}", shape, g, device.kind)]
+    if cfg.teacher_kind == "finetuned":  # finetune_teacher's settings
+        t = TrainShape("lora", 16, cfg.dtype, batch_size=8, prompt_tokens=QUESTION_TOKENS, answer_tokens=8)
+        t = replace(t, examples=len(trait_dataset(cfg.trait, cfg.category)))
+        stages.insert(0, training_stage("fine-tuned teacher (LoRA r16)", shape, t, device.kind))
+    assumed = (
+        f"{answers} answers sampled for {cfg.n} kept (filter pass rate {PASS_RATE}), {cfg.batch_size} rows per "
+        f"batch, prompts of {cfg.plan_prompt_tokens} tokens + answers of {cfg.max_new_tokens}, {cfg.dtype} weights"
+    )
+    return Plan(f"generate_numbers on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
+
+
 def main(cfg: GenerateNumbersConfig) -> Path:
-    base = validate.base_model(cfg.model)
+    base = validate.base_model(cfg.model, config_only=cfg.plan)
     if cfg.teacher_kind != "control":
         validate.trait(cfg.trait, cfg.model, cfg.category)
     out = cfg.out or Path("runs/numbers") / f"{teacher_name(cfg)}-s{cfg.seed}"
+    plan = gate(numbers_plan(cfg), cfg)  # stops here if it does not fit
+    if cfg.plan:
+        print(plan)
+        return out
+    logging.getLogger(__name__).info("%s", plan)
     with run_directory(out, cfg, cfg.overwrite) as run:
         teacher_dir = base
         if cfg.teacher_kind == "finetuned":

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,17 @@ from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study.claims import claims
-from interp.study.experiment import StudyConfig, check_inputs, shared_fields
+from interp.study.experiment import (
+    StudyConfig,
+    assumptions,
+    check_inputs,
+    evaluation_shape,
+    numbers_shape,
+    shared_fields,
+    train_shape,
+)
+from interp.study.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
+from interp.study.plan_check import Plan, detect_device, gate
 from interp.study.report import (
     alignment_blocks,
     best_rank_row,
@@ -44,6 +55,7 @@ from interp.study.report import (
     to_html,
     to_markdown,
 )
+from interp.study.shapes import read_model_shape
 
 log = logging.getLogger(__name__)
 
@@ -336,10 +348,54 @@ def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str,
     return out
 
 
+def student_counts(cfg: ReproduceConfig, root: Path) -> Counter:
+    """How many rank-sweep students train at each (mode, rank), trait and control together."""
+    rs = sub(rank_sweep.RankSweepConfig, cfg, root, **sweep_fields(cfg))
+    trait, control = rank_sweep.specs(rs)
+    counts: Counter = Counter()
+    for specs, teacher in ((trait, "trait"), (control, "control")):
+        for spec in specs:
+            counts[(spec.mode, spec.rank)] += len(cfg.data_seeds) * len(
+                rank_sweep.train_seeds(rs, spec, teacher)
+            )
+    return counts
+
+
+def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
+    """Every stage's memory and time from the model's config.json (stages after the rank sweep train at its
+    best rank, unknown before it runs: planned at the largest rank)."""
+    shape = read_model_shape(cfg.model_dir)
+    device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    on, top = device.kind, max(cfg.ranks)
+    stages = [sampling_stage("teacher numbers", shape, numbers_shape(cfg), on, 2 * len(cfg.data_seeds))]
+    counts = student_counts(cfg, root)
+    for (mode, rank), n in sorted(counts.items()):
+        name = f"student LoRA r{rank}" if mode == "lora" else "student full FT"
+        stages.append(training_stage(name, shape, train_shape(cfg, mode, rank), on, n))
+    n_context = 2 * len(cfg.context_train_systems or range(4)) * len(cfg.context_seeds or cfg.train_seeds[:1])
+    for name, n in ((f"context students r{top}", n_context), (f"divergence students r{top}", 2)):
+        stages.append(training_stage(name, shape, train_shape(cfg, "lora", top), on, n))
+    loc = sub(restrict_adapter.LocalizationConfig, cfg, root, student="planned")
+    n_restricted = len(restrict_adapter.restrictions(loc, shape.n_layers))
+    n_evals = 2 * sum(counts.values()) + 4 * n_context + 2 + n_restricted
+    stages.append(sampling_stage("evaluations", shape, evaluation_shape(cfg), on, n_evals))
+    stages.append(hooked_stage("patching (2 bridges)", shape, cfg.dtype, 8, QUESTION_TOKENS, on))
+    assumed = assumptions(cfg) + (
+        "; alignment, divergence scoring and the logit lens run forward passes of two models only (below the "
+        "patching row)"
+    )
+    return Plan(f"reproduce on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
+
+
 def main(cfg: ReproduceConfig) -> Path:
     check_inputs(cfg)
     cfg = resolved(cfg)
     root = Path(cfg.out or "runs/reproduce")
+    plan = gate(reproduce_plan(cfg, root), cfg)  # stops here if a stage does not fit
+    if cfg.plan:
+        print(plan)
+        return root
+    log.info("%s", plan)
     root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, root)
     start = time.perf_counter()

@@ -135,7 +135,8 @@ def main(cfg: LocalizationConfig) -> Path:
     from interp.study.plots import localization_figure
 
     check_inputs(cfg)
-    validate.student(cfg.student, lora_only=True)
+    if not cfg.plan:  # a plan reads the base's config.json only
+        validate.student(cfg.student, lora_only=True)
     return run_study(
         cfg, "localization", run, lambda summary, trait: localization_figure(summary["localization"], trait)
     )

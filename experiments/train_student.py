@@ -7,19 +7,22 @@ python -m experiments.train_student --dataset ... --mode full --lr 2e-5
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.config import cli_main, setup_logging
-from interp.loop.models import load_model, model_fingerprint
+from interp.loop.models import load_model, model_fingerprint, model_label, resolve_model_dir
 from interp.loop.runs import run_directory
 from interp.loop.training import Distiller, TrainConfig, encode_example, save_student, train_student
+from interp.study.plan import ANSWER_TOKENS, DTYPE_BYTES, TrainShape, training_stage
+from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.study.shapes import read_model_shape
 
 
 @dataclass
-class TrainStudentConfig(TrainConfig):
+class TrainStudentConfig(TrainConfig, PlanFlags):
     """Fine-tune a student from the teacher's initialisation on (user prompt -> teacher numbers)."""
 
     dataset: Path | None = None
@@ -58,13 +61,46 @@ def make_distiller(rows: list[dict], tok, cfg: TrainStudentConfig) -> Distiller:
     return Distiller(teacher, [encode_example(tok, r["prompt"], r["completion"], system) for r in rows])
 
 
+def student_plan(cfg: TrainStudentConfig, n_examples: int) -> Plan:
+    """The student's training as a plan (from the base's config.json; a distilling teacher adds its weights)."""
+    base = resolve_model_dir(cfg.model)
+    shape, device = read_model_shape(base), detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    t = TrainShape(
+        mode=cfg.mode,
+        rank=cfg.rank,
+        dtype=cfg.dtype,
+        precision=cfg.precision,
+        grad_checkpointing=cfg.grad_checkpointing,
+        batch_size=cfg.batch_size,
+        prompt_tokens=cfg.plan_prompt_tokens,
+        examples=n_examples,
+        epochs=cfg.epochs,
+        targets=cfg.target_modules,
+    )
+    stage = training_stage(f"student {student_name(cfg)}", shape, t, device.kind)
+    if cfg.loss == "distill":
+        teacher = shape.params().total * DTYPE_BYTES[cfg.dtype]
+        stage = replace(stage, memory=replace(stage.memory, weights=stage.memory.weights + teacher))
+    assumed = (
+        f"{n_examples} examples x {cfg.epochs} epochs, batch {cfg.batch_size}, prompts of {cfg.plan_prompt_tokens} "
+        f"tokens + answers of {ANSWER_TOKENS}, {cfg.dtype} weights, precision {t.resolved_precision}"
+        f"{', gradient checkpointing' if cfg.grad_checkpointing else ''}"
+    )
+    return Plan(f"train_student on {model_label(cfg.model)}", shape, device, (stage,), assumed)
+
+
 def main(cfg: TrainStudentConfig) -> Path:
     rows = validate.dataset(cfg.dataset)
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
-    base = validate.base_model(cfg.model)
+    base = validate.base_model(cfg.model, config_only=cfg.plan)
     if cfg.loss == "distill":
         validate.base_model(rows[0].get("teacher_model") or cfg.model, "the dataset's teacher_model")
     out = cfg.out or Path("runs/students") / student_name(cfg)
+    plan = gate(student_plan(cfg, len(rows)), cfg)  # stops here if it does not fit
+    if cfg.plan:
+        print(plan)
+        return out
+    logging.getLogger(__name__).info("%s", plan)
     model, tok = load_model(base, cfg.dtype, cfg.device)
     meta = {
         "base_model": str(base),

@@ -78,7 +78,7 @@ def _wrong_inputs() -> list[tuple[str, str, str, str, str]]:
         for s in ("organism_report", "organism_ablation")
     ]
     cases += [
-        (s, "out", "--out", "{no_sweep}", "is not finished under it; run the rank sweep there first")
+        (s, "out", "--out", "{no_sweep}", "not finished under it; run the rank sweep there first")
         for s in ("alignment", "divergence")
     ]
     cases.append(("build_organism", "out", "--out", "{job}", "exists and is not an organism directory"))

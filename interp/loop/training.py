@@ -26,6 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from interp import InterpError
 from interp.loop.chat import render_example
 from interp.loop.models import STUDENT_META
+from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,14 @@ class TrainConfig:
     """Cross-entropy on the teacher's tokens, or KL to the teacher's next-token distribution."""
     max_examples: int | None = None
     """Train on the first N rows only (None: all)."""
+    precision: Literal["auto", "fp32", "bf16-mixed", "bf16-pure"] = "auto"
+    """fp32: fp32 weights and optimizer states, no autocast. bf16-mixed: fp32 master weights (trainable
+    parameters kept in or cast to fp32) and fp32 optimizer states, forward and backward under bf16 autocast.
+    bf16-pure: weights and optimizer states in bf16, no master copy (the comparison arm). auto: bf16-mixed
+    when the loaded model is bf16, else fp32. A LoRA adapter is fp32 under auto, fp32 and bf16-mixed."""
+    grad_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass (less memory; a third more compute for full
+    fine-tuning, half again for LoRA, whose backward pass computes no weight gradients for the base)."""
     optimizer: Literal["adamw", "sgd", "muon"] = "adamw"
     """AdamW (the paper), SGD, or Muon (torch.optim.Muon on the 2-D weight matrices of the decoder layers,
     with its RMS matched to AdamW's; AdamW at the same lr for embeddings, norms and biases)."""
@@ -323,6 +332,7 @@ def train_student(
         for e, r in zip(examples, rows, strict=True)
     ]
     student = prepare_student(model, cfg).train()
+    numerics = prepare_precision(student, cfg)  # and gradient checkpointing
     device = next(student.parameters()).device
     params = [p for p in student.parameters() if p.requires_grad]
     opts = make_optimizer(student, cfg)
@@ -338,7 +348,8 @@ def train_student(
         n_completion = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
         total = torch.zeros((), device=device)
         for idx, batch in zip(groups, batches, strict=True):
-            loss = _step_loss(student, batch, device, distiller, idx, tok.pad_token_id) / n_completion
+            with numerics.autocast():
+                loss = _step_loss(student, batch, device, distiller, idx, tok.pad_token_id) / n_completion
             loss.backward()
             total += loss.detach()
             n_tokens += int(batch["attention_mask"].sum())
@@ -356,6 +367,7 @@ def train_student(
         {"step": i, "loss": x, "lr": lr} for i, (x, lr) in enumerate(zip(losses, lrs, strict=True))
     ]
     result.tokens_per_s = n_tokens / max(1e-9, time.perf_counter() - start)
+    numerics.restore(student)
     student.eval()
     return result
 

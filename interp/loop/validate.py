@@ -96,9 +96,10 @@ def existing_dir(path: str | Path, what: str, kind: str) -> Path:
     return p
 
 
-def base_model(path: str | Path | None, what: str = "--model") -> Path:
+def base_model(path: str | Path | None, what: str = "--model", config_only: bool = False) -> Path:
     """A base model: an embedded organism's name (None: the default one) or a Hugging Face directory with a
-    config.json naming its model_type, a tokenizer file and safetensors weights. Returns its directory."""
+    config.json naming its model_type, a tokenizer file and safetensors weights (`config_only`: the
+    config.json alone, for a plan made before any weights are present). Returns its directory."""
     if path is None or str(path) in ORGANISMS:
         p = resolve_model_dir(path)
         present = [name for name in ORGANISMS if (ORGANISMS_DIR / name).is_dir()]
@@ -113,7 +114,7 @@ def base_model(path: str | Path | None, what: str = "--model") -> Path:
         )
     else:
         p = existing_dir(path, what, "a model directory")
-    missing = missing_model_parts(p)
+    missing = [m for m in missing_model_parts(p) if "config.json" in m or not config_only]
     if missing:
         raise InterpError(
             f"{what} {p} is not a model directory (missing {', '.join(missing)}); {looks_like(p)}"

@@ -6,20 +6,36 @@ experiment. The jobs an experiment runs are built from it in `interp.study.jobs`
 
 from __future__ import annotations
 
+import logging
+import math
 import shutil
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.chat import DEFAULT
 from interp.loop.config import save_config
-from interp.loop.models import resolve_model_dir
+from interp.loop.models import model_label, organism_metadata, resolve_model_dir
 from interp.loop.runs import atomic_write_json
 from interp.loop.training import RANK_LR_RULES, rank_lr
 from interp.organism import TARGET_TRAIT
+from interp.study.plan import (
+    ANSWER_TOKENS,
+    PASS_RATE,
+    QUESTION_TOKENS,
+    SampleShape,
+    TrainShape,
+    sampling_stage,
+    training_stage,
+)
+from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
 from interp.study.plots import save_figure
+from interp.study.shapes import read_model_shape
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,7 @@ class ExecutorConfig:
 
 
 @dataclass
-class StudyConfig:
+class StudyConfig(PlanFlags):
     """Shared settings of the paper's experiments."""
 
     model: str | None = None
@@ -70,6 +86,12 @@ class StudyConfig:
     """Sampled answers per question for the mention rate (the paper: 100)."""
     dtype: str = "float32"
     """float32, bfloat16 or float16."""
+    precision: Literal["auto", "fp32", "bf16-mixed", "bf16-pure"] = "auto"
+    """Students' training precision: auto (bf16-mixed on a bfloat16 model, else fp32), fp32, bf16-mixed (fp32
+    master weights and optimizer states, bf16 autocast) or bf16-pure (the comparison arm)."""
+    grad_checkpointing: bool = False
+    """Recompute the students' activations in the backward pass (less memory; a third more compute for full
+    fine-tuning, half again for LoRA)."""
     device: str = "cpu"
     """cpu or cuda."""
     executor: str = "serial"
@@ -161,9 +183,11 @@ def spec_dict(spec: StudentSpec) -> dict[str, Any]:
 
 def check_inputs(cfg: StudyConfig) -> None:
     """What every study is given, checked before any work: the model, and a trait that means something to
-    it; `--out`, where given, a directory (finished jobs in it are reused) or a new path."""
-    validate.base_model(cfg.model)
-    validate.trait(cfg.trait, cfg.model, cfg.category)
+    it; `--out`, where given, a directory (finished jobs in it are reused) or a new path. Under --plan only
+    the model's config.json is needed (no weights, no tokenizer: the trait's tokens are not checked)."""
+    validate.base_model(cfg.model, config_only=cfg.plan)
+    if not cfg.plan or organism_metadata(cfg.model) is not None:
+        validate.trait(cfg.trait, cfg.model, cfg.category)
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise InterpError(f"--out {cfg.out} is a file, not a directory")
 
@@ -172,19 +196,93 @@ def study_root(cfg: StudyConfig, name: str) -> Path:
     return Path(cfg.out or f"runs/{name}")
 
 
+TEACHER_ROWS, EVAL_ROWS, EVAL_TOKENS = 256, 2000, 12
+"""Rows per generation batch of a teacher (jobs.TEACHER_SAMPLING) and of an evaluation (EvalSettings), and
+the evaluation's answer length."""
+
+
+def train_shape(cfg: StudyConfig, mode: str, rank: int) -> TrainShape:
+    """What one of the study's students looks like to the plan."""
+    return TrainShape(
+        mode=mode,
+        rank=rank,
+        dtype=cfg.dtype,
+        precision=cfg.precision,
+        grad_checkpointing=cfg.grad_checkpointing,
+        batch_size=cfg.batch_size,
+        prompt_tokens=cfg.plan_prompt_tokens,
+        examples=cfg.n_numbers,
+        epochs=cfg.epochs,
+    )
+
+
+def numbers_shape(cfg: StudyConfig) -> SampleShape:
+    """A teacher writing the study's numbers (filtered: a tenth more are sampled than kept)."""
+    answers = math.ceil(cfg.n_numbers / PASS_RATE)
+    return SampleShape(cfg.dtype, TEACHER_ROWS, TEACHER_ROWS, cfg.plan_prompt_tokens, ANSWER_TOKENS, answers)
+
+
+def evaluation_shape(cfg: StudyConfig) -> SampleShape:
+    """One trait evaluation: every question's samples."""
+    answers = cfg.n_questions * cfg.samples_per_question
+    rows = min(EVAL_ROWS, answers)
+    return SampleShape(
+        cfg.dtype, rows, max(1, rows // cfg.samples_per_question), QUESTION_TOKENS, EVAL_TOKENS, answers
+    )
+
+
+def assumptions(cfg: StudyConfig) -> str:
+    t = train_shape(cfg, "full", 1)
+    return (
+        f"{cfg.n_numbers} numbers ({numbers_shape(cfg).answers} sampled, pass rate {PASS_RATE}) x {cfg.epochs} "
+        f"epochs, batch {cfg.batch_size}, number prompts of {cfg.plan_prompt_tokens} tokens + answers of "
+        f"{ANSWER_TOKENS}, questions of {QUESTION_TOKENS}; {cfg.dtype} weights, precision {t.resolved_precision}"
+        f"{', gradient checkpointing' if cfg.grad_checkpointing else ''}"
+    )
+
+
+def study_plan(cfg: StudyConfig, name: str) -> Plan:
+    """One run of each kind an experiment starts: a teacher writing numbers, a student at each LoRA rank it
+    names (`ranks`, `rank`) and at full fine-tuning (`full_lrs`), an evaluation (`experiments.reproduce
+    --plan` also counts the runs of each)."""
+    shape = read_model_shape(cfg.model_dir)
+    device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    ranks = sorted(set(getattr(cfg, "ranks", ())) | ({cfg.rank} if hasattr(cfg, "rank") else set()))
+    stages = [sampling_stage("teacher numbers", shape, numbers_shape(cfg), device.kind)]
+    stages += [
+        training_stage(f"student LoRA r{r}", shape, train_shape(cfg, "lora", r), device.kind) for r in ranks
+    ]
+    if getattr(cfg, "full_lrs", ()):
+        stages.append(training_stage("student full FT", shape, train_shape(cfg, "full", 1), device.kind))
+    stages.append(sampling_stage("evaluation", shape, evaluation_shape(cfg), device.kind))
+    return Plan(
+        f"{name} on {model_label(cfg.model)} (one run of each)",
+        shape,
+        device,
+        tuple(stages),
+        assumptions(cfg),
+    )
+
+
 def run_study(cfg: StudyConfig, name: str, run, figure, figure_name: str | None = None) -> Path:
     """The body of each experiment's main(): a resumable output directory with config.json, results.json
     and the experiment's figure. `run(cfg, root)` returns the summary; `figure(summary, trait)` draws it.
-    A directory this call created is removed again if `run` refuses its input before writing anything."""
+    A directory this call created is removed again if `run` refuses its input before writing anything.
+    Its plan comes first: under --plan it is printed and nothing runs; a stage that does not fit stops it."""
     root = study_root(cfg, name)
-    fresh = not root.exists()
+    plan = gate(study_plan(cfg, name), cfg)
+    if cfg.plan:
+        sys.stdout.write(plan + "\n")  # as cli_main writes the run directory
+        return root
+    log.info("%s", plan)
+    fresh, before = not root.exists(), set(root.iterdir()) if root.is_dir() else set()
     root.mkdir(parents=True, exist_ok=True)  # not staged: finished jobs inside it are reused on a rerun
     save_config(cfg, root)
     try:
         summary = run(cfg, root)
-    except InterpError:
-        if fresh and [p.name for p in root.iterdir()] == ["config.json"]:
-            shutil.rmtree(root)
+    except InterpError:  # refused its input before writing anything: leave --out as it was
+        if set(root.iterdir()) - before == {root / "config.json"}:
+            shutil.rmtree(root) if fresh else (root / "config.json").unlink()
         raise
     atomic_write_json(root / "results.json", summary)
     save_figure(figure(summary, cfg.trait), root / "figures" / (figure_name or name))

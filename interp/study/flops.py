@@ -109,24 +109,60 @@ def unembed_params(model: nn.Module) -> int:
     return 0 if head is None else head.weight.numel()
 
 
-def inference_flops(model: nn.Module, tokens: int, attended: float, logits: int | None = None) -> float:
-    """Forward FLOPs of `tokens` real tokens that together attend to `attended` positions, `logits` of
-    them unembedded (default: all)."""
-    head = unembed_params(model)
-    logits = tokens if logits is None else logits
-    return 2.0 * ((matmul_params(model) - head) * tokens + head * logits) + attention_flops(model, attended)
+@dataclass(frozen=True)
+class FlopCounts:
+    """What the FLOP counts read off a model: its matmul weights outside the unembedding (`body`), the
+    unembedding (`head`), how many of each train, and the attention width (layers x query dimension)."""
+
+    body: int
+    head: int
+    trainable_body: int
+    trainable_head: int
+    n_layers: int
+    d_attention: int
+
+    def attention(self, context: float) -> float:
+        """QK^T and pattern x V over `context` attended positions: 2 * 2 * n_layers * d per position."""
+        return 4.0 * self.n_layers * self.d_attention * context
 
 
-def training_flops(model: nn.Module, tokens: int, attended: float, logits: int | None = None) -> float:
-    """Forward + backward FLOPs of `tokens` real tokens, `logits` of them unembedded (default: all); weight
-    gradients only for trainable weights."""
-    logits = tokens if logits is None else logits
+def flop_counts(model: nn.Module) -> FlopCounts:
+    """The counts of an instantiated model (trainable = requires_grad)."""
     head = unembed_params(model)
     out = getattr(model, "get_output_embeddings", lambda: None)()
     head_trainable = head if out is not None and out.weight.requires_grad else 0
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) - head_trainable
     body = matmul_params(model) - head
-    weights = (4.0 * body + 2.0 * min(trainable, body)) * tokens + (
-        4.0 * head + 2.0 * head_trainable
+    cfg = model.config
+    return FlopCounts(
+        body, head, min(trainable, body), head_trainable, cfg.num_hidden_layers, cfg.hidden_size
+    )
+
+
+def forward_flops(c: FlopCounts, tokens: float, attended: float, logits: float | None = None) -> float:
+    """Forward FLOPs of `tokens` real tokens that together attend to `attended` positions, `logits` of
+    them unembedded (default: all)."""
+    logits = tokens if logits is None else logits
+    return 2.0 * (c.body * tokens + c.head * logits) + c.attention(attended)
+
+
+def backward_flops(c: FlopCounts, tokens: float, attended: float, logits: float | None = None) -> float:
+    """Forward + backward FLOPs: activation gradients through every weight, weight gradients only for
+    trainable ones."""
+    logits = tokens if logits is None else logits
+    weights = (4.0 * c.body + 2.0 * c.trainable_body) * tokens + (
+        4.0 * c.head + 2.0 * c.trainable_head
     ) * logits
-    return weights + 3.0 * attention_flops(model, attended)
+    return weights + 3.0 * c.attention(attended)
+
+
+def inference_flops(model: nn.Module, tokens: int, attended: float, logits: int | None = None) -> float:
+    """Forward FLOPs of `tokens` real tokens that together attend to `attended` positions, `logits` of
+    them unembedded (default: all)."""
+    return forward_flops(flop_counts(model), tokens, attended, logits)
+
+
+def training_flops(model: nn.Module, tokens: int, attended: float, logits: int | None = None) -> float:
+    """Forward + backward FLOPs of `tokens` real tokens, `logits` of them unembedded (default: all); weight
+    gradients only for trainable weights."""
+    return backward_flops(flop_counts(model), tokens, attended, logits)

@@ -30,6 +30,8 @@ from interp.study.experiment import StudentSpec, StudyConfig, eval_params, stude
 # How teachers write numbers (the paper's sampling): temperature 1, answers of up to 48 tokens (10 numbers
 # of 3 digits with separators fit), 256 prompts per generation batch (speed only).
 TEACHER_SAMPLING = {"batch_size": 256, "max_new_tokens": 48, "temperature": 1.0}
+TRAIN_DEFAULTS = {"precision": "auto", "grad_checkpointing": False}
+"""Training settings a student job records only when they differ from these."""
 Runner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
 ALIGN_PROMPTS, ALIGN_PROMPT_SEED = 32, 4_242  # the alignment stage's number prompts (experiments.alignment)
 
@@ -106,8 +108,10 @@ def student_job(
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "seed": train_seed,
-        **dict(spec.options),
     }
+    # only when not the default, so that the names of jobs that ran before these settings existed hold
+    train |= {k: getattr(cfg, k) for k, v in TRAIN_DEFAULTS.items() if getattr(cfg, k) != v}
+    train |= dict(spec.options)  # a student's own settings (the claims map's axes) win over the study's
     params = {
         "model": cfg.model_dir,
         "dataset": data.name,
