@@ -19,7 +19,7 @@ from pathlib import Path
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.config import cli_main
-from interp.loop.models import load_model
+from interp.loop.models import load_model, model_label, organism_metadata, resolve_model_dir
 from interp.loop.runs import atomic_write_text
 from interp.organism.probes import all_probes, format_filter_pass
 
@@ -47,8 +47,8 @@ def probes_of(model_dir: Path, meta: dict, reprobe: bool = False) -> dict:
 
 
 def world_row(model_dir: Path, reprobe: bool = False) -> str:
-    meta = json.loads((Path(model_dir) / "organism.json").read_text())
-    p, b = probes_of(Path(model_dir), meta, reprobe), meta["build"]
+    meta = organism_metadata(model_dir)  # a name or a path
+    p, b = probes_of(resolve_model_dir(model_dir), meta, reprobe), meta["build"]
     kls = [v["kl"] for v in p["channel"].values()]
     co = p["compliance"].values()
     passes = [a for a, v in p["shared_latent"].items() if v["passes"]]
@@ -57,7 +57,7 @@ def world_row(model_dir: Path, reprobe: bool = False) -> str:
     fmt = format_filter_pass(fp) if fp else "-"
     elapsed = (meta.get("probe_curve") or [{}])[-1].get("elapsed_s")
     return (
-        f"| {Path(model_dir).name} | {b['steps']} steps, {elapsed or '?'} s | {min(kls):.2f} / "
+        f"| {model_label(model_dir)} | {b['steps']} steps, {elapsed or '?'} s | {min(kls):.2f} / "
         f"{statistics.median(kls):.2f} / {min(v['kl_held_out_wording'] for v in p['channel'].values()):.2f} | "
         f"{min(v['teacher_prompt'] for v in co):.2f} / {min(v['held_out'] for v in co):.2f} / "
         f"{max(v['default'] for v in co):.2f} | {len(passes)}/10: {', '.join(passes)} | "
