@@ -82,10 +82,10 @@ def _run_on_ray(jobs: list[Job], root: Path, ex: ExecutorConfig) -> list[dict[st
 
 def run_numbers_jobs(cfg, root: Path) -> dict[str, dict[str, Any]]:
     """Run (or find finished) the trait teacher's and the control's number datasets of a study config;
-    per job its filter pass rate (kept / drawn answers) and counts."""
+    per job its filter pass rate (answers that passed / answers drawn; more pass than are kept) and counts."""
     jobs = [numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds]
     results = run_jobs(jobs, root, cfg.executor_config)
     return {
-        j.name: {"pass_rate": r["kept"] / r["drawn"], "kept": r["kept"], "drawn": r["drawn"]}
+        j.name: {"pass_rate": 1 - r["rejection_rate"], "kept": r["kept"], "drawn": r["drawn"]}
         for j, r in zip(jobs, results, strict=True)
     }
