@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.study.experiment import ExecutorConfig
@@ -54,8 +55,9 @@ def clean_partials(root: Path) -> None:
 def run_jobs(jobs: list[Job], root: Path, ex: ExecutorConfig) -> list[dict[str, Any]]:
     """Run jobs (which must not depend on each other) and return their results in order."""
     clean_partials(root)
-    if ex.executor == "serial":
-        return [run_job(c, root, ex.threads, ex.force) for c in jobs]
+    if ex.executor == "serial":  # a bar with counts and an ETA (finished jobs pass in a blink)
+        bar = tqdm(jobs, desc="jobs", unit="job", disable=len(jobs) < 2, mininterval=5)
+        return [run_job(c, root, ex.threads, ex.force) for c in bar]
     if ex.executor == "ray":
         return _run_on_ray(jobs, root, ex)
     raise ValueError(f"unknown executor {ex.executor!r}")
