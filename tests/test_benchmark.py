@@ -36,4 +36,4 @@ def test_pretraining_benchmark_times_both_build_settings() -> None:
         f"organism pretraining ({k})" for k in benchmark.PRETRAIN_SETTINGS
     ]
     padding = [int(re.search(r"(\d+)% of computed positions are padding", line).group(1)) for line in lines]
-    assert padding[1] < padding[0]  # pad_multiple 1 computes less padding than the shipped 32
+    assert padding[1] < padding[0]  # pad_multiple 1 computes less padding than the tied sibling's 32
