@@ -56,10 +56,10 @@ def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     )
     if "filter_pass" in res:
         passes = ", ".join(
-            f"{name.split('-')[1]} {r['pass_rate']:.3f} ({r['kept']}/{r['drawn']})"
+            f"{name.split('-')[1]} {r['pass_rate']:.3f} of {r['drawn']}"
             for name, r in res["filter_pass"].items()
         )
-        text += f" Filter pass of the teacher's and the control's numbers (kept / drawn answers): {passes}."
+        text += f" Filter pass of the teacher's and the control's sampled answers (passed / drawn): {passes}."
     return [
         ("h2", "Claim 1 - transfer follows an inverted U in LoRA rank"),
         ("p", text),
