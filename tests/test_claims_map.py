@@ -13,6 +13,7 @@ from interp.loop.config import parse_config
 from interp.study import claims as C
 from interp.study.claims_map import Grid, best_rows, map_rows
 
+RESULTS = Path(__file__).resolve().parents[1] / "interp" / "organism" / "results"
 TINY = [
     "--n-numbers",
     "16",
@@ -143,7 +144,8 @@ def test_quick_map_runs_end_to_end_and_resumes(number_model_dir: Path, tmp_path:
     root = claims_map.main(cfg)
     res = json.loads((root / "results.json").read_text())["claims_map"]
     assert res["arms"] == ["r4", "full"]
-    assert set(res["rows"]) == {"AdamW, best lr", "AdamW, fixed lr", "muon", "layer 1", "first 1 frozen"}
+    assert res["row_order"] == ["AdamW, best lr", "AdamW, fixed lr", "muon", "layer 1", "first 1 frozen"]
+    assert set(res["rows"]) == set(res["row_order"])
     cell = res["rows"]["AdamW, best lr"][0]
     assert cell["seeds"] == 1 and cell["weight_change_norm"] > 0 and -1 <= cell["persona_cosine"] <= 1
     assert set(res["verdicts"]["AdamW, best lr"]) >= {
@@ -155,3 +157,23 @@ def test_quick_map_runs_end_to_end_and_resumes(number_model_dir: Path, tmp_path:
     again = claims_map.main(cfg)  # a rerun trains nothing: every job is found finished
     assert sorted(p.name for p in (again / "jobs").iterdir()) == jobs
     assert json.loads((again / "results.json").read_text())["claims_map"] == res
+
+
+def test_figure_keeps_the_row_order_and_keeps_colour_bar_and_legend_off_the_panels():
+    """results.json sorts its keys: the figure reads the rows in `row_order`. The colour bar sits between
+    the panels and the legend under them (they overlapped the curves before)."""
+    from interp.study.plots import claims_map_figure
+
+    summary = json.loads((RESULTS / "claims_map_quick_default.json").read_text())
+    order = ["AdamW, best lr", "AdamW, fixed lr", "sgd-m0.9", "sgd-m0", "muon", "bf16-pure", "bf16-mixed"]
+    order += ["layer 0", "first 1 frozen"]
+    summary["claims_map"]["row_order"] = order
+    fig = claims_map_figure(summary, "wolf")
+    heat = fig.data[0]
+    assert [y.split("<br>")[0] for y in heat.y] == order
+    map_end, curves_start = fig.layout.xaxis.domain[1], fig.layout.xaxis2.domain[0]
+    assert map_end < heat.colorbar.x < curves_start
+    assert fig.layout.legend.y < 0 and fig.layout.legend.x >= curves_start
+    assert (
+        "no full-FT transfer: held / not held" in fig.data[1].name
+    )  # the best-lr curve carries its verdicts

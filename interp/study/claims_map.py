@@ -247,4 +247,5 @@ def summarize(grid: Grid, screen: list[dict], confirm: list[dict]) -> dict[str, 
             label: sorted(cells, key=lambda r: grid.arms().index(r["rank"])) for label, cells in rows.items()
         },
         "verdicts": {label: row_verdicts(cells) for label, cells in rows.items()},
+        "row_order": list(rows),  # results.json sorts its keys; the figure reads the rows in this order
     }

@@ -78,7 +78,20 @@ def _run_on_ray(jobs: list[Job], root: Path, ex: ExecutorConfig) -> list[dict[st
     refs = {
         c.name: remote.remote(c, Path(root).resolve(), ex.threads, ex.force) for c in todo if c is not None
     }
-    done = {name: r for name, r in zip(refs, ray.get(list(refs.values())), strict=True)}
+    pending, done = {ref: name for name, ref in refs.items()}, {}
+    bar = tqdm(
+        total=len(jobs),
+        initial=len(jobs) - len(refs),
+        desc="jobs",
+        unit="job",
+        disable=len(jobs) < 2,
+        mininterval=5,
+    )
+    with bar:  # the same counts and ETA as the serial bar, advanced as the cluster finishes jobs
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            done[pending.pop(ready[0])] = ray.get(ready[0])
+            bar.update()
     return [done[c.name] if c.name in done else finished(root, c) for c in jobs]
 
 

@@ -8,17 +8,18 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-SHORT = {"held": "held", "did not hold": "not held", "not resolved": "n/r"}
+SHORT = {"held": "held", "did not hold": "not held", "not resolved": "unresolved"}
+CLAIMS = (("inverted U", "inverted_u_in_rank"), ("no full-FT transfer", "no_transfer_under_full_ft"))
 
 
-def _verdict_tag(verdicts: dict[str, Any]) -> str:
-    """Row label suffix: each row-level claim's strict / effect-size verdicts."""
-    parts = []
-    for name, key in (("U", "inverted_u_in_rank"), ("no-FT", "no_transfer_under_full_ft")):
-        if key in verdicts:
-            v = verdicts[key]
-            parts.append(f"{name}: {SHORT[v['verdict']]}/{SHORT[v['effect_size']['verdict']]}")
-    return f" ({'; '.join(parts)})" if parts else ""
+def _verdict_tag(verdicts: dict[str, Any], sep: str = "<br>") -> str:
+    """The row-level claims' verdicts, strict / effect size, one claim per line."""
+    parts = [
+        f"{name}: {SHORT[verdicts[key]['verdict']]} / {SHORT[verdicts[key]['effect_size']['verdict']]}"
+        for name, key in CLAIMS
+        if key in verdicts
+    ]
+    return "".join(f"{sep}<sup>{p}</sup>" for p in parts)
 
 
 def _cell_text(cell: dict[str, Any], context: dict[str, Any]) -> str:
@@ -30,7 +31,7 @@ def _cell_text(cell: dict[str, Any], context: dict[str, Any]) -> str:
 
 
 def _heatmap(summary: dict[str, Any]) -> go.Heatmap:
-    arms, labels = summary["arms"], list(summary["rows"])
+    arms, labels = summary["arms"], summary.get("row_order", list(summary["rows"]))
     z, text = [], []
     for label in labels:
         cells = {c["arm"]: c for c in summary["rows"][label]}
@@ -40,11 +41,11 @@ def _heatmap(summary: dict[str, Any]) -> go.Heatmap:
     y = [label + _verdict_tag(summary["verdicts"][label]) for label in labels]
     return go.Heatmap(
         z=z, x=arms, y=y, text=text, texttemplate="%{text}", colorscale="RdBu", zmid=0,
-        colorbar={"title": "lift"}, hoverongaps=False,
+        colorbar={"title": "lift", "len": 0.9}, hoverongaps=False,
     )  # fmt: skip
 
 
-def _curve(rows: list[dict], name: str, arms: list[str]) -> go.Scatter:
+def _curve(rows: list[dict], name: str, arms: list[str], verdicts: dict[str, Any]) -> go.Scatter:
     by_arm = {r["arm"]: r for r in rows}
     xs = [a for a in arms if a in by_arm]
     pts = [by_arm[a] for a in xs]
@@ -58,27 +59,38 @@ def _curve(rows: list[dict], name: str, arms: list[str]) -> go.Scatter:
             "arrayminus": [p["mention_diff"] - p["mention_diff_ci"][0] for p in pts],
         },
         mode="lines+markers",
-        name=name,
+        name=name + _verdict_tag(verdicts, sep=" "),
         text=[f"lr {p['lr']:g}" for p in pts],
     )
 
 
 def claims_map_figure(summary: dict[str, Any], trait: str) -> go.Figure:
     """Left: the map (rows = conditions, columns = arms; § marks a cell whose lift needs the system
-    prompt by the effect-size rule; row labels carry strict/effect-size verdicts). Right: the best-lr curve
-    over the fixed-lr curve."""
+    prompt by the effect-size rule; row labels carry the verdicts, strict / effect size). Right: the best-lr
+    curve over the fixed-lr curve, each with its verdicts; the colour bar sits between the panels and the
+    curves' legend under them, so neither covers the other."""
     s = summary["claims_map"]
     fig = make_subplots(
-        rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.2,
+        rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.16,
         subplot_titles=(f"lift of '{trait}' over control (mention rate)", "AdamW: best lr vs fixed lr"),
     )  # fmt: skip
     fig.add_trace(_heatmap(s), row=1, col=1)
+    fig.update_traces(colorbar_x=fig.layout.xaxis.domain[1] + 0.01, selector={"type": "heatmap"})
     for label in ("AdamW, best lr", "AdamW, fixed lr"):
         if label in s["rows"]:
-            fig.add_trace(_curve(s["rows"][label], label, s["arms"]), row=1, col=2)
+            fig.add_trace(_curve(s["rows"][label], label, s["arms"], s["verdicts"][label]), row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=s["arms"], row=1, col=2)
     fig.update_yaxes(title_text="lift over control", row=1, col=2)
-    height = 260 + 60 * len(s["rows"])
-    fig.update_layout(width=1400, height=height, legend={"x": 1.0, "y": 1.0})
+    height = 300 + 70 * len(s["rows"])
+    legend = {
+        "x": fig.layout.xaxis2.domain[0], "xanchor": "left", "y": -0.06, "yanchor": "top",
+        "title": {"text": "verdicts: strict / effect size"},
+    }  # fmt: skip
+    fig.add_annotation(
+        text=f"row verdicts: strict rule / effect-size rule (effect fraction {s['effect_fraction']});"
+        " § the cell's lift needs the system prompt (effect size)",
+        xref="paper", yref="paper", x=0, y=-0.06, xanchor="left", yanchor="top", showarrow=False,
+    )  # fmt: skip
+    fig.update_layout(width=1400, height=height, legend=legend, margin={"b": 140})
     return fig
