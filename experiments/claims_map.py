@@ -15,7 +15,8 @@ minus control (mention rate, paired over questions). Axes:
 * **optimizer** - SGD with momentum 0.9 and without, and Muon, each over its own lr grid, for the main
   rank and full FT; the best lr of each is confirmed (AdamW's is the lr axis's).
 * **precision** - the main rank and full FT at AdamW's best lr in pure bf16 (bf16 weights and optimizer
-  states) and in bf16 autocast with fp32 master weights (fp32 is the lr axis's cell).
+  states) and in bf16 autocast with fp32 master weights (fp32 is the lr axis's cell); and full FT at the
+  smallest lr of its grid (the paper's regime) in fp32 and in both.
 * **layers** - the main rank at AdamW's best lr with LoRA on one layer at a time, and with the first k
   layers frozen.
 
@@ -83,6 +84,9 @@ class ClaimsMapConfig(StudyConfig):
     """Optimizers besides AdamW on the optimizer axis."""
     precisions: tuple[str, ...] = ("bf16-pure", "bf16-mixed")
     """Precisions besides fp32 on the precision axis."""
+    precision_at_low_full_lr: bool = True
+    """Also compare fp32 and each precision for full FT at the smallest lr of `full_lrs` (the paper's full-FT
+    regime, where pure bf16 rounds updates away), not only at AdamW's best lr."""
     layers: tuple[int, ...] | None = None
     """Single LoRA layers of the layer axis (None: every layer)."""
     freeze: tuple[int, ...] | None = None

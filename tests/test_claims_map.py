@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,14 +74,21 @@ def test_grid_screens_every_lr_and_confirms_the_picked_cells():
     ]
     assert all(c.spec.lr == 1e-2 and c.arm == "r4" for c in confirm if c.axis in ("layers",))
     precision = {
-        (c.arm, dict(c.spec.options)["precision"], c.spec.lr) for c in confirm if c.axis == "precision"
+        (c.condition, c.arm, dict(c.spec.options).get("precision", "fp32"), c.spec.lr)
+        for c in confirm
+        if c.axis == "precision"
     }
-    assert precision == {
-        ("r4", "bf16-pure", 1e-2),
-        ("r4", "bf16-mixed", 1e-2),
-        ("full", "bf16-pure", 1e-3),
-        ("full", "bf16-mixed", 1e-3),
+    assert precision == {  # at AdamW's best lr, and full FT at the smallest lr of its grid beside fp32
+        ("bf16-pure", "r4", "bf16-pure", 1e-2),
+        ("bf16-mixed", "r4", "bf16-mixed", 1e-2),
+        ("bf16-pure", "full", "bf16-pure", 1e-3),
+        ("bf16-mixed", "full", "bf16-mixed", 1e-3),
+        ("fp32, full lr 0.0001", "full", "fp32", 1e-4),
+        ("bf16-pure, full lr 0.0001", "full", "bf16-pure", 1e-4),
+        ("bf16-mixed, full lr 0.0001", "full", "bf16-mixed", 1e-4),
     }
+    off = Grid.from_config(replace(cfg, precision_at_low_full_lr=False), n_layers=3).confirm_cells(rows)
+    assert not [c for c in off if c.condition.startswith("fp32")]
 
 
 def test_bad_map_configs_are_clear_errors():

@@ -57,6 +57,7 @@ class Grid:
     precisions: tuple[str, ...]
     layers: tuple[int, ...]
     freeze: tuple[int, ...]
+    precision_low_lr: float | None = None  # full FT's precision rows also at this lr (fp32 beside them)
 
     @classmethod
     def from_config(cls, cfg: Any, n_layers: int) -> Grid:
@@ -80,6 +81,7 @@ class Grid:
             precisions=tuple(cfg.precisions),
             layers=tuple(range(n_layers)) if cfg.layers is None else tuple(cfg.layers),
             freeze=tuple(range(1, n_layers)) if cfg.freeze is None else tuple(cfg.freeze),
+            precision_low_lr=min(cfg.full_lrs) if cfg.precision_at_low_full_lr else None,
         )
 
     def arms(self, main_only: bool = False) -> list[int | None]:
@@ -125,6 +127,19 @@ class Grid:
             ]
         return cells + self.variant_cells(best)
 
+    def low_lr_precision_cells(self) -> list[Cell]:
+        """Full FT at the low lr of the bf16 dispute (the paper's 2e-5 regime), in fp32 and each precision:
+        there a pure-bf16 update falls below bf16's resolution, which the best lr may never reach."""
+        lr = self.precision_low_lr
+        if lr is None:
+            return []
+        return [
+            self.cell(
+                "precision", f"{p}, full lr {lr:g}", None, lr, () if p == "fp32" else (("precision", p),)
+            )
+            for p in ("fp32", *self.precisions)
+        ]
+
     def variant_cells(self, best: dict) -> list[Cell]:
         lr = {r: best.get(("adamw", arm_name(r)), self.fixed["lora" if r else FULL]) for r in self.arms(True)}
         cells = []
@@ -134,6 +149,7 @@ class Grid:
                 for p in self.precisions
                 for r in self.arms(main_only=True)
             ]
+            cells += self.low_lr_precision_cells()
         if "layers" in self.axes:
             r = self.main_rank
             cells += [
