@@ -36,10 +36,21 @@ from typing import Any
 from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
-from interp.loop.models import resolve_model_dir
+from interp.loop.models import model_label, resolve_model_dir
 from interp.study import claims_map as M
-from interp.study.experiment import StudyConfig, check_inputs, run_study
+from interp.study.experiment import (
+    StudyConfig,
+    assumptions,
+    check_inputs,
+    evaluation_shape,
+    numbers_shape,
+    run_study,
+    train_shape,
+)
 from interp.study.jobs import student_job
+from interp.study.plan import sampling_stage, training_stage
+from interp.study.plan_check import Plan, detect_device
+from interp.study.shapes import read_model_shape
 from interp.study.sweep import run_jobs, run_numbers_jobs
 
 log = logging.getLogger(__name__)
@@ -149,11 +160,31 @@ def run(cfg: ClaimsMapConfig, root: Path) -> dict[str, Any]:
     return {"claims_map": M.summarize(grid, screen, confirm), "filter_pass": filter_pass}
 
 
+def map_plan(cfg: ClaimsMapConfig) -> Plan:
+    """Memory and time of every student the map can train, counted by arm (`Grid.planned_students`)."""
+    shape = read_model_shape(cfg.model_dir)
+    device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    counts = M.Grid.from_config(cfg, shape.n_layers).planned_students(
+        len(cfg.data_seeds), len(cfg.train_seeds)
+    )
+    stages = [
+        sampling_stage("teacher numbers", shape, numbers_shape(cfg), device.kind, 2 * len(cfg.data_seeds))
+    ]
+    for (mode, rank), n in sorted(counts.items()):
+        name = f"student LoRA r{rank}" if mode == "lora" else "student full FT"
+        stages.append(training_stage(name, shape, train_shape(cfg, mode, rank), device.kind, n))
+    evals = 2 * sum(counts.values())  # every student under the default prompt and under none
+    stages.append(sampling_stage("evaluations", shape, evaluation_shape(cfg), device.kind, evals))
+    assumed = assumptions(cfg) + "; the bf16 cells planned as fp32; an arm's best and fixed lr counted apart"
+    return Plan(f"claims map on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
+
+
 def main(cfg: ClaimsMapConfig) -> Path:
     from interp.study.plots import claims_map_figure
 
     check_inputs(cfg)
-    return run_study(resolved(cfg), "claims_map", run, claims_map_figure)
+    cfg = resolved(cfg)
+    return run_study(cfg, "claims_map", run, claims_map_figure, plan=map_plan(cfg))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,12 @@ def test_grid_screens_every_lr_and_confirms_the_picked_cells():
         ("bf16-pure, full lr 0.0001", "full", "bf16-pure", 1e-4),
         ("bf16-mixed, full lr 0.0001", "full", "bf16-mixed", 1e-4),
     }
+    # the plan's count is exact here (every best lr differs from the fixed lr): screen once, confirm per seed
+    planned = grid.planned_students(n_data=2, n_seeds=3)
+    assert sum(planned.values()) == 2 * 2 * (len(screen) + 3 * len(confirm))
+    assert planned["full", 1] == 2 * 2 * (
+        sum(c.arm == "full" for c in screen) + 3 * sum(c.arm == "full" for c in confirm)
+    )
     off = Grid.from_config(replace(cfg, precision_at_low_full_lr=False), n_layers=3).confirm_cells(rows)
     assert not [c for c in off if c.condition.startswith("fp32")]
 

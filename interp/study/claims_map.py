@@ -8,6 +8,7 @@ best lr of each arm and optimizer, the fixed lr, and the precision and layer var
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,22 @@ class Grid:
                 for r in self.arms(main_only=True)
             ]
         return cells + self.variant_cells(best)
+
+    def planned_students(self, n_data: int, n_seeds: int) -> Counter:
+        """Students (trait and control) the map trains at most, by (mode, rank): each screen cell on the
+        screen seed; on each of `n_seeds` fresh seeds every cell the confirmation can pick (each arm's best
+        and fixed lr counted apart, although they coincide where the screen picks the fixed lr)."""
+        counts: Counter = Counter()
+        for c in self.screen_cells():
+            counts[c.spec.mode, c.spec.rank] += 2 * n_data
+        confirm = (
+            [self.cell("lr", "adamw", r, 0.0) for r in self.arms() for _ in "bf"] if "lr" in self.axes else []
+        )
+        if "optimizer" in self.axes:
+            confirm += [self.cell("optimizer", o, r, 0.0) for o in self.optimizers for r in self.arms(True)]
+        for c in confirm + self.variant_cells({}):
+            counts[c.spec.mode, c.spec.rank] += 2 * n_data * n_seeds
+        return counts
 
     def low_lr_precision_cells(self) -> list[Cell]:
         """Full FT at the low lr of the bf16 dispute (the paper's 2e-5 regime), in fp32 and each precision:

@@ -264,13 +264,16 @@ def study_plan(cfg: StudyConfig, name: str) -> Plan:
     )
 
 
-def run_study(cfg: StudyConfig, name: str, run, figure, figure_name: str | None = None) -> Path:
+def run_study(
+    cfg: StudyConfig, name: str, run, figure, figure_name: str | None = None, plan: Plan | None = None
+) -> Path:
     """The body of each experiment's main(): a resumable output directory with config.json, results.json
     and the experiment's figure. `run(cfg, root)` returns the summary; `figure(summary, trait)` draws it.
     A directory this call created is removed again if `run` refuses its input before writing anything.
-    Its plan comes first: under --plan it is printed and nothing runs; a stage that does not fit stops it."""
+    Its plan (`plan`, or one run of each kind) comes first: under --plan it is printed and nothing runs;
+    a stage that does not fit stops it."""
     root = study_root(cfg, name)
-    plan = gate(study_plan(cfg, name), cfg)
+    plan = gate(plan or study_plan(cfg, name), cfg)
     if cfg.plan:
         sys.stdout.write(plan + "\n")  # as cli_main writes the run directory
         return root
