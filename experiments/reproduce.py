@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments import alignment, beyond, context_matrix, divergence, rank_sweep, restrict_adapter
+from experiments import (
+    alignment,
+    beyond,
+    claims_map,
+    context_matrix,
+    divergence,
+    rank_sweep,
+    restrict_adapter,
+)
 from interp import InterpError
 from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.models import model_label
@@ -45,6 +53,7 @@ from interp.study.report import (
     best_rank_row,
     beyond_blocks,
     claims_blocks,
+    claims_map_blocks,
     context_blocks,
     divergence_blocks,
     figure_markdown,
@@ -93,6 +102,7 @@ FULL = {
 
 
 STAGES = ("rank_sweep", "context_matrix", "localization", "patching", "alignment", "divergence", "beyond")
+OPTIONAL_STAGES = ("claims_map",)  # not run unless named: `make demo` stays at its size
 
 
 @dataclass
@@ -120,13 +130,14 @@ class ReproduceConfig(StudyConfig):
     context_seeds: tuple[int, ...] | None = None
     """Training seeds of the context-matrix students (None: the first training seed only)."""
     stages: tuple[str, ...] = STAGES
-    """Stages to run, in order (the report covers those that ran)."""
+    """Stages to run, in order (the report covers those that ran); add `claims_map` for the claims map
+    (experiments.claims_map at its own grid over these ranks: about 50 min on the organism)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.quick and self.full:
             raise InterpError("--quick and --full exclude each other")
-        unknown = set(self.stages) - set(STAGES)
+        unknown = set(self.stages) - set(STAGES) - set(OPTIONAL_STAGES)
         if unknown:
             raise InterpError(f"unknown stages {sorted(unknown)}")
 
@@ -211,8 +222,21 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
         )
     if "beyond" in cfg.stages:
         timed("beyond", lambda: beyond.run(sub(beyond.BeyondConfig, cfg, root, student=student), root))
+    if "claims_map" in cfg.stages:
+        timed("claims_map", lambda: claims_map.run(map_config(cfg, root), root))
     results["best_rank"] = best
     return results, timing
+
+
+def map_config(cfg: ReproduceConfig, root: Path) -> claims_map.ClaimsMapConfig:
+    """The claims map over the sweep's ranks with the study's numbers and evaluation, at the map's own lr
+    grids (`--quick`: its quick grids) and fresh confirmation seeds."""
+    main_rank = 16 if 16 in cfg.ranks else max(cfg.ranks)
+    fresh = claims_map.ClaimsMapConfig.train_seeds
+    mcfg = sub(claims_map.ClaimsMapConfig, cfg, root, ranks=cfg.ranks, main_rank=main_rank, train_seeds=fresh)
+    mcfg = claims_map.resolved(dataclasses.replace(mcfg, quick=cfg.quick))
+    study = {k: v for k, v in shared_fields(cfg).items() if k not in ("train_seeds", "out")}
+    return dataclasses.replace(mcfg, **study)
 
 
 def full_ft_student_dir(results: dict[str, Any], root: Path) -> Path | None:
@@ -280,6 +304,8 @@ def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
         figs["divergence"] = sp.divergence_figure(results["divergence"], trait)
     if "beyond" in results:
         figs["logit_lens"] = sp.logit_lens_figure(results["beyond"]["logit_lens"], trait)
+    if "claims_map" in results:
+        figs["claims_map"] = sp.claims_map_figure(results["claims_map"], trait)
     figs.update(results.get("patching", {}).pop("_figures", {}))
     return figs
 
@@ -313,6 +339,8 @@ def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timi
         blocks += divergence_blocks(results["divergence"], cfg.trait)
     if "beyond" in results:
         blocks += beyond_blocks(results["beyond"], cfg.trait)
+    if "claims_map" in results:
+        blocks += claims_map_blocks(results["claims_map"])
     atomic_write_text(root / "report.md", to_markdown(blocks, paths))
     title = f"Subliminal learning: {cfg.trait} on {model_label(cfg.model)}"
     atomic_write_text(root / "report.html", to_html(blocks, figs, title))
@@ -344,6 +372,8 @@ def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str,
         out["alignment_summary"] = {k: v for k, v in results["alignment"].items() if k != "alignment"}
     if "divergence" in results:
         out["divergence"] = results["divergence"]
+    if "claims_map" in results:
+        out["claims_map"] = results["claims_map"]["claims_map"]
     out["claims"] = claims(results)
     return out
 
@@ -380,6 +410,9 @@ def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
     n_evals = 2 * sum(counts.values()) + 4 * n_context + 2 + n_restricted
     stages.append(sampling_stage("evaluations", shape, evaluation_shape(cfg), on, n_evals))
     stages.append(hooked_stage("patching (2 bridges)", shape, cfg.dtype, 8, QUESTION_TOKENS, on))
+    if "claims_map" in cfg.stages:  # its students and evaluations (its numbers are the sweep's)
+        map_stages = claims_map.map_plan(map_config(cfg, root)).stages[1:]
+        stages += [dataclasses.replace(st, name=f"claims map: {st.name}") for st in map_stages]
     assumed = assumptions(cfg) + (
         "; alignment, divergence scoring and the logit lens run forward passes of two models only (below the "
         "patching row)"

@@ -191,3 +191,36 @@ def test_figure_keeps_the_row_order_and_keeps_colour_bar_and_legend_off_the_pane
     assert (
         "no full-FT transfer: held / not held" in fig.data[1].name
     )  # the best-lr curve carries its verdicts
+
+
+def test_report_block_has_a_line_per_row_and_a_line_per_cell():
+    from interp.study.report import claims_map_blocks, to_markdown
+
+    summary = json.loads((RESULTS / "claims_map_quick_default.json").read_text())
+    s = summary["claims_map"]
+    blocks = claims_map_blocks(summary)
+    (_, _, rows), (_, _, cells) = [b for b in blocks if b[0] == "table"]
+    assert [r[0] for r in rows] == list(s["rows"])  # no row_order in this older file: the dict's order
+    best = {c["arm"]: c for c in s["rows"]["AdamW, best lr"]}
+    assert rows[0][1:4] == [
+        f"{best[a]['mention_diff']:+.3f} [{best[a]['mention_diff_ci'][0]:.3f}, "
+        f"{best[a]['mention_diff_ci'][1]:.3f}] @ {best[a]['lr']:g}"
+        for a in s["arms"]
+    ]
+    assert rows[0][-1] == "held / did not hold"  # the best-lr row's no-full-FT verdicts, strict / effect size
+    assert len(cells) == sum(len(v) for v in s["rows"].values())
+    assert "## The claims map" in to_markdown(blocks, {})
+
+
+def test_reproduce_runs_the_map_only_when_named_with_fresh_confirmation_seeds():
+    from experiments import reproduce
+
+    assert "claims_map" not in reproduce.ReproduceConfig().stages  # make demo stays at its size
+    cfg = reproduce.ReproduceConfig(stages=("rank_sweep", "claims_map"), ranks=(1, 4, 16, 64))
+    mcfg = reproduce.map_config(cfg, Path("unused"))
+    assert mcfg.ranks == (1, 4, 16, 64) and mcfg.main_rank == 16
+    assert mcfg.screen_seed not in mcfg.train_seeds and len(mcfg.train_seeds) == 3
+    quick = reproduce.map_config(reproduce.ReproduceConfig(ranks=(1, 4), quick=True), Path("unused"))
+    assert quick.main_rank == 4 and quick.n_numbers == cfg.n_numbers and quick.lora_lrs == (1e-3, 1e-2)
+    with pytest.raises(InterpError):
+        reproduce.ReproduceConfig(stages=("claims_mop",))

@@ -102,3 +102,14 @@ def test_killed_reproduce_resumes_without_recomputing(number_model_dir: Path, tm
         ).stat().st_mtime_ns == mtime  # finished cells were not recomputed
     assert not list(cells.glob(".*.partial"))
     assert json.loads((out / "results.json").read_text())["rank_sweep"]
+
+
+def test_reproduce_puts_the_claims_map_into_its_report(number_model_dir: Path, tmp_path: Path) -> None:
+    out = _run(number_model_dir, tmp_path / "map", "--ranks", "4", "--stages", "rank_sweep", "claims_map")
+    results = json.loads((out / "results.json").read_text())
+    cmap = results["claims_map"]
+    assert cmap["arms"] == ["r4", "full"] and cmap["row_order"][:2] == ["AdamW, best lr", "AdamW, fixed lr"]
+    assert all(c["seeds"] == 1 for cells in cmap["rows"].values() for c in cells)  # quick: one fresh seed
+    assert "## The claims map" in (out / "report.md").read_text()
+    assert "The claims map" in (out / "report.html").read_text()
+    assert (out / "figures" / "claims_map.html").exists()
