@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -232,7 +233,9 @@ def prepare_student(model: PreTrainedModel, cfg: TrainConfig) -> PreTrainedModel
         layers_to_transform=None if len(layers) == n_layers else layers,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated name: one warning per student
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        return get_peft_model(model, lora)
 
 
 def make_optimizer(student: PreTrainedModel, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
