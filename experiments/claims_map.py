@@ -81,10 +81,10 @@ class ClaimsMapConfig(StudyConfig):
     """LoRA arms (alpha = rank); full fine-tuning is the last arm."""
     main_rank: int = 16
     """The LoRA rank of the optimizer, precision and layer axes (must be among `ranks`)."""
-    lora_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
-    """LoRA lr grid (AdamW and Muon; 33x). `lora_lr` is the fixed lr of the fixed-lr curve."""
-    full_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3)
-    """Full fine-tuning lr grid (AdamW and Muon; 33x). `full_lr` is its fixed lr."""
+    lora_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    """LoRA lr grid (AdamW and Muon; 100x). `lora_lr` is the fixed lr of the fixed-lr curve."""
+    full_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+    """Full fine-tuning lr grid (AdamW and Muon; 100x). `full_lr` is its fixed lr."""
     sgd_lrs: tuple[float, ...] = (0.01, 0.1, 1.0)
     """SGD (momentum 0.9) lr grid, every arm (100x)."""
     sgd_plain_lrs: tuple[float, ...] = (0.1, 1.0, 10.0)

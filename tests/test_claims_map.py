@@ -12,7 +12,7 @@ from experiments import claims_map
 from interp import InterpError
 from interp.loop.config import parse_config
 from interp.study import claims as C
-from interp.study.claims_map import Grid, best_rows, map_rows
+from interp.study.claims_map import Grid, best_rows, grid_edge, map_rows
 
 RESULTS = Path(__file__).resolve().parents[1] / "interp" / "organism" / "results"
 TINY = [
@@ -162,6 +162,8 @@ def test_quick_map_runs_end_to_end_and_resumes(number_model_dir: Path, tmp_path:
     assert set(res["rows"]) == set(res["row_order"])
     cell = res["rows"]["AdamW, best lr"][0]
     assert cell["seeds"] == 1 and cell["weight_change_norm"] > 0 and -1 <= cell["persona_cosine"] <= 1
+    assert cell["grid_edge"] == ("top" if cell["lr"] == 1e-2 else "bottom")  # a 2-lr grid: always an end
+    assert all(r["grid_edge"] is None for r in res["rows"]["layer 1"])  # variants are not picks
     assert set(res["verdicts"]["AdamW, best lr"]) >= {
         "no_transfer_under_full_ft",
         "needs_shared_system_prompt",
@@ -224,3 +226,9 @@ def test_reproduce_runs_the_map_only_when_named_with_fresh_confirmation_seeds():
     assert quick.main_rank == 4 and quick.n_numbers == cfg.n_numbers and quick.lora_lrs == (1e-3, 1e-2)
     with pytest.raises(InterpError):
         reproduce.ReproduceConfig(stages=("claims_mop",))
+
+
+def test_a_pick_at_the_end_of_its_grid_is_marked():
+    grid = (3e-4, 1e-3, 3e-3)
+    assert [grid_edge(lr, grid) for lr in grid] == ["bottom", None, "top"]
+    assert grid_edge(1e-3, (1e-3,)) is None  # a one-lr grid picks nothing

@@ -268,14 +268,29 @@ def map_rows(confirm: list[dict]) -> dict[str, list[dict]]:
     return rows
 
 
+def grid_edge(lr: float, grid: tuple[float, ...]) -> str | None:
+    """ "top" or "bottom" when a picked lr is the end of its grid (the lift may keep growing past it)."""
+    if len(grid) < 2:
+        return None
+    return "top" if lr == max(grid) else "bottom" if lr == min(grid) else None
+
+
 def summarize(grid: Grid, screen: list[dict], confirm: list[dict]) -> dict[str, Any]:
+    def edge(r: dict) -> str | None:
+        return grid_edge(r["lr"], grid.grid_of(r["condition"], r["rank"]))
+
+    for r in confirm:  # a picked best lr at the end of its grid is marked: the screen may not hold the peak
+        r["grid_edge"] = edge(r) if r["role"] == "best" else None
     rows = map_rows(confirm)
     return {
         "arms": [arm_name(r) for r in grid.arms()],
         "fixed_lr": grid.fixed,
         "effect_fraction": C.EFFECT_FRACTION,
         "screen": screen,
-        "picked": [{k: r[k] for k in ("condition", "arm", "lr", "mention_diff")} for r in best_rows(screen)],
+        "picked": [
+            {**{k: r[k] for k in ("condition", "arm", "lr", "mention_diff")}, "grid_edge": edge(r)}
+            for r in best_rows(screen)
+        ],
         "rows": {
             label: sorted(cells, key=lambda r: grid.arms().index(r["rank"])) for label, cells in rows.items()
         },

@@ -224,7 +224,7 @@ def claims_map_blocks(summary: dict[str, Any]) -> list[Block]:
         [
             label,
             c["arm"],
-            f"{c['lr']:g}",
+            f"{c['lr']:g}" + (f" ({c['grid_edge']} of grid)" if c.get("grid_edge") else ""),
             str(c["seeds"]),
             f"{c['mention_diff']:+.3f} {ci(c['mention_diff_ci'])}",
             f"{c['no_system']['mention_diff']:+.3f} {ci(c['no_system']['mention_diff_ci'])}",

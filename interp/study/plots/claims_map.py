@@ -25,9 +25,8 @@ def _verdict_tag(verdicts: dict[str, Any], sep: str = "<br>") -> str:
 def _cell_text(cell: dict[str, Any], context: dict[str, Any]) -> str:
     lo, hi = cell["mention_diff_ci"]
     needs = context["effect_size"]["verdict"] == "held"
-    return (
-        f"{cell['mention_diff']:+.3f}<br>[{lo:+.3f}, {hi:+.3f}]<br>lr {cell['lr']:g}{' §' if needs else ''}"
-    )
+    edge = f" ({cell['grid_edge']} of grid)" if cell.get("grid_edge") else ""
+    return f"{cell['mention_diff']:+.3f}<br>[{lo:+.3f}, {hi:+.3f}]<br>lr {cell['lr']:g}{edge}{' §' if needs else ''}"
 
 
 def _heatmap(summary: dict[str, Any]) -> go.Heatmap:
