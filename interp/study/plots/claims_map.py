@@ -40,7 +40,7 @@ def _heatmap(summary: dict[str, Any]) -> go.Heatmap:
     y = [label + _verdict_tag(summary["verdicts"][label]) for label in labels]
     return go.Heatmap(
         z=z, x=arms, y=y, text=text, texttemplate="%{text}", colorscale="RdBu", zmid=0,
-        colorbar={"title": "lift", "len": 0.9}, hoverongaps=False,
+        colorbar={"title": "lift", "len": 0.9}, hoverongaps=False, textfont={"size": 11},
     )  # fmt: skip
 
 
