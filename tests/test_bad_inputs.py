@@ -239,3 +239,12 @@ def test_a_study_directory_made_for_a_refused_run_is_removed(tmp_path: Path) -> 
         with pytest.raises(InterpError):
             run_study(StudyConfig(model=ORGANISM, out=out), "x", refuse, None)
         assert out.exists() == keep  # a directory that was there before stays
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path: Path):
+    """The temp file is made 0600; the result must still be readable as a plain write's would be."""
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    written = atomic_write_json(tmp_path / "results.json", {"a": 1})
+    assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert not list(tmp_path.glob(".*.tmp"))
