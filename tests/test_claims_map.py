@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments import claims_map
@@ -232,3 +233,22 @@ def test_a_pick_at_the_end_of_its_grid_is_marked():
     grid = (3e-4, 1e-3, 3e-3)
     assert [grid_edge(lr, grid) for lr in grid] == ["bottom", None, "top"]
     assert grid_edge(1e-3, (1e-3,)) is None  # a one-lr grid picks nothing
+
+
+def test_effect_size_cis_carry_the_spread_between_seeds():
+    """Lifts are kept per seed and question: seeds that disagree widen the effect-size CI, which a
+    seed-averaged lift (the earlier form) hid."""
+    from interp.study.summary import lift_per_question
+
+    def job(seed_rates):  # one evaluation per seed, 20 questions each
+        return [{"evals": {"default": {"per_question_mention": [r] * 20}}} for r in seed_rates]
+
+    student, control = job([0.10, 0.40, 0.10]), job([0.05, 0.07, 0.06])
+    lifts = lift_per_question(student, control)
+    assert np.allclose(lifts, [[0.05] * 20, [0.33] * 20, [0.04] * 20])  # paired seed by seed
+    assert np.allclose(lift_per_question(student, control[:1]), [[0.05] * 20, [0.35] * 20, [0.05] * 20])
+    rng = np.random.default_rng(0)
+    part = (0.04 + 0.01 * rng.standard_normal((3, 20))).tolist()
+    spread = C.lift_fraction(part, lifts)
+    averaged = C.lift_fraction(np.mean(part, 0).tolist(), np.mean(lifts, 0).tolist())
+    assert spread[2] - spread[1] > 3 * (averaged[2] - averaged[1])

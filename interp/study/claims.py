@@ -5,12 +5,13 @@ Two forms, each rule written here before any run and printed beside its result:
 * **strict** (the first form): reads the 95% CI of a difference to control (bootstrap over seeds and
   questions; the mention rate is the sampled metric the paper reports). An effect "vanishes" only when its
   CI includes 0.
-* **effect size** (`effect_size` under each claim): compares two lifts with a paired 95% CI (bootstrap
-  over questions of the seed-averaged per-question lifts): the inverted U held when both the smallest and
-  the largest rank lift significantly less than the peak; "needs the system prompt" held when the lift
-  without it is at most `EFFECT_FRACTION` of the lift with it (upper CI bound of the ratio below it); "no
-  transfer under full FT" likewise against LoRA's best lift. The paper's own numbers keep a residue (a
-  second-hand figure: 50% with the prompt, about 13% without), so this is the form to compare with it.
+* **effect size** (`effect_size` under each claim): compares two lifts with a 95% CI (bootstrap of the
+  per-seed, per-question lifts: questions paired across the two lifts, each side's seeds resampled): the
+  inverted U held when both the smallest and the largest rank lift significantly less than the peak;
+  "needs the system prompt" held when the lift without it is at most `EFFECT_FRACTION` of the lift with it
+  (upper CI bound of the ratio below it); "no transfer under full FT" likewise against LoRA's best lift.
+  Real models keep a residue without the prompt (a public replication: 48.2% with it, 3.1% without), so
+  this is the form to compare with them.
 
 "Not resolved" means the data cannot decide the claim, e.g. the contrast it draws is with a transfer that
 did not happen.
@@ -29,18 +30,19 @@ HELD, NOT_HELD, UNRESOLVED = "held", "did not hold", "not resolved"
 EFFECT_FRACTION = 0.25  # "vanishes" in the effect-size form: at most this fraction of the reference lift
 
 
-def lift_gap(a: list[float], b: list[float]) -> list[float]:
-    """(point, lo, hi) of lift a minus lift b, paired over questions."""
+def lift_gap(a: list, b: list) -> list[float]:
+    """(point, lo, hi) of lift a minus lift b (per question, or per seed and question): questions paired,
+    each side's seeds resampled."""
     return list(bootstrap_stat_ci([a, b], lambda x, y: x - y))
 
 
-def lift_fraction(part: list[float], whole: list[float]) -> list[float]:
-    """(point, lo, hi) of lift `part` as a fraction of lift `whole`, paired over questions (None where
-    undefined: a reference lift of 0)."""
+def lift_fraction(part: list, whole: list) -> list[float]:
+    """(point, lo, hi) of lift `part` as a fraction of lift `whole`, questions paired, each side's seeds
+    resampled (None where undefined: a reference lift of 0)."""
     return [None if np.isnan(v) else v for v in bootstrap_stat_ci([part, whole], lambda x, y: x / y)]
 
 
-def small_fraction(part: list[float], whole: list[float], whole_lifts: bool, what: str) -> dict[str, Any]:
+def small_fraction(part: list, whole: list, whole_lifts: bool, what: str) -> dict[str, Any]:
     """The effect-size verdict that `part` keeps at most EFFECT_FRACTION of `whole`."""
     frac = lift_fraction(part, whole)
     small = frac[2] is not None and frac[2] < EFFECT_FRACTION

@@ -79,11 +79,13 @@ def versus_control(
 
 def lift_per_question(
     results: list[dict[str, Any]], control: list[dict[str, Any]], system: str = "default"
-) -> list[float]:
-    """The mention-rate lift per question (students' mean over seeds minus the controls'): what the
-    effect-size rules bootstrap over, paired across arms and evaluation prompts."""
+) -> list[list[float]]:
+    """The mention-rate lift per (student seed, question): each student minus the control of its own seed
+    where student and control seeds pair up (a study trains them in the same order), else minus the
+    controls' mean. What the effect-size rules bootstrap over: questions paired across arms and evaluation
+    prompts, seeds resampled, so that seed-to-seed spread widens their CIs as it widens the lift's own."""
     a, b = per_question(results, system, "mention"), per_question(control, system, "mention")
-    return (a.mean(0) - b.mean(0)).tolist()
+    return (a - b if a.shape == b.shape else a - b.mean(0)).tolist()
 
 
 def significant(ci: list[float]) -> bool:
