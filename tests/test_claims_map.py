@@ -252,3 +252,14 @@ def test_effect_size_cis_carry_the_spread_between_seeds():
     spread = C.lift_fraction(part, lifts)
     averaged = C.lift_fraction(np.mean(part, 0).tolist(), np.mean(lifts, 0).tolist())
     assert spread[2] - spread[1] > 3 * (averaged[2] - averaged[1])
+
+
+def test_a_ratio_over_a_zero_draw_is_left_out_not_a_warning():
+    import warnings
+
+    from interp.loop.stats import bootstrap_stat_ci
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inf - inf inside the quantile was a RuntimeWarning and a nan bound
+        point, lo, hi = bootstrap_stat_ci([[1, 1, 1, 1], [0, 0, 0, 1]], lambda x, y: x / y)
+    assert point == 4.0 and 1.0 <= lo <= hi < float("inf")

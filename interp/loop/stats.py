@@ -54,6 +54,7 @@ def bootstrap_stat_ci(
     with np.errstate(divide="ignore", invalid="ignore"):
         draws = np.asarray(stat(*[_resample_means(a, n_boot, rng, q_idx) for a in arrs]), dtype=float)
         point = float(stat(*[np.asarray(a.mean()) for a in arrs]))
+    draws[~np.isfinite(draws)] = np.nan  # a ratio over a draw whose denominator is 0 has no value
     if np.isnan(draws).all():  # e.g. a ratio whose denominator is 0 in every draw: no interval
         return point, float("nan"), float("nan")
     lo, hi = np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2])
