@@ -50,7 +50,7 @@ def small_fraction(part: list, whole: list, whole_lifts: bool, what: str) -> dic
     return {
         "verdict": verdict,
         "rule": f"held if {what} is at most {EFFECT_FRACTION:g} of the reference lift (upper bound of the "
-        "95% CI of the ratio, paired over questions); not resolved if the reference does not lift",
+        "95% CI of the ratio: questions paired, seeds resampled); not resolved if the reference does not lift",
         "fraction": frac,
     }
 
@@ -98,7 +98,7 @@ def inverted_u_effect(rows: list[dict[str, Any]], best: dict[str, Any]) -> dict[
     """Both the smallest and the largest rank lift significantly less than the peak rank."""
     rule = (
         "held if the peak rank is interior and both the smallest and the largest rank lift less than it "
-        "(95% CI of the paired difference above 0); not resolved if the peak does not lift"
+        "(95% CI of the difference above 0: questions paired, seeds resampled); not resolved if the peak does not lift"
     )
     if "lift_per_question" not in best:
         return {"verdict": UNRESOLVED, "rule": rule + " (no per-question lifts recorded)"}
