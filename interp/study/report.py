@@ -197,22 +197,18 @@ def _row_verdicts(verdicts: dict[str, Any], key: str) -> str:
     return f"{v['verdict']} / {v['effect_size']['verdict']}" if v else "-"
 
 
-def claims_map_blocks(summary: dict[str, Any]) -> list[Block]:
-    """The claims map: one line per condition (lift per arm, its verdicts), then every confirmed cell with
-    the quantities that let two arms be compared at a matched loss or update norm."""
-    s = summary["claims_map"]
-    order = s.get("row_order", list(s["rows"]))
-    table = []
+def _lift_at(c: dict[str, Any] | None) -> str:
+    return f"{c['mention_diff']:+.3f} {ci(c['mention_diff_ci'])} @ {c['lr']:g}" if c else "-"
+
+
+def _map_row_lines(s: dict[str, Any], order: list[str]) -> list[list[str]]:
+    """One line per condition: the lift at each arm, then the row's verdicts."""
+    lines = []
     for label in order:
         by_arm = {c["arm"]: c for c in s["rows"][label]}
-        lifts = [
-            f"{by_arm[a]['mention_diff']:+.3f} {ci(by_arm[a]['mention_diff_ci'])} @ {by_arm[a]['lr']:g}"
-            if a in by_arm
-            else "-"
-            for a in s["arms"]
-        ]
         v = s["verdicts"][label]
-        table.append(
+        lifts = [_lift_at(by_arm.get(a)) for a in s["arms"]]
+        lines.append(
             [
                 label,
                 *lifts,
@@ -220,7 +216,12 @@ def claims_map_blocks(summary: dict[str, Any]) -> list[Block]:
                 _row_verdicts(v, "no_transfer_under_full_ft"),
             ]
         )
-    cells = [
+    return lines
+
+
+def _map_cell_lines(s: dict[str, Any], order: list[str]) -> list[list[str]]:
+    """One line per confirmed cell, with what compares arms at a matched loss or update norm."""
+    return [
         [
             label,
             c["arm"],
@@ -236,6 +237,13 @@ def claims_map_blocks(summary: dict[str, Any]) -> list[Block]:
         for label in order
         for c in s["rows"][label]
     ]
+
+
+def claims_map_blocks(summary: dict[str, Any]) -> list[Block]:
+    """The claims map: one line per condition (lift per arm, its verdicts), then every confirmed cell with
+    the quantities that let two arms be compared at a matched loss or update norm."""
+    s = summary["claims_map"]
+    order = s.get("row_order", list(s["rows"]))
     text = (
         "Each claim across the training choices the field disputes. Every cell is a student against a "
         "control trained the same way (arm, lr, optimizer, precision, layers, seed) on the base model's "
@@ -243,7 +251,8 @@ def claims_map_blocks(summary: dict[str, Any]) -> list[Block]:
         f"from {len(s['screen'])} screened cells. Verdicts read strict / effect size (effect fraction "
         f"{s['effect_fraction']})."
     )
-    head_cells = [
+    rows_head = ["row", *(f"{a}: lift @ lr" for a in s["arms"]), "inverted U", "no full-FT transfer"]
+    cells_head = [
         "row",
         "arm",
         "lr",
@@ -255,12 +264,8 @@ def claims_map_blocks(summary: dict[str, Any]) -> list[Block]:
     return [
         ("h2", "The claims map"),
         ("p", text),
-        (
-            "table",
-            ["row", *(f"{a}: lift @ lr" for a in s["arms"]), "inverted U", "no full-FT transfer"],
-            table,
-        ),
-        ("table", [*head_cells, "final loss", "||dW||", "persona cos"], cells),
+        ("table", rows_head, _map_row_lines(s, order)),
+        ("table", [*cells_head, "final loss", "||dW||", "persona cos"], _map_cell_lines(s, order)),
     ]
 
 
