@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -184,7 +185,9 @@ def load_student(
     model, tok = load_model(base, dtype, device)
     check_student_base(sdir, model)
     try:
-        peft_model = PeftModel.from_pretrained(model, sdir, is_trainable=False)
+        with warnings.catch_warnings():  # peft reads transformers' deprecated name
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            peft_model = PeftModel.from_pretrained(model, sdir, is_trainable=False)
     except (RuntimeError, ValueError) as err:
         raise InterpError(f"adapter {sdir} does not fit base model: {str(err).splitlines()[0]}") from err
     peft_model.eval()
