@@ -7,9 +7,11 @@ unless the caller asks for it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -169,6 +171,15 @@ def check_student_base(student_dir: Path, base: PreTrainedModel) -> None:
         )
 
 
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a model: without
+    this, one FutureWarning per student buries a sweep's log."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield
+
+
 def load_student(
     student_dir: str | Path,
     base: str | Path | None = None,
@@ -185,8 +196,7 @@ def load_student(
     model, tok = load_model(base, dtype, device)
     check_student_base(sdir, model)
     try:
-        with warnings.catch_warnings():  # peft reads transformers' deprecated name
-            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        with quiet_peft():
             peft_model = PeftModel.from_pretrained(model, sdir, is_trainable=False)
     except (RuntimeError, ValueError) as err:
         raise InterpError(f"adapter {sdir} does not fit base model: {str(err).splitlines()[0]}") from err

@@ -11,7 +11,6 @@ import logging
 import math
 import random
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,7 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
 from interp.loop.chat import render_example
-from interp.loop.models import STUDENT_META
+from interp.loop.models import STUDENT_META, quiet_peft
 from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
 
@@ -233,8 +232,7 @@ def prepare_student(model: PreTrainedModel, cfg: TrainConfig) -> PreTrainedModel
         layers_to_transform=None if len(layers) == n_layers else layers,
         task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():  # peft reads transformers' deprecated name: one warning per student
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+    with quiet_peft():
         return get_peft_model(model, lora)
 
 
