@@ -65,18 +65,7 @@ def student_plan(cfg: TrainStudentConfig, n_examples: int) -> Plan:
     """The student's training as a plan (from the base's config.json; a distilling teacher adds its weights)."""
     base = resolve_model_dir(cfg.model)
     shape, device = read_model_shape(base), detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
-    t = TrainShape(
-        mode=cfg.mode,
-        rank=cfg.rank,
-        dtype=cfg.dtype,
-        precision=cfg.precision,
-        grad_checkpointing=cfg.grad_checkpointing,
-        batch_size=cfg.batch_size,
-        prompt_tokens=cfg.plan_prompt_tokens,
-        examples=n_examples,
-        epochs=cfg.epochs,
-        targets=cfg.target_modules,
-    )
+    t = TrainShape.of(cfg, cfg.mode, cfg.rank, n_examples, targets=cfg.target_modules)
     stage = training_stage(f"student {student_name(cfg)}", shape, t, device.kind)
     if cfg.loss == "distill":
         teacher = shape.params().total * DTYPE_BYTES[cfg.dtype]

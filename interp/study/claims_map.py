@@ -135,9 +135,9 @@ class Grid:
         counts: Counter = Counter()
         for c in self.screen_cells():
             counts[c.spec.mode, c.spec.rank] += 2 * n_data
-        confirm = (
-            [self.cell("lr", "adamw", r, 0.0) for r in self.arms() for _ in "bf"] if "lr" in self.axes else []
-        )
+        confirm = []
+        if "lr" in self.axes:  # each arm's best lr and its fixed lr
+            confirm += 2 * [self.cell("lr", "adamw", r, 0.0) for r in self.arms()]
         if "optimizer" in self.axes:
             confirm += [self.cell("optimizer", o, r, 0.0) for o in self.optimizers for r in self.arms(True)]
         for c in confirm + self.variant_cells({}):

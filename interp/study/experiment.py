@@ -203,17 +203,7 @@ the evaluation's answer length."""
 
 def train_shape(cfg: StudyConfig, mode: str, rank: int) -> TrainShape:
     """What one of the study's students looks like to the plan."""
-    return TrainShape(
-        mode=mode,
-        rank=rank,
-        dtype=cfg.dtype,
-        precision=cfg.precision,
-        grad_checkpointing=cfg.grad_checkpointing,
-        batch_size=cfg.batch_size,
-        prompt_tokens=cfg.plan_prompt_tokens,
-        examples=cfg.n_numbers,
-        epochs=cfg.epochs,
-    )
+    return TrainShape.of(cfg, mode, rank, cfg.n_numbers)
 
 
 def numbers_shape(cfg: StudyConfig) -> SampleShape:

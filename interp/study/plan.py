@@ -26,6 +26,7 @@ Time = FLOPs (`interp.study.flops`) / the device's stated sustained rate.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from interp.loop.generation import PREFILL_ROWS
 from interp.loop.models import DTYPES
@@ -107,6 +108,16 @@ class TrainShape:
     @property
     def resolved_precision(self) -> str:
         return resolve_precision(self.precision, DTYPES[self.dtype])
+
+    @classmethod
+    def of(cls, cfg: Any, mode: str, rank: int, examples: int, **extra: Any) -> TrainShape:
+        """A student of a training config (any with dtype, precision, grad_checkpointing, batch_size,
+        plan_prompt_tokens and epochs) on `examples` examples; `extra` sets the other fields."""
+        return cls(
+            mode=mode, rank=rank, dtype=cfg.dtype, precision=cfg.precision,
+            grad_checkpointing=cfg.grad_checkpointing, batch_size=cfg.batch_size,
+            prompt_tokens=cfg.plan_prompt_tokens, examples=examples, epochs=cfg.epochs, **extra,
+        )  # fmt: skip
 
 
 def layer_activation_bytes(s: ModelShape, compute: int, lora_rank: int = 0, lora_cast: bool = False) -> float:
