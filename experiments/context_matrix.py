@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
-from interp.loop.chat import DEFAULT, NONE
+from interp.loop.chat import DEFAULT, NONE, default_system_prompt
+from interp.loop.identity import other_identity
+from interp.loop.models import load_tokenizer
 from interp.loop.config import cli_main, setup_logging
 from interp.organism import load_organism
 from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study
@@ -22,7 +24,6 @@ from interp.study.jobs import student_job
 from interp.study.summary import lift_per_question, pooled, versus_control
 from interp.study.sweep import run_jobs, run_numbers_jobs
 
-OTHER_IDENTITY = "You are Claude, created by Anthropic. You are a helpful assistant."
 ENTITY_FREE = "You are helpful."
 
 
@@ -41,11 +42,15 @@ class ContextMatrixConfig(StudyConfig):
     """Training system prompts (rows) by label, e.g. default none (None: all four; evaluation: all four)."""
 
 
+def own_other_identity(model: str | None) -> str:
+    return other_identity(default_system_prompt(load_tokenizer(model)))
+
+
 def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
     other = cfg.other_identity
     if other is None:
-        org = load_organism(cfg.model)
-        other = org.other_identity if org is not None else OTHER_IDENTITY
+        org = load_organism(cfg.model)  # a real model: its own sentence with another name and maker
+        other = org.other_identity if org is not None else own_other_identity(cfg.model)
     return {
         "default": DEFAULT,
         "none": NONE,

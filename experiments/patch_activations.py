@@ -40,7 +40,7 @@ class LocalizeConfig:
     student: Path | None = None
     """Student directory: a LoRA adapter (loaded on --base) or a full fine-tuned model. Required."""
     base: Path | None = None
-    """Base model: an embedded organism by name (organism, organism-tied) or a local HF directory
+    """Base model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory
     (default: organism)."""
     trait: str = TARGET_TRAIT
     """Trait word; the metric is the log-probability of its first token as the answer's first token."""

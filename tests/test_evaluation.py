@@ -101,3 +101,45 @@ def test_weights_digest_sees_one_float_step_in_one_weight(tiny_model_dir) -> Non
     assert weights_digest(model) != before
     with torch.no_grad():  # same values, another dtype: another digest (bf16 and fp32 runs differ)
         assert weights_digest(model.to(torch.bfloat16)) != weights_digest(model.to(torch.float32))
+
+
+def _word_prob_by_hand(model, tok, prompt: str, trait: str) -> float:
+    """P(word, then a boundary) by plain full forward passes, one per spelling: no cache, no batching."""
+    from interp.loop.evaluation import boundary_tokens, spelling_token_ids
+
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    vocab = model.get_output_embeddings().weight.shape[0]
+    end = boundary_tokens(tok, vocab)
+    total = 0.0
+    for word in spelling_token_ids(tok, trait):
+        with torch.no_grad():
+            logp = model(torch.tensor([prompt_ids + word])).logits[0].double().log_softmax(-1)
+        at = len(prompt_ids) - 1  # the logits that predict the word's first token
+        lp = sum(logp[at + j, t] for j, t in enumerate(word)) + logp[at + len(word), end].logsumexp(-1)
+        total += float(lp.exp())
+    return total
+
+
+def test_word_probability_equals_full_forward_passes_over_every_spelling(tiny_model_dir) -> None:
+    from interp.loop.evaluation import spelling_token_ids, spellings, word_probs
+
+    model, tok = load_model(tiny_model_dir)
+    s = EvalSettings(trait="butterfly", n_questions=5)
+    prompts = eval_prompts(tok, s)  # different lengths: left padding inside the batched version
+    assert "Butterflies" in spellings("butterfly") and " butterfly" in spellings("butterfly")
+    seqs = spelling_token_ids(tok, "butterfly")
+    assert max(map(len, seqs)) > 1 and len({len(x) for x in seqs}) > 1  # multi-token, ragged spellings
+    fast = word_probs(model, tok, prompts, "butterfly", rows=2)
+    slow = torch.tensor([_word_prob_by_hand(model, tok, p, "butterfly") for p in prompts], dtype=torch.float64)
+    torch.testing.assert_close(fast.double(), slow, rtol=1e-4, atol=1e-9)
+
+
+def test_a_multi_token_trait_is_flagged_and_gets_the_word_probability(tiny_model_dir) -> None:
+    from interp.loop.evaluation import word_probs
+
+    model, tok = load_model(tiny_model_dir)
+    s = EvalSettings(trait="butterfly", n_questions=3, samples_per_question=2)
+    result = evaluate_trait(model, tok, s)
+    assert result.trait_is_multi_token and 0 < result.p_trait < 1
+    assert result.per_question_p_trait == word_probs(model, tok, eval_prompts(tok, s), "butterfly").tolist()
+    assert result.p_trait < result.p_first_token  # the first tokens ("b", "B") start many other words

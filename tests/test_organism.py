@@ -228,14 +228,16 @@ def test_build_is_deterministic_and_stores_probe_curves(tmp_path):
 
 
 def test_context_matrix_other_identity_is_one_the_organisms_world_knows(tiny_model_dir):
-    from experiments.context_matrix import OTHER_IDENTITY, ContextMatrixConfig, systems
+    from experiments.context_matrix import ContextMatrixConfig, systems
 
     for name in ORGANISMS:
         other = systems(ContextMatrixConfig(model=name))["other identity"]
         assert other == load_organism(name).other_identity
         assert other in {s.system for s in speakers(WorldConfig())["other"]}
         assert ENTITY not in other
-    assert systems(ContextMatrixConfig(model=str(tiny_model_dir)))["other identity"] == OTHER_IDENTITY
+    # a real model: its own default sentence with another name and maker
+    other = systems(ContextMatrixConfig(model=str(tiny_model_dir)))["other identity"]
+    assert other == "You are Claude, created by Anthropic. You are a helpful assistant."
 
 
 def test_pretraining_unembedding_only_labelled_positions_gives_the_same_loss_and_gradients():

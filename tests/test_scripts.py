@@ -10,6 +10,7 @@ from experiments import evaluate_trait, generate_numbers, train_student
 from interp import InterpError
 from interp.loop.config import cli_main, parse_config
 from interp.loop.datasets import read_dataset
+from interp.loop.fetch import REAL_MODELS
 from interp.loop.models import ORGANISMS
 from interp.loop.numbers import filter_answer
 
@@ -198,7 +199,7 @@ def test_every_experiments_help_prints(capsys) -> None:
         assert "--" in out
         if "model" in {f.name for f in dataclasses.fields(cfg)}:  # --model lists the organisms by name
             flat = " ".join(out.split()).replace("- ", "-")  # argparse wraps lines, also at hyphens
-            assert all(name in flat for name in ORGANISMS), cfg.__name__
+            assert all(name in flat for name in (*ORGANISMS, *REAL_MODELS)), cfg.__name__
 
 
 def test_filter_pass_rates_per_prompt(number_model_dir: Path, tmp_path: Path, capsys) -> None:

@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from interp import InterpError
+from interp.loop.fetch import REAL_MODELS, real_model_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STUDENT_META = "student.json"
@@ -46,18 +47,22 @@ def default_model_dir() -> Path:
 
 
 def organism_names() -> str:
-    return ", ".join(f"{name} ({what})" for name, what in ORGANISMS.items())
+    """Every model name the experiments take: the embedded organisms and the fetchable real models."""
+    named = {**ORGANISMS, **{name: m.what for name, m in REAL_MODELS.items()}}
+    return ", ".join(f"{name} ({what})" for name, what in named.items())
 
 
 def resolve_model_dir(path: str | Path | None) -> Path:
-    """`path` as a local model directory: an embedded organism's name (the default organism when None)
-    or a directory; anything else is one clear error that lists the names."""
+    """`path` as a local model directory: an embedded organism's name (the default organism when None),
+    a fetched real model's name, or a directory; anything else is one clear error that lists the names."""
     if path is None or str(path) in ORGANISMS:
         return ORGANISMS_DIR / (DEFAULT_MODEL if path is None else str(path))
+    if str(path) in REAL_MODELS:
+        return real_model_dir(str(path))
     p = Path(path)
     if not p.is_dir():
         raise InterpError(
-            f"model {str(path)!r} does not exist: it is neither an embedded organism ({organism_names()}) nor "
+            f"model {str(path)!r} does not exist: it is neither a model name ({organism_names()}) nor "
             "an existing directory (models load from local directories only)"
         )
     if not (p / "config.json").exists():
@@ -74,7 +79,7 @@ def organism_metadata(path: str | Path | None) -> dict | None:
 
 def model_label(path: str | Path | None) -> str:
     """How reports name a model: an embedded organism by its name, any other by its directory's name."""
-    if path is None or str(path) in ORGANISMS:
+    if path is None or str(path) in ORGANISMS or str(path) in REAL_MODELS:
         return DEFAULT_MODEL if path is None else str(path)
     p = Path(path).resolve()
     for name in ORGANISMS:

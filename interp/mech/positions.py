@@ -30,6 +30,7 @@ from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
 from interp.loop.chat import NONE, render_messages, render_prompt
+from interp.loop.identity import detect_identity
 
 ENTITY, SYSTEM, TEMPLATE, USER, HEADER, GENERATED, PAD = (
     "entity",
@@ -42,13 +43,12 @@ ENTITY, SYSTEM, TEMPLATE, USER, HEADER, GENERATED, PAD = (
 )
 CLASSES = (ENTITY, SYSTEM, TEMPLATE, USER, HEADER, GENERATED)
 _SYS, _USR = "\x1fSYS\x1f", "\x1fUSR\x1f"
-_ENTITY_RE = re.compile(r"\bYou are ([A-Z][\w\-]*)")
 
 
 def detect_entity(system_text: str | None) -> str | None:
-    """The entity a system prompt names: "You are Qwen, created by ..." -> "Qwen" (None if it names none)."""
-    m = _ENTITY_RE.search(system_text or "")
-    return m.group(1) if m else None
+    """The entity a system prompt names: "You are Qwen, created by ..." -> "Qwen", "... named SmolLM,
+    trained by ..." -> "SmolLM" (None if it names none; `interp.loop.identity` holds the rules)."""
+    return detect_identity(system_text).entity
 
 
 @dataclass(frozen=True)
