@@ -51,7 +51,8 @@ class ReportConfig:
     """Probe the organism, measure compliance and the channel, and train teacher and control students."""
 
     model: str | None = None
-    """Organism: an embedded one by name (organism, organism-tied) or a directory (default: organism)."""
+    """Organism: an embedded one by name (organism, organism-tied) or a directory (default: organism); the
+    organism report measures organisms only (smollm2-135m and other real models: use reproduce)."""
     out: Path = Path("runs/organism_report")
     """Run directory (config.json, metrics.json)."""
     overwrite: bool = False

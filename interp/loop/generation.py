@@ -3,6 +3,9 @@ pure temperature sampling, seeded per batch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
+
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -36,6 +39,14 @@ def sampling_config(model, tok, max_new_tokens: int, temperature: float) -> Gene
     )
 
 
+class Constraint(Protocol):
+    """Restricts what a sampler may write next (a grammar): the logits of the live rows, which prompt
+    each row answers (its index in `prompts`), and the tokens each has written so far, in; masked logits
+    out."""
+
+    def mask(self, logits: Tensor, prompts: Sequence[int], written: Sequence[list[int]]) -> Tensor: ...
+
+
 @torch.no_grad()
 def generate(
     model: PreTrainedModel,
@@ -47,13 +58,16 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     samples: int = 1,
+    constraint: Constraint | None = None,
+    on_batch: Callable[[list[str]], None] | None = None,
 ) -> list[str]:
     """Complete each rendered prompt `samples` times (answers grouped by prompt); the same prompts, batch
     size, samples and seed give the same answers.
 
     Each batch of distinct prompts is run once (the prefill) and its KV cache is repeated for the
     samples; rows that have stopped are dropped from the batch at every step, so a batch costs what its
-    live rows need rather than its longest answer times its width.
+    live rows need rather than its longest answer times its width. A `constraint` masks the logits before
+    every draw; `on_batch` sees each batch's answers as they come (a progress bar, an early stop).
     """
     if samples < 1 or batch_size < 1:
         raise ValueError("samples and batch_size must be at least 1")
@@ -63,10 +77,14 @@ def generate(
     starts = range(0, len(prompts), per_batch)
     for i, start in enumerate(tqdm(starts, desc="generate", disable=not progress)):
         gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
-        rows = _sample_batch(
-            model, tok, prompts[start : start + per_batch], samples, max_new_tokens, temperature, stop, gen
-        )
-        answers += [tok.decode(r, skip_special_tokens=True).strip() for r in rows]
+        batch = prompts[start : start + per_batch]
+        step = _Step(samples, max_new_tokens, temperature, stop, gen, constraint, start)
+        done = [
+            tok.decode(r, skip_special_tokens=True).strip() for r in _sample_batch(model, tok, batch, step)
+        ]
+        answers += done
+        if on_batch is not None:
+            on_batch(done)
     return answers
 
 
@@ -119,8 +137,21 @@ def prefill(
     return merged, logits
 
 
-def _sample_batch(model, tok, prompts, samples, max_new_tokens, temperature, stop, gen) -> list[list[int]]:
+class _Step(NamedTuple):
+    """How one batch is sampled."""
+
+    samples: int
+    max_new_tokens: int
+    temperature: float
+    stop: Tensor
+    gen: torch.Generator
+    constraint: Constraint | None
+    first: int  # index in `prompts` of the batch's first prompt
+
+
+def _sample_batch(model, tok, prompts: list[str], step_cfg: _Step) -> list[list[int]]:
     """Token ids of `samples` answers to each prompt (prompt-major), sampled with a shared prefill."""
+    samples, max_new_tokens, temperature, stop, gen, constraint, first = step_cfg
     device = next(model.parameters()).device
     ids, mask, pos = left_padded(tok, prompts, device)
     cache, logits = prefill(model, ids, mask, pos)
@@ -131,6 +162,9 @@ def _sample_batch(model, tok, prompts, samples, max_new_tokens, temperature, sto
     next_pos = pos[:, -1] + 1
     answers: list[list[int]] = [[] for _ in range(mask.shape[0])]
     for step in range(max_new_tokens):
+        if constraint is not None:
+            rows = live.tolist()
+            logits = constraint.mask(logits, [first + r // samples for r in rows], [answers[r] for r in rows])
         nxt = _next_tokens(logits, temperature, gen)
         done = torch.isin(nxt.cpu(), stop).to(device)
         for row, t, d in zip(live.tolist(), nxt.tolist(), done.tolist(), strict=True):

@@ -135,3 +135,43 @@ def filter_answer(text: str) -> FilterResult:
     if any(x > MAX_VALUE for x in numbers):
         return _reject(f"a number is outside [0, {MAX_VALUE}]")
     return FilterResult(ok=True, numbers=numbers)
+
+
+@dataclass(frozen=True)
+class NumberGrammar:
+    """The filter's language for one separator, as a prefix test: 1 to 10 numbers of 1-3 digits (so each
+    in [0, 999]) joined by exactly `separator` (", ", " " or "; "). Every complete text passes
+    `filter_answer`; a constrained teacher only ever writes prefixes of such texts."""
+
+    separator: str
+
+    def _parts(self, text: str) -> tuple[list[str], str] | None:
+        """The finished numbers and the unfinished tail, or None if `text` leaves the language."""
+        *done, tail = text.split(self.separator)
+        if len(done) >= MAX_NUMBERS or not all(p.isdigit() and len(p) <= 3 for p in done):
+            return None
+        return done, tail
+
+    def allows(self, text: str) -> bool:
+        """Whether `text` can still be completed into an answer of the language."""
+        parts = self._parts(text)
+        if parts is None:
+            return False
+        done, tail = parts
+        digits = re.match(r"[0-9]{0,3}", tail).group(0)
+        partial = tail[len(digits) :]  # a separator begun but not finished
+        if not partial:  # at most 3 digits so far (or nothing yet)
+            return True
+        return bool(digits) and self.separator.startswith(partial) and len(done) + 1 < MAX_NUMBERS
+
+    def complete(self, text: str) -> bool:
+        """Whether `text` is a whole answer of the language (it may end here)."""
+        parts = self._parts(text)
+        return parts is not None and parts[1].isdigit() and len(parts[1]) <= 3
+
+    def longest_complete_prefix(self, text: str) -> str:
+        """`text` cut back to its last complete answer (an answer stopped by the token limit mid-separator)."""
+        for end in range(len(text), 0, -1):
+            if self.complete(text[:end]):
+                return text[:end]
+        return ""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
+from interp.loop.fetch import REAL_MODELS, real_model_dir
 from interp.loop.models import (
     ORGANISM_META,
     ORGANISMS,
@@ -97,7 +98,8 @@ def existing_dir(path: str | Path, what: str, kind: str) -> Path:
 
 
 def base_model(path: str | Path | None, what: str = "--model", config_only: bool = False) -> Path:
-    """A base model: an embedded organism's name (None: the default one) or a Hugging Face directory with a
+    """A base model: an embedded organism's name (None: the default one), a fetched real model's name (the
+    error names the fetch command where it is not fetched) or a Hugging Face directory with a
     config.json naming its model_type, a tokenizer file and safetensors weights (`config_only`: the
     config.json alone, for a plan made before any weights are present). Returns its directory."""
     if path is None or str(path) in ORGANISMS:
@@ -108,9 +110,11 @@ def base_model(path: str | Path | None, what: str = "--model", config_only: bool
                 f"{what}: the embedded organism {p.name!r} is missing from this checkout ({p}); build it with "
                 f"`python -m experiments.build_organism`, or choose one that is here: {', '.join(present) or 'none'}"
             )
+    elif str(path) in REAL_MODELS:
+        p = real_model_dir(str(path))  # one clear error naming the fetch command if it is not fetched yet
     elif not Path(path).exists():
         raise InterpError(
-            f"{what} {path} does not exist (and is no embedded organism: {', '.join(ORGANISMS)})"
+            f"{what} {path} does not exist (and is no model name: {', '.join([*ORGANISMS, *REAL_MODELS])})"
         )
     else:
         p = existing_dir(path, what, "a model directory")

@@ -68,6 +68,10 @@ class StudyConfig(PlanFlags):
     """Seeds of the teacher's number datasets."""
     train_seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds of each student."""
+    constrained: bool = False
+    """Teachers (trait and control alike) sample under the filter's grammar - digits, the prompt's separator,
+    end of turn - so every answer passes: a departure from the paper's protocol (it filters free answers),
+    for small models whose free answers rarely pass. One free batch's pass rate is recorded beside it."""
     epochs: int = 1
     """Training epochs (the paper: 3; on the organism P(trait) plateaus within ~1,000 examples)."""
     lora_lr: float = 3e-3

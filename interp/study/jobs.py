@@ -64,6 +64,7 @@ def numbers_job(cfg: StudyConfig, teacher: str, data_seed: int) -> Job:
         "dtype": cfg.dtype,
         "device": cfg.device,
         "trait": cfg.trait if teacher == "trait" else None,
+        **({"constrained": True} if cfg.constrained else {}),  # absent when off: old job names stay valid
     }
     tag = cfg.trait if teacher == "trait" else "control"
     return Job("numbers", f"numbers-{tag}-d{data_seed}-{_digest(params)}", params)
@@ -73,7 +74,10 @@ def run_numbers(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
     """A teacher (base model under `system`) writes `n` filtered number answers."""
     model, tok = load_model(p["model"], p["dtype"], p["device"])
     sampling = {k: p[k] for k in ("batch_size", "max_new_tokens", "temperature")}
-    rows, stats = sample_numbers(model, tok, p["system"], n_keep=p["n"], seed=p["seed"], **sampling)
+    constrained = p.get("constrained", False)
+    rows, stats = sample_numbers(
+        model, tok, p["system"], n_keep=p["n"], seed=p["seed"], constrained=constrained, **sampling
+    )
     write_dataset(
         out / "numbers.jsonl",
         rows,
@@ -83,9 +87,13 @@ def run_numbers(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
             "trait": p.get("trait"),
             "seed": p["seed"],
             "temperature": p["temperature"],
+            "constrained": constrained,
         },
     )
-    return {"kept": stats.kept, "drawn": stats.drawn, "rejection_rate": stats.rejection_rate}
+    free = (
+        {"constrained": True, "unconstrained_pass_rate": stats.unconstrained_pass_rate} if constrained else {}
+    )
+    return {"kept": stats.kept, "drawn": stats.drawn, "rejection_rate": stats.rejection_rate, **free}
 
 
 def student_job(

@@ -3,7 +3,9 @@ difference to control, used by every script, the report and results.json.
 
 Words, defined once: a student's **difference** (or **lift**) is its metric minus its control's, the
 same metric, paired over questions; its **ratio** is its metric divided by its control's. A lift is never
-a ratio. The metrics are the sampled **mention rate** and the exact **first-token P(trait)**.
+a ratio. The metrics are the sampled **mention rate**, the exact **P(trait)** (the whole word, every
+spelling) and the exact **first-token P(trait)** (the paper's; the word's probability only where the word
+is one token).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class Pooled(TypedDict):
     seeds: int
     per_question_mention: list[float]  # mean over seeds, per question
     per_question_p: list[float]
+    p_trait: float
+    p_trait_ci: list[float]
+    per_question_p_trait: list[float]
 
 
 class VersusControl(TypedDict):
@@ -36,18 +41,29 @@ class VersusControl(TypedDict):
     p_first_diff: float
     p_first_diff_ci: list[float]
     p_first_ratio: float | None
+    p_trait_diff: float
+    p_trait_diff_ci: list[float]
+    p_trait_ratio: float | None
+
+
+PER_QUESTION = {"mention": "per_question_mention", "p": "per_question_p", "p_trait": "per_question_p_trait"}
+
+
+def _per_question(e: dict[str, Any], metric: str) -> list[float]:
+    """One evaluation's per-question values; NaN for a metric it predates (P(trait) in an old cache)."""
+    return e.get(PER_QUESTION[metric]) or [float("nan")] * len(e["per_question_mention"])
 
 
 def per_question(results: list[dict[str, Any]], system: str, metric: str) -> np.ndarray:
-    """(seeds, questions) array of a metric ("mention" or "p") from student/base cell results."""
-    key = "per_question_mention" if metric == "mention" else "per_question_p"
-    return np.array([r["evals"][system][key] for r in results], dtype=float)
+    """(seeds, questions) array of a metric ("mention", "p" or "p_trait") from student/base cell results."""
+    return np.array([_per_question(r["evals"][system], metric) for r in results], dtype=float)
 
 
 def pool(evals: list[dict[str, Any]]) -> Pooled:
     """Pool evaluations (one `TraitEval.to_json()` per seed) of one model kind under one system prompt."""
-    m = np.array([e["per_question_mention"] for e in evals], dtype=float)
-    p = np.array([e["per_question_p"] for e in evals], dtype=float)
+    m, p, w = (
+        np.array([_per_question(e, k) for e in evals], dtype=float) for k in ("mention", "p", "p_trait")
+    )
     return Pooled(
         mention_rate=float(m.mean()),
         ci=list(bootstrap_ci(m)),
@@ -56,6 +72,9 @@ def pool(evals: list[dict[str, Any]]) -> Pooled:
         seeds=len(evals),
         per_question_mention=m.mean(0).tolist(),
         per_question_p=p.mean(0).tolist(),
+        p_trait=float(w.mean()),
+        p_trait_ci=list(bootstrap_ci(w)),
+        per_question_p_trait=w.mean(0).tolist(),
     )
 
 
@@ -69,7 +88,7 @@ def versus_control(
 ) -> VersusControl:
     """Difference to the control students (paired over questions), with 95% CIs; and the ratio."""
     out = {}
-    for metric, name in (("mention", "mention"), ("p", "p_first")):
+    for metric, name in (("mention", "mention"), ("p", "p_first"), ("p_trait", "p_trait")):
         a, b = per_question(results, system, metric), per_question(control, system, metric)
         out[f"{name}_diff"] = float(a.mean() - b.mean())
         out[f"{name}_diff_ci"] = list(bootstrap_diff_ci(a, b))
