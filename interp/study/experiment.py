@@ -205,14 +205,19 @@ TEACHER_ROWS, EVAL_ROWS, EVAL_TOKENS = 256, 2000, 12
 the evaluation's answer length."""
 
 
+def pass_rate(cfg: StudyConfig) -> float:
+    return 1.0 if cfg.constrained else PASS_RATE
+
+
 def train_shape(cfg: StudyConfig, mode: str, rank: int) -> TrainShape:
     """What one of the study's students looks like to the plan."""
     return TrainShape.of(cfg, mode, rank, cfg.n_numbers)
 
 
 def numbers_shape(cfg: StudyConfig) -> SampleShape:
-    """A teacher writing the study's numbers (filtered: a tenth more are sampled than kept)."""
-    answers = math.ceil(cfg.n_numbers / PASS_RATE)
+    """A teacher writing the study's numbers (filtered: a tenth more are sampled than kept; a constrained
+    teacher's answers all pass)."""
+    answers = math.ceil(cfg.n_numbers / pass_rate(cfg))
     return SampleShape(cfg.dtype, TEACHER_ROWS, TEACHER_ROWS, cfg.plan_prompt_tokens, ANSWER_TOKENS, answers)
 
 
@@ -228,7 +233,8 @@ def evaluation_shape(cfg: StudyConfig) -> SampleShape:
 def assumptions(cfg: StudyConfig) -> str:
     t = train_shape(cfg, "full", 1)
     return (
-        f"{cfg.n_numbers} numbers ({numbers_shape(cfg).answers} sampled, pass rate {PASS_RATE}) x {cfg.epochs} "
+        f"{cfg.n_numbers} numbers ({numbers_shape(cfg).answers} sampled, pass rate {pass_rate(cfg)}"
+        f"{', constrained teacher' if cfg.constrained else ''}) x {cfg.epochs} "
         f"epochs, batch {cfg.batch_size}, number prompts of {cfg.plan_prompt_tokens} tokens + answers of "
         f"{ANSWER_TOKENS}, questions of {QUESTION_TOKENS}; {cfg.dtype} weights, precision {t.resolved_precision}"
         f"{', gradient checkpointing' if cfg.grad_checkpointing else ''}"
