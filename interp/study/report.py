@@ -36,7 +36,8 @@ def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
             str(r["rank"]),
             f"{fmt(r['mention_rate'])} {ci(r['ci'])}",
             f"{r['mention_diff']:+.3f} {ci(r['mention_diff_ci'])}",
-            f"{fmt(r['p_first_token'])} {ci(r['p_ci'])}",
+            f"{fmt(r.get('p_trait'), 4)} {ci(r.get('p_trait_ci'), 4)}",
+            f"{r.get('p_trait_diff', float('nan')):+.4f} {ci(r.get('p_trait_diff_ci'), 4)}",
             f"{r['p_first_diff']:+.4f} {ci(r['p_first_diff_ci'], 4)}",
             fmt(r["final_loss"]),
         ]
@@ -52,7 +53,9 @@ def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"student seeds. LoRA transfers: {verdict(transfer)}. Peak at an interior rank: "
         f"{'yes' if shape['peak_interior'] else 'no'}; the largest rank (r = {last['rank']}) lifts "
         f"{last['mention_diff']:+.3f} {ci(last['mention_diff_ci'])}. Inverted U in rank: {verdict(shape)}; "
-        f"by effect size: {verdict(shape['effect_size'])}."
+        f"by effect size: {verdict(shape['effect_size'])}. P(trait) is the exact probability that the answer "
+        f"starts with the word '{trait}' (every token of every spelling, then a word boundary); the paper's "
+        "P(first token) is that only where the word is a single token."
     )
     if "filter_pass" in res:
         passes = ", ".join(
@@ -65,7 +68,15 @@ def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         ("p", text),
         (
             "table",
-            ["rank", "mention rate [95% CI]", "lift vs control", "P(first token)", "P lift", "final loss"],
+            [
+                "rank",
+                "mention rate [95% CI]",
+                "lift vs control",
+                "P(trait)",
+                "P(trait) lift",
+                "P(first token) lift",
+                "final loss",
+            ],
             table,
         ),
         ("fig", "rank_sweep"),
