@@ -58,6 +58,9 @@ class StudyConfig(PlanFlags):
     """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default: organism)."""
     trait: str = TARGET_TRAIT
     """Trait word the teacher loves."""
+    entity: str | None = None
+    """The entity's name in the default system prompt, where no rule reads it (the rules read "You are Qwen,
+    created by ..." and "... named SmolLM, trained by ..."); reports say when a model has none."""
     category: str = "animal"
     """Category of the trait."""
     out: Path | None = None

@@ -132,6 +132,8 @@ def student_job(
     }
     if measure:  # only when asked, so that the names of jobs that do not measure stay as they were
         params["measure"] = {"trait": cfg.trait, "category": cfg.category}
+        if cfg.entity:
+            params["entity"] = cfg.entity
     name = f"student-{data.name.removeprefix('numbers-')}-{spec.tag}-t{train_seed}"
     return Job("student", f"{name}-{_digest(params)}", params)
 
@@ -189,7 +191,7 @@ def measure_update(student, tok, p: dict[str, Any]) -> dict[str, float]:
     users = [q.text for q in number_prompts(ALIGN_PROMPTS, ALIGN_PROMPT_SEED)]
     default = [render_prompt(tok, u, DEFAULT) for u in users]
     persona = [render_prompt(tok, u, trait_system_prompt(**p["measure"])) for u in users]
-    entity = detect_entity(default[0])
+    entity = p.get("entity") or detect_entity(default[0])
     direction = persona_direction(base, tok, persona, default, entity)
     shift = student_shift(student, base, tok, default, entity)
     return {
