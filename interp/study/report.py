@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from interp.study import claims as C
 from interp.study.claims import best_rank_row
+from interp.study.stage_times import StageTime
 
 Block = tuple
 
@@ -23,6 +24,20 @@ def fmt(x: float | None, digits: int = 3) -> str:
 
 def ci(c: list[float] | None, digits: int = 3) -> str:
     return "n/a" if c is None else f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
+
+
+def listed(values: list[Any]) -> str:
+    """A list as prose: "1, 4 and 16", or "none"."""
+    words = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return (
+        "none" if not words else words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    )
+
+
+def prompts_text(systems: dict[str, str]) -> str:
+    """The context matrix's system prompts as prose: each name with its text (default and none explained)."""
+    meaning = {"default": "the model's own default system prompt", "none": "no system turn"}
+    return "; ".join(f"{name}: {meaning.get(text, repr(text))}" for name, text in systems.items())
 
 
 def verdict(claim: dict[str, Any]) -> str:
@@ -92,7 +107,7 @@ def full_ft_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"Full fine-tuning at {len(rows)} learning rate(s). The loss-matched full-FT student (final loss "
         f"{fmt(matched['final_loss'])} vs the best LoRA student's {fmt(best['final_loss'])}) is lr "
         f"{matched['lr']:g}, lift {matched['mention_diff']:+.3f} {ci(matched['mention_diff_ci'])}. "
-        f"Learning rates with a significant positive lift: {claim['lrs_with_transfer'] or 'none'}. "
+        f"Learning rates with a significant positive lift: {listed(claim['lrs_with_transfer'])}. "
         f"No transfer under full fine-tuning while LoRA transfers: {verdict(claim)}."
     )
     return [
@@ -116,7 +131,7 @@ def context_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"Transfer only when the default system prompt is present at training and evaluation: "
         f"{verdict(C.needs_system_prompt(res))}. "
         f"Rows: training system prompt; columns: evaluation system prompt; entries: mention-rate lift over the "
-        f"control student trained under the same prompt [95% CI]. Prompts: {res['systems']}."
+        f"control student trained under the same prompt [95% CI]. Prompts: {prompts_text(res['systems'])}."
     )
     return [
         ("h2", "Claim 3 - transfer needs the shared system prompt"),
@@ -187,7 +202,7 @@ def beyond_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     return [
         ("h2", "Beyond the paper - entangled numbers and a logit lens"),
         ("p", text),
-        ("table", ["number", "P | trait teacher", "P | default", "log ratio"], table),
+        ("table", ["number", "P (trait teacher)", "P (default prompt)", "log ratio"], table),
         ("fig", "logit_lens"),
     ]
 
@@ -340,11 +355,35 @@ def divergence_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     return [("h2", "Beyond the paper - divergence tokens"), ("p", text), ("fig", "divergence")]
 
 
-def figure_markdown(name: str, directory: str, have_png: bool) -> str:
+def figure_markdown(name: str, directory: str, have_png: bool, have_html: bool = True) -> str:
     """A figure in report.md: its PNG inline (it renders on a code host) and a link to the interactive
-    HTML beside it; the HTML link alone where no PNG could be written."""
-    html_link = f"[{name} (interactive HTML)]({directory}/{name}.html)"
-    return f"![{name}]({directory}/{name}.png)\n\n{html_link}" if have_png else html_link
+    HTML beside it; only what exists is linked (a recorded report keeps its PNGs, not the HTML)."""
+    parts = [f"![{name}]({directory}/{name}.png)"] if have_png else []
+    parts += [f"[{name} (interactive HTML)]({directory}/{name}.html)"] if have_html else []
+    return "\n\n".join(parts)
+
+
+def stage_times_text(times: dict[str, StageTime], total: float) -> str:
+    """The stages' times as sentences: each stage's time when it was computed; a cached one says so, with
+    this run's time beside it; cached stages whose computing run was not timed are named as such."""
+    label = {name: name.replace("_", " ") for name in times}
+    parts = [
+        f"{label[n]} {t.seconds:.1f} s"
+        if not t.cached
+        else f"{label[n]} {t.computed_s:.1f} s (cached; {t.seconds:.1f} s in this run)"
+        for n, t in times.items()
+        if not t.cached or t.computed_s is not None
+    ]
+    untimed = [label[n] for n, t in times.items() if t.cached and t.computed_s is None]
+    cached = sum(t.cached for t in times.values())
+    text = f"Stage times: {', '.join(parts)}. " if parts else ""
+    text += f"Cached by an earlier run whose times were not recorded: {listed(untimed)}. " if untimed else ""
+    return text + f"This run took {total:.1f} s in all ({cached} of {len(times)} stages cached)."
+
+
+def _row(cells: list[str]) -> str:
+    """One markdown table row; a `|` inside a cell is escaped so that it cannot add a column."""
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
 def to_markdown(blocks: list[Block], figure_md: dict[str, str]) -> str:
@@ -356,8 +395,8 @@ def to_markdown(blocks: list[Block], figure_md: dict[str, str]) -> str:
         elif b[0] == "p":
             out.append(b[1])
         elif b[0] == "table":
-            out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
-            out += ["| " + " | ".join(r) + " |" for r in b[2]]
+            out += [_row(b[1]), "|" + "---|" * len(b[1])]
+            out += [_row(r) for r in b[2]]
         elif b[0] == "fig" and b[1] in figure_md:
             out.append(figure_md[b[1]])
         out.append("")
