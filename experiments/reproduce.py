@@ -48,6 +48,7 @@ from interp.study.experiment import (
 )
 from interp.study.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
 from interp.study.plan_check import Plan, detect_device, gate
+from interp.study.prose import listed, stage_times_text
 from interp.study.report import (
     alignment_blocks,
     best_rank_row,
@@ -58,11 +59,9 @@ from interp.study.report import (
     divergence_blocks,
     figure_markdown,
     full_ft_blocks,
-    listed,
     localization_blocks,
     patching_blocks,
     rank_blocks,
-    stage_times_text,
     to_html,
     to_markdown,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from interp.study import report as R
+from interp.study.prose import stage_times_text
 from interp.study.stage_times import StageClock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ def test_a_cached_stage_reports_the_time_it_took_when_computed(tmp_path: Path) -
     sweep, lens = again.times["sweep"], again.times["lens"]
     assert sweep.cached and sweep.computed_s == first.times["sweep"].seconds >= 0.1
     assert not lens.cached and lens.computed_s == lens.seconds
-    text = R.stage_times_text(again.times, 0.1)
+    text = stage_times_text(again.times, 0.1)
     assert f"sweep {sweep.computed_s:.1f} s (cached; 0.0 s in this run)" in text
     assert "1 of 2 stages cached" in text and "{" not in text
 
@@ -123,7 +124,7 @@ def test_a_rerun_without_a_ledger_says_the_time_was_not_recorded(tmp_path: Path)
     with clock.stage("sweep"):
         pass
     assert clock.times["sweep"].cached and clock.times["sweep"].computed_s is None
-    assert "whose times were not recorded: sweep." in R.stage_times_text(clock.times, 0.0)
+    assert "whose times were not recorded: sweep." in stage_times_text(clock.times, 0.0)
     assert StageClock(tmp_path, force=True).force
 
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from interp.study import claims as C
 from interp.study.claims import best_rank_row
-from interp.study.stage_times import StageTime
+from interp.study.prose import listed, markdown_row, prompts_text
 
 Block = tuple
 
@@ -24,20 +24,6 @@ def fmt(x: float | None, digits: int = 3) -> str:
 
 def ci(c: list[float] | None, digits: int = 3) -> str:
     return "n/a" if c is None else f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
-
-
-def listed(values: list[Any]) -> str:
-    """A list as prose: "1, 4 and 16", or "none"."""
-    words = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
-    return (
-        "none" if not words else words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-    )
-
-
-def prompts_text(systems: dict[str, str]) -> str:
-    """The context matrix's system prompts as prose: each name with its text (default and none explained)."""
-    meaning = {"default": "the model's own default system prompt", "none": "no system turn"}
-    return "; ".join(f"{name}: {meaning.get(text, repr(text))}" for name, text in systems.items())
 
 
 def verdict(claim: dict[str, Any]) -> str:
@@ -363,29 +349,6 @@ def figure_markdown(name: str, directory: str, have_png: bool, have_html: bool =
     return "\n\n".join(parts)
 
 
-def stage_times_text(times: dict[str, StageTime], total: float) -> str:
-    """The stages' times as sentences: each stage's time when it was computed; a cached one says so, with
-    this run's time beside it; cached stages whose computing run was not timed are named as such."""
-    label = {name: name.replace("_", " ") for name in times}
-    parts = [
-        f"{label[n]} {t.seconds:.1f} s"
-        if not t.cached
-        else f"{label[n]} {t.computed_s:.1f} s (cached; {t.seconds:.1f} s in this run)"
-        for n, t in times.items()
-        if not t.cached or t.computed_s is not None
-    ]
-    untimed = [label[n] for n, t in times.items() if t.cached and t.computed_s is None]
-    cached = sum(t.cached for t in times.values())
-    text = f"Stage times: {', '.join(parts)}. " if parts else ""
-    text += f"Cached by an earlier run whose times were not recorded: {listed(untimed)}. " if untimed else ""
-    return text + f"This run took {total:.1f} s in all ({cached} of {len(times)} stages cached)."
-
-
-def _row(cells: list[str]) -> str:
-    """One markdown table row; a `|` inside a cell is escaped so that it cannot add a column."""
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
 def to_markdown(blocks: list[Block], figure_md: dict[str, str]) -> str:
     """report.md from the blocks; `figure_md` maps a figure's name to its markdown (`figure_markdown`)."""
     out = []
@@ -395,8 +358,8 @@ def to_markdown(blocks: list[Block], figure_md: dict[str, str]) -> str:
         elif b[0] == "p":
             out.append(b[1])
         elif b[0] == "table":
-            out += [_row(b[1]), "|" + "---|" * len(b[1])]
-            out += [_row(r) for r in b[2]]
+            out += [markdown_row(b[1]), "|" + "---|" * len(b[1])]
+            out += [markdown_row(r) for r in b[2]]
         elif b[0] == "fig" and b[1] in figure_md:
             out.append(figure_md[b[1]])
         out.append("")
