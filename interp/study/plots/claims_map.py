@@ -102,7 +102,10 @@ def claims_map_figure(summary: dict[str, Any], trait: str, model: str | None = N
             points = _points(s["rows"][label], label, s["arms"], s["verdicts"][label], side)
             fig.add_trace(points, row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=s["arms"], row=1, col=2)
+    room = [-0.9, len(s["arms"]) - 0.1]  # space for the lr labels left of the first arm and right of the last
+    fig.update_xaxes(
+        type="category", categoryorder="array", categoryarray=s["arms"], range=room, row=1, col=2
+    )
     fig.update_yaxes(title_text="lift over control", zeroline=True, row=1, col=2)
     legend = {
         "x": fig.layout.xaxis2.domain[0], "xanchor": "left", "y": -0.05, "yanchor": "top",
