@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,8 @@ def main(cfg: ClaimsMapConfig) -> Path:
 
     check_inputs(cfg)
     cfg = resolved(cfg)
-    return run_study(cfg, "claims_map", run, claims_map_figure, plan=map_plan(cfg))
+    figure = partial(claims_map_figure, model=model_label(cfg.model))
+    return run_study(cfg, "claims_map", run, figure, plan=map_plan(cfg))
 
 
 if __name__ == "__main__":

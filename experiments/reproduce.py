@@ -48,6 +48,7 @@ from interp.study.experiment import (
 )
 from interp.study.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
 from interp.study.plan_check import Plan, detect_device, gate
+from interp.study.prose import listed, stage_times_text
 from interp.study.report import (
     alignment_blocks,
     best_rank_row,
@@ -65,6 +66,7 @@ from interp.study.report import (
     to_markdown,
 )
 from interp.study.shapes import read_model_shape
+from interp.study.stage_times import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +166,14 @@ def sweep_fields(cfg: ReproduceConfig) -> dict[str, Any]:
     return {n: getattr(cfg, n) for n in names}
 
 
-def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[str, float]]:
+def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageClock]:
     results: dict[str, Any] = {}
-    timing: dict[str, float] = {}
+    clock = StageClock(root, cfg.force)
 
     def timed(name: str, fn) -> None:
-        start = time.perf_counter()
-        results[name] = fn()
-        timing[name] = round(time.perf_counter() - start, 1)
-        log.info("stage %s done in %.0f s", name, timing[name])
+        with clock.stage(name):
+            results[name] = fn()
+        log.info("stage %s done in %.0f s", name, clock.times[name].seconds)
 
     timed(
         "rank_sweep",
@@ -225,7 +226,7 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], dict[s
     if "claims_map" in cfg.stages:
         timed("claims_map", lambda: claims_map.run(map_config(cfg, root), root))
     results["best_rank"] = best
-    return results, timing
+    return results, clock
 
 
 def map_config(cfg: ReproduceConfig, root: Path) -> claims_map.ClaimsMapConfig:
@@ -290,7 +291,7 @@ def patching_stage(cfg: ReproduceConfig, root: Path, student: str, full_ft: Path
     return out
 
 
-def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
+def figures(results: dict[str, Any], trait: str, model: str | None = None) -> dict[str, Any]:
     from interp.study import plots as sp
 
     figs = {"rank_sweep": sp.rank_sweep_figure(results["rank_sweep"], trait)}
@@ -305,25 +306,27 @@ def figures(results: dict[str, Any], trait: str) -> dict[str, Any]:
     if "beyond" in results:
         figs["logit_lens"] = sp.logit_lens_figure(results["beyond"]["logit_lens"], trait)
     if "claims_map" in results:
-        figs["claims_map"] = sp.claims_map_figure(results["claims_map"], trait)
+        figs["claims_map"] = sp.claims_map_figure(results["claims_map"], trait, model)
     figs.update(results.get("patching", {}).pop("_figures", {}))
     return figs
 
 
-def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timing: dict[str, float]) -> None:
+def write_report(
+    cfg: ReproduceConfig, root: Path, results: dict[str, Any], clock: StageClock, total: float
+) -> None:
     from interp.study.plots import save_figures
 
-    figs = figures(results, cfg.trait)
+    figs = figures(results, cfg.trait, model_label(cfg.model))
     save_figures(figs, root / "figures")  # PNGs in one browser start
     paths = {n: figure_markdown(n, "figures", (root / "figures" / f"{n}.png").exists()) for n in figs}
     blocks = [
         ("h1", f"Subliminal learning of '{cfg.trait}' on {model_label(cfg.model)}"),
         (
             "p",
-            f"Grid: ranks {list(cfg.ranks)}, full-FT lrs {list(cfg.full_lrs)}, {cfg.n_numbers} teacher numbers "
-            f"per dataset, data seeds {list(cfg.data_seeds)} x training seeds {list(cfg.train_seeds)}, "
+            f"Grid: ranks {listed(cfg.ranks)}, full-FT lrs {listed(cfg.full_lrs)}, {cfg.n_numbers} teacher "
+            f"numbers per dataset, data seeds {listed(cfg.data_seeds)} x training seeds {listed(cfg.train_seeds)}, "
             f"{cfg.epochs} epochs, evaluation {cfg.n_questions} questions x {cfg.samples_per_question} samples "
-            f"at temperature 1. Stage times (s): {timing}. 95% bootstrap CIs over seeds and questions.",
+            f"at temperature 1. {stage_times_text(clock.times, total)} 95% bootstrap CIs over seeds and questions.",
         ),
     ]
     blocks += claims_blocks(claims(results))
@@ -346,15 +349,17 @@ def write_report(cfg: ReproduceConfig, root: Path, results: dict[str, Any], timi
     atomic_write_text(root / "report.html", to_html(blocks, figs, title))
 
 
-def flat_results(results: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:
-    """results.json: the sweep's labelled numbers, one key per experiment, plus stage timings."""
+def flat_results(results: dict[str, Any], clock: StageClock, total: float) -> dict[str, Any]:
+    """results.json: the sweep's labelled numbers, one key per experiment, plus stage timings (`timing_s`:
+    this run's seconds; `stage_times`: each stage's time when computed, and whether this run found it cached)."""
     out = {
         "rank_sweep": results["rank_sweep"]["rank_sweep"],
         "full_ft": results["rank_sweep"]["full_ft"],
         "control": results["rank_sweep"]["control"],
         "filter_pass": results["rank_sweep"].get("filter_pass"),
         "best_rank": results["best_rank"],
-        "timing_s": timing,
+        "timing_s": {**clock.seconds(), "total": total},
+        "stage_times": clock.to_json(),
     }
     if "context_matrix" in results:
         out["context_matrix"] = results["context_matrix"]["context_matrix"]
@@ -432,10 +437,11 @@ def main(cfg: ReproduceConfig) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, root)
     start = time.perf_counter()
-    results, timing = run_stages(cfg, root)
-    timing["total"] = round(time.perf_counter() - start, 1)
-    write_report(cfg, root, results, timing)
-    atomic_write_json(root / "results.json", flat_results(results, timing))
+    results, clock = run_stages(cfg, root)
+    total = round(time.perf_counter() - start, 1)
+    write_report(cfg, root, results, clock, total)
+    atomic_write_json(root / "results.json", flat_results(results, clock, total))
+    clock.save()
     return root
 
 

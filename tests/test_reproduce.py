@@ -101,7 +101,12 @@ def test_killed_reproduce_resumes_without_recomputing(number_model_dir: Path, tm
             cells / name / "result.json"
         ).stat().st_mtime_ns == mtime  # finished cells were not recomputed
     assert not list(cells.glob(".*.partial"))
-    assert json.loads((out / "results.json").read_text())["rank_sweep"]
+    resumed = json.loads((out / "results.json").read_text())
+    assert resumed["rank_sweep"] and not resumed["stage_times"]["rank_sweep"]["cached"]
+    again = json.loads((_run(number_model_dir, out, "--stages", "rank_sweep") / "results.json").read_text())
+    sweep = again["stage_times"]["rank_sweep"]  # a rerun finds it done: it reports the resumed run's time
+    assert sweep["cached"] and sweep["computed_s"] == resumed["stage_times"]["rank_sweep"]["seconds"]
+    assert "(cached;" in (out / "report.md").read_text()
 
 
 def test_reproduce_puts_the_claims_map_into_its_report(number_model_dir: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from interp.study import claims as C
 from interp.study.claims import best_rank_row
+from interp.study.prose import listed, markdown_row, prompts_text
 
 Block = tuple
 
@@ -103,7 +104,7 @@ def full_ft_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"Full fine-tuning at {len(rows)} learning rate(s). The loss-matched full-FT student (final loss "
         f"{fmt(matched['final_loss'])} vs the best LoRA student's {fmt(best['final_loss'])}) is lr "
         f"{matched['lr']:g}, lift {matched['mention_diff']:+.3f} {ci(matched['mention_diff_ci'])}. "
-        f"Learning rates with a significant positive lift: {claim['lrs_with_transfer'] or 'none'}. "
+        f"Learning rates with a significant positive lift: {listed(claim['lrs_with_transfer'])}. "
         f"No transfer under full fine-tuning while LoRA transfers: {verdict(claim)}."
     )
     return [
@@ -127,7 +128,7 @@ def context_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"Transfer only when the default system prompt is present at training and evaluation: "
         f"{verdict(C.needs_system_prompt(res))}. "
         f"Rows: training system prompt; columns: evaluation system prompt; entries: mention-rate lift over the "
-        f"control student trained under the same prompt [95% CI]. Prompts: {res['systems']}."
+        f"control student trained under the same prompt [95% CI]. Prompts: {prompts_text(res['systems'])}."
     )
     return [
         ("h2", "Claim 3 - transfer needs the shared system prompt"),
@@ -198,7 +199,7 @@ def beyond_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     return [
         ("h2", "Beyond the paper - entangled numbers and a logit lens"),
         ("p", text),
-        ("table", ["number", "P | trait teacher", "P | default", "log ratio"], table),
+        ("table", ["number", "P (trait teacher)", "P (default prompt)", "log ratio"], table),
         ("fig", "logit_lens"),
     ]
 
@@ -351,11 +352,12 @@ def divergence_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     return [("h2", "Beyond the paper - divergence tokens"), ("p", text), ("fig", "divergence")]
 
 
-def figure_markdown(name: str, directory: str, have_png: bool) -> str:
+def figure_markdown(name: str, directory: str, have_png: bool, have_html: bool = True) -> str:
     """A figure in report.md: its PNG inline (it renders on a code host) and a link to the interactive
-    HTML beside it; the HTML link alone where no PNG could be written."""
-    html_link = f"[{name} (interactive HTML)]({directory}/{name}.html)"
-    return f"![{name}]({directory}/{name}.png)\n\n{html_link}" if have_png else html_link
+    HTML beside it; only what exists is linked (a recorded report keeps its PNGs, not the HTML)."""
+    parts = [f"![{name}]({directory}/{name}.png)"] if have_png else []
+    parts += [f"[{name} (interactive HTML)]({directory}/{name}.html)"] if have_html else []
+    return "\n\n".join(parts)
 
 
 def to_markdown(blocks: list[Block], figure_md: dict[str, str]) -> str:
@@ -367,8 +369,8 @@ def to_markdown(blocks: list[Block], figure_md: dict[str, str]) -> str:
         elif b[0] == "p":
             out.append(b[1])
         elif b[0] == "table":
-            out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
-            out += ["| " + " | ".join(r) + " |" for r in b[2]]
+            out += [markdown_row(b[1]), "|" + "---|" * len(b[1])]
+            out += [markdown_row(r) for r in b[2]]
         elif b[0] == "fig" and b[1] in figure_md:
             out.append(figure_md[b[1]])
         out.append("")
