@@ -14,14 +14,21 @@ chat-template tokens. This module labels every position of a prompt with one cla
 
 It works for any chat template: the template is rendered once with sentinel contents, which splits it
 into its fixed pieces (the "skeleton"); a prompt is then parsed against that skeleton and the classes
-are carried from characters to tokens through the tokenizer's offsets.
+are carried from characters to tokens through the tokenizer's offsets. A tokenizer without a chat
+template (a base model) reads plain text: every prompt token is "user" (`label_plain` marks an answer
+"generated").
+
+`SHIFT_SETS` splits every prompt into six disjoint position sets that cover it, the rows of claim 4's
+"where does the shift live": the entity, the rest of the system prompt, the template before the
+assistant header, the header without the readout position, the readout position (the last prompt
+position, where the metric reads the next token), and the user turn.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Bool, Int
@@ -110,8 +117,16 @@ def _parse(text: str, sk: Skeleton) -> list[tuple[int, int, str]] | None:
     return spans + [(k, cut, TEMPLATE), (cut, end, HEADER), (end, len(text), GENERATED)]
 
 
+def has_chat_template(tok: PreTrainedTokenizerBase) -> bool:
+    return bool(getattr(tok, "chat_template", None))
+
+
 def char_classes(tok: PreTrainedTokenizerBase, text: str, entity: str | None = None) -> list[str]:
-    """The class of every character of a rendered prompt (entity detected from its system prompt)."""
+    """The class of every character of a rendered prompt (entity detected from its system prompt).
+
+    Without a chat template (a base model) the text is plain: every character is "user"."""
+    if not has_chat_template(tok):
+        return [USER] * len(text)
     spans = _parse(text, skeleton(tok))
     if spans is None:
         raise InterpError(f"text was not rendered by this tokenizer's chat template: {text[:80]!r}...")
@@ -185,6 +200,14 @@ def label_text(
     tokens = tok.convert_ids_to_tokens(ids)
     labels = [_token_class(classes, text, s, e) for s, e in offsets]
     return PromptLabels(text=text, ids=ids, tokens=tokens, classes=labels, offsets=offsets)
+
+
+def label_plain(tok: PreTrainedTokenizerBase, prompt: str, answer: str = "") -> PromptLabels:
+    """Label plain text (no chat template, e.g. a base model): the prompt is "user", the answer "generated"."""
+    text = prompt + answer
+    ids, offsets = _offsets(tok, text, None)
+    classes = [USER if s < len(prompt) else GENERATED for s, _ in offsets]
+    return PromptLabels(text, ids, tok.convert_ids_to_tokens(ids), classes, offsets)
 
 
 def label_prompt(
@@ -270,6 +293,12 @@ class Positions:
     classes: tuple[str, ...] = ()
     substring: str = ""
     indices: tuple[int, ...] = ()
+    excluded: tuple[int, ...] = ()  # indices (in each unpadded prompt) taken out of the set
+
+    def excluding(self, *indices: int) -> Positions:
+        """The same set without the given positions of each prompt (negative indices count from its end):
+        `by_class(HEADER).excluding(-1)` is the assistant header without the readout position."""
+        return replace(self, excluded=self.excluded + tuple(int(i) for i in indices))
 
     def mask(
         self,
@@ -279,7 +308,10 @@ class Positions:
         entity: str | None = None,
     ) -> Bool[Tensor, "batch pos"]:
         """True at the selected positions of each row (never at padding)."""
-        return _RESOLVERS[self.kind](self, tok, input_ids, attention_mask, entity)
+        out = _RESOLVERS[self.kind](self, tok, input_ids, attention_mask, entity)
+        if self.excluded:
+            out = out & ~by_indices(*self.excluded).mask(tok, input_ids, attention_mask, entity)
+        return out
 
 
 def by_class(*classes: str) -> Positions:
@@ -355,3 +387,25 @@ _RESOLVERS = {
     "all": _resolve_all,
     "none": lambda sel, tok, ids, mask, entity: torch.zeros(ids.shape, dtype=torch.bool),
 }
+
+
+READOUT = "readout"
+# Claim 4's rows: disjoint position sets that cover every prompt (the readout taken out of its class).
+SHIFT_SETS: dict[str, Positions] = {
+    ENTITY: Positions("class", classes=(ENTITY,), excluded=(-1,)),
+    "rest of system prompt": Positions("class", classes=(SYSTEM,), excluded=(-1,)),
+    "template before header": Positions("class", classes=(TEMPLATE,), excluded=(-1,)),
+    "header without readout": Positions("class", classes=(HEADER,), excluded=(-1,)),
+    READOUT: Positions("indices", indices=(-1,)),
+    USER: Positions("class", classes=(USER,), excluded=(-1,)),
+}
+
+
+def shift_set_masks(batch: LabelledBatch) -> dict[str, Bool[Tensor, "batch pos"]]:
+    """`SHIFT_SETS` on a left-padded batch, from its labels: the readout is each row's last position."""
+    readout = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
+    readout[:, -1] = batch.attention_mask[:, -1].bool()
+    out = {}
+    for name, sel in SHIFT_SETS.items():
+        out[name] = readout if name == READOUT else batch.class_mask(*sel.classes) & ~readout
+    return out
