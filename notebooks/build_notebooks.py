@@ -120,7 +120,7 @@ CELLS = [
         "from interp.mech.intervene import Add, patched\n"
         "\n"
         "layer, site = 2, 'resid_post'\n"
-        "name = hook_name(layer, site)\n"
+        "name = hook_name(site, layer)\n"
         "numbers = [p.text for p in number_prompts(32, seed=1)]\n"
         "\n"
         "\n"

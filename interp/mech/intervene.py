@@ -112,7 +112,7 @@ def patched(
 ) -> Iterator[TransformerBridge]:
     """Intervene on `site` of block `layer` while the block runs; yields the bridge to call."""
     bridge = as_bridge(model)
-    name = hook_name(layer, site, int(bridge.cfg.n_layers))
+    name = hook_name(site, layer, int(bridge.cfg.n_layers))
     if heads is not None and not has_heads(site):
         raise InterpError(f"site {site!r} has no head axis; `heads` applies to z, q, k and v")
     if not isinstance(source, Replace | Add):

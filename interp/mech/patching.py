@@ -42,8 +42,8 @@ from interp.mech import intervene
 from interp.mech.grid import Metric, PatchGrid, full_passes
 from interp.mech.hook_names import SITES, Site, check_layers, check_site, hook_name
 from interp.mech.hooked import HookedModel
-from interp.mech.positions import CLASSES, LabelledBatch
-from interp.mech.results import LocalizationResult, normalise
+from interp.mech.positions import CLASSES, PAD, LabelledBatch
+from interp.mech.results import LocalizationResult
 from interp.mech.resume import recipient_run, resumed_grid
 
 Model = HookedModel | TransformerBridge
@@ -56,6 +56,8 @@ class TraitMetric:
     target_ids: tuple[int, ...]
     reference_ids: tuple[int, ...] = ()
     name: str = "trait log-prob"
+    probability: bool = False
+    """Return the probability itself (the scale of the evaluator's first-token P) instead of its log."""
     last_position_only: ClassVar[bool] = True
     """The metric reads only the last position's logits (a resumed patched run computes only those)."""
 
@@ -64,13 +66,20 @@ class TraitMetric:
         value = logp[:, list(self.target_ids)].logsumexp(-1)
         if self.reference_ids:
             value = value - logp[:, list(self.reference_ids)].logsumexp(-1)
-        return value
+        return value.exp() if self.probability else value
 
 
-def trait_metric(tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None) -> TraitMetric:
-    """The trait metric with the evaluator's first tokens ("owl", "Owl"); logit diff when `reference` is set."""
+def trait_metric(
+    tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None, probability: bool = False
+) -> TraitMetric:
+    """The trait metric with the evaluator's first tokens ("owl", "Owl"); logit diff when `reference` is set,
+    the first-token probability itself with `probability=True` (what restricted-LoRA rows measure)."""
 
     target, _ = trait_token_ids(tok, trait)
+    if probability:
+        if reference is not None:
+            raise InterpError("probability=True reads the trait's own probability: drop the reference")
+        return TraitMetric(tuple(target), (), f"P({trait})", probability=True)
     if reference is None:
         return TraitMetric(tuple(target), (), f"log p({trait})")
     ref, _ = trait_token_ids(tok, reference)
@@ -101,7 +110,7 @@ def donor_activations(
 ) -> tuple[dict[int, Tensor], Float[Tensor, " batch"] | None]:
     """The donor's activations at `site` for each of `layers` (the patch sources), and its metric."""
     bridge = as_bridge(donor)
-    names = {hook_name(layer, site, bridge.cfg.n_layers): layer for layer in layers}
+    names = {hook_name(site, layer, bridge.cfg.n_layers): layer for layer in layers}
     device = bridge.cfg.device
     logits, cache = bridge.run_with_cache(
         batch.input_ids.to(device), names_filter=list(names), attention_mask=batch.attention_mask.to(device)
@@ -159,6 +168,52 @@ def _check_pair(
     return donor_batch
 
 
+@dataclass
+class Sweep:
+    """A sweep's metric per (layer, column, prompt), the two unpatched runs per prompt, which prompts each
+    column patches, and which cells patch nothing (donor and recipient activations identical there)."""
+
+    layers: list[int]
+    per_prompt: Float[Tensor, "layer col batch"]
+    recipient: Float[Tensor, " batch"]
+    donor: Float[Tensor, " batch"]
+    present: Bool[Tensor, "col batch"]
+    identical: Bool[Tensor, "layer col"] | None = None
+
+    def pooled(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(raw, score, spread) per (layer, column), over the prompts the column patches.
+
+        Each prompt's effect is (patched - its recipient run) / G, with G the mean donor - recipient gap
+        over all prompts; score = mean effect, spread = its standard deviation across prompts, raw = the
+        recipient's mean metric + score * G (so `normalise(raw, recipient, donor)` gives the score)."""
+        gap = float(self.donor.mean() - self.recipient.mean())
+        present = self.present[None].float()  # (1, col, batch)
+        n = present.sum(-1).clamp(min=1)
+        effect = (self.per_prompt - self.recipient) * present  # (layer, col, batch)
+        mean = effect.sum(-1) / n
+        var = (((effect - mean[..., None]) * present) ** 2).sum(-1) / (n - 1).clamp(min=1)
+        scale = gap if abs(gap) >= 1e-12 else float("nan")
+        return float(self.recipient.mean()) + mean, mean / scale, var.sqrt() / abs(scale)
+
+
+def _identical(
+    recipient: Model,
+    batch: LabelledBatch,
+    site: Site,
+    layers: list[int],
+    donor_acts: dict[int, Tensor],
+    cols: Tensor,
+) -> Bool[Tensor, "layer col"]:
+    """Cells where the donor's activation equals the recipient's at every patched position: the patch is a
+    no-op there (a structural zero, e.g. resid_pre of layer 0 under LoRA, which leaves the embedding alone)."""
+    own, _ = donor_activations(recipient, batch, site, layers)
+    out = torch.zeros(len(layers), cols.shape[0], dtype=torch.bool)
+    for i, layer in enumerate(layers):
+        same = (own[layer] == donor_acts[layer]).flatten(2).all(-1).cpu()  # (batch, pos)
+        out[i] = (same[None] | ~cols).flatten(1).all(-1)
+    return out
+
+
 def _sweep(
     recipient: Model,
     donor: Model,
@@ -171,8 +226,8 @@ def _sweep(
     heads: Bool[Tensor, "col head"] | None,
     max_rows: int,
     reuse: bool = True,
-) -> tuple[list[int], Float[Tensor, "layer col"], float, float]:
-    """Exact patching of every (layer, column) cell; returns layers, raw metric grid, recipient, donor."""
+) -> Sweep:
+    """Exact patching of every (layer, column) cell, per prompt."""
     donor_batch = _check_pair(recipient, donor, batch, donor_batch)
     layer_list = check_layers(layers, as_bridge(recipient).cfg.n_layers)
     n_cols = cols.shape[0]
@@ -193,9 +248,14 @@ def _sweep(
         torch.cat([cells.pos, baseline.pos]),
         None if heads is None else torch.cat([cells.head, baseline.head]),
     )
-    out = patch_grid(recipient, acts, batch, site, both, metric, max_rows, reuse).mean(1)
-    raw = out[:-1].view(len(layer_list), n_cols)
-    return layer_list, raw, float(out[-1]), float(donor_metric.mean())
+    out = patch_grid(recipient, acts, batch, site, both, metric, max_rows, reuse)  # (cell, batch)
+    same = (
+        None
+        if heads is not None or donor_batch is not batch
+        else _identical(recipient, batch, site, layer_list, acts, cols)
+    )
+    per = out[:-1].view(len(layer_list), n_cols, -1)
+    return Sweep(layer_list, per, out[-1], donor_metric.float().cpu(), cols.any(2), same)
 
 
 def _metric_name(metric: Metric) -> str:
@@ -228,6 +288,39 @@ def class_columns(
     return cols, names
 
 
+def aligned_keys(batch: LabelledBatch) -> list[list[tuple[str, int] | None]]:
+    """Per prompt and padded position, its (token class, index within the class in that prompt); None at pads."""
+    out = []
+    for row in batch.classes:
+        seen: dict[str, int] = {}
+        keys: list[tuple[str, int] | None] = []
+        for cls in row:
+            keys.append(None if cls == PAD else (cls, seen.get(cls, 0)))
+            if cls != PAD:
+                seen[cls] = seen.get(cls, 0) + 1
+        out.append(keys)
+    return out
+
+
+def aligned_columns(batch: LabelledBatch) -> tuple[Bool[Tensor, "col batch pos"], list[str], list[str]]:
+    """One column per (token class, index within the class): the k-th token of a class in every prompt that
+    has one, wherever left padding put it. Columns follow the longest prompt's order (keys it lacks after
+    it); a column is labelled by its token when the prompts agree on it, else by "<class>#<k>"."""
+    keys = aligned_keys(batch)
+    order = sorted(range(len(keys)), key=lambda b: -int(batch.attention_mask[b].sum()))
+    names = list(dict.fromkeys(k for b in order for k in keys[b] if k is not None))
+    index = {k: i for i, k in enumerate(names)}
+    cols = torch.zeros(len(names), *batch.input_ids.shape, dtype=torch.bool)
+    tokens: list[set[str]] = [set() for _ in names]
+    for b, row in enumerate(keys):
+        for p, k in enumerate(row):
+            if k is not None:
+                cols[index[k], b, p] = True
+                tokens[index[k]].add(batch.tokens[b][p])
+    labels = [next(iter(t)) if len(t) == 1 else f"{c}#{k}" for (c, k), t in zip(names, tokens, strict=True)]
+    return cols, labels, [c for c, _ in names]
+
+
 def head_columns(
     batch: LabelledBatch, n_heads: int
 ) -> tuple[Bool[Tensor, "col batch pos"], Bool[Tensor, "col head"]]:
@@ -237,7 +330,7 @@ def head_columns(
 
 
 def grid_result(
-    sweep: tuple[list[int], Tensor, float, float],
+    sweep: Sweep,
     kind: str,
     site: str,
     metric: Metric,
@@ -246,37 +339,45 @@ def grid_result(
     config: dict,
     method: str = "exact",
 ) -> LocalizationResult:
-    """Wrap a sweep's (layers, raw metric, recipient metric, donor metric) as a labelled result."""
-    layer_list, raw, rec, don = sweep
+    """Wrap a sweep as a labelled result, pooled over the prompts each column patches."""
+    raw, scores, spread = sweep.pooled()
+    n_present = sweep.present.sum(1).tolist()
     return LocalizationResult(
-        scores=normalise(raw, rec, don),
+        scores=scores,
         raw=raw,
         kind=kind,
         site=site,
         metric=_metric_name(metric),
-        layers=layer_list,
+        layers=sweep.layers,
         col_labels=labels,
         col_classes=classes,
-        recipient_metric=rec,
-        donor_metric=don,
+        recipient_metric=float(sweep.recipient.mean()),
+        donor_metric=float(sweep.donor.mean()),
         method=method,
-        config=config,
+        config={**config, "n_present": n_present},
+        spread=spread,
+        identical=sweep.identical,
     )
 
 
-Engine = Callable[..., tuple[list[int], Tensor, float, float]]
+Engine = Callable[..., Sweep]
 
 
 def grid_columns(
     batch: LabelledBatch, kind: str, n_heads: int, select: Sequence | None = None
 ) -> tuple[Tensor, Tensor | None, list[str], list[str] | None, dict]:
     """A grid's columns (and head masks), their labels and token classes, and its config, by `kind`:
-    "layer_pos" (`select` = positions), "layer_class" (`select` = classes) or "layer_head"."""
+    "layer_pos" (`select` = padded positions: for one prompt, or prompts of one length), "layer_aligned"
+    (positions aligned by token class over prompts of any length), "layer_class" (`select` = classes) or
+    "layer_head"."""
     n = {"n_prompts": int(batch.input_ids.shape[0])}
     if kind == "layer_pos":
         cols, pos = position_columns(batch, select)
         labels, classes = [batch.tokens[0][p] for p in pos], [batch.classes[0][p] for p in pos]
         return cols, None, labels, classes, {"positions": pos, **n}
+    if kind == "layer_aligned":
+        cols, labels, classes = aligned_columns(batch)
+        return cols, None, labels, classes, {**n, "aligned": "token class and index within the class"}
     if kind == "layer_class":
         cols, names = class_columns(batch, select)
         return cols, None, names, names, n
@@ -322,6 +423,26 @@ def patch_layer_pos(
     engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
     return layer_grid(
         engine, "exact", recipient, donor, batch, metric, "layer_pos", site, layers, positions, donor_batch
+    )
+
+
+def patch_layer_aligned(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    site: Site = "resid_pre",
+    layers: Sequence[int] | None = None,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch `site` at each (layer, aligned position) over prompts of any length: column (class c, k) patches
+    the k-th token of class c in every prompt that has one; scores average over those prompts, `spread` is
+    their standard deviation and `config["n_present"]` their number."""
+    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    return layer_grid(
+        engine, "exact", recipient, donor, batch, metric, "layer_aligned", site, layers, None, donor_batch
     )
 
 
