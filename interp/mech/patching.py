@@ -446,6 +446,50 @@ def patch_layer_aligned(
     )
 
 
+def patch_head_aligned(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    layer: int,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch each head's output (hook_z) of block `layer` at each aligned position: rows are heads (kind
+    "head_aligned"; `layers` holds head indices and `config["layer"]` the block)."""
+    n_heads = int(as_bridge(recipient).cfg.n_heads)
+    cols, labels, classes = aligned_columns(batch)
+    n_cols = cols.shape[0]
+    heads = torch.eye(n_heads, dtype=torch.bool).repeat_interleave(n_cols, 0)  # (head x col, head)
+    swept = _sweep(
+        recipient,
+        donor,
+        batch,
+        donor_batch,
+        metric,
+        "z",
+        [layer],
+        cols.repeat(n_heads, 1, 1),
+        heads,
+        max_rows,
+        reuse,
+    )
+    by_head = Sweep(
+        list(range(n_heads)),
+        swept.per_prompt.view(n_heads, n_cols, -1),
+        swept.recipient,
+        swept.donor,
+        swept.present[:n_cols],
+    )
+    config = {
+        "n_prompts": int(batch.input_ids.shape[0]),
+        "layer": layer,
+        "aligned": "token class and index within the class",
+    }
+    return grid_result(by_head, "head_aligned", "z", metric, labels, classes, config)
+
+
 def patch_layer_class(
     recipient: Model,
     donor: Model,

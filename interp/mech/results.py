@@ -21,7 +21,7 @@ from torch import Tensor
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, save_tensors
 
-KINDS = ("layer_pos", "layer_aligned", "layer_class", "layer_head")
+KINDS = ("layer_pos", "layer_aligned", "layer_class", "layer_head", "head_aligned")
 
 
 @dataclass
@@ -33,7 +33,7 @@ class LocalizationResult:
     kind: str  # one of KINDS: columns are positions (padded or class-aligned), token classes or heads
     site: str  # activation site, e.g. "resid_pre"
     metric: str
-    layers: list[int]
+    layers: list[int]  # row labels: layers (head indices for kind "head_aligned")
     col_labels: list[str]  # token strings, class names or "H0".."Hn"
     col_classes: list[str] | None = None  # the token class of each column when columns are positions
     recipient_metric: float = 0.0
