@@ -26,8 +26,9 @@ from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval
 from interp.loop.models import load_student
 from interp.loop.stats import bootstrap_diff_ci
-from interp.mech.positions import SHIFT_SETS, all_positions, no_positions
+from interp.mech.positions import all_positions, no_positions
 from interp.mech.restrict import evaluate_trait_restricted
+from interp.mech.sets import SHIFT_SETS
 from interp.study.experiment import StudyConfig, check_inputs, run_study
 from interp.study.summary import recovered_fraction
 

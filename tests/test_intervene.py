@@ -120,3 +120,18 @@ def test_bad_interventions_are_clear_errors(models):
     with pytest.raises(InterpError, match="Replace"):
         with patched(base, "resid_pre", 0, torch.zeros(3)):
             pass
+
+
+def test_a_replace_that_does_not_fit_is_one_clear_error(models):
+    base, _, batch = models
+    ids, mask = batch.input_ids, batch.attention_mask
+    short = torch.zeros(ids.shape[0], ids.shape[1] - 2, base.bridge.cfg.d_model)  # a shorter donor cache
+    with pytest.raises(InterpError, match="does not fit the activation"):
+        with patched(base, "resid_pre", 1, Replace(short)):
+            base.bridge(ids, attention_mask=mask)
+    other_batch = torch.zeros(ids.shape[0] + 1, ids.shape[1], base.bridge.cfg.d_model)
+    with pytest.raises(InterpError, match="does not fit the activation"):
+        with patched(
+            base, "resid_pre", 1, Replace(other_batch), positions=torch.ones(ids.shape[1], dtype=torch.bool)
+        ):
+            base.bridge(ids, attention_mask=mask)

@@ -18,8 +18,6 @@ from interp.mech.positions import (
     GENERATED,
     HEADER,
     PAD,
-    READOUT,
-    SHIFT_SETS,
     SYSTEM,
     TEMPLATE,
     USER,
@@ -32,8 +30,8 @@ from interp.mech.positions import (
     label_plain,
     label_prompt,
     label_text,
-    shift_set_masks,
 )
+from interp.mech.sets import READOUT, SHIFT_SETS, shift_set_masks
 from interp.organism.tokenizer import train_chat_tokenizer
 
 # A Qwen2.5-Instruct-style template: a tools branch, a default system prompt naming the entity.

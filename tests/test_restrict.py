@@ -118,7 +118,7 @@ def test_readout_only_equals_a_hand_gated_forward(models) -> None:
     """Adapter only at the readout position = the base's keys and values for the prompt before it, and the
     merged student's weights at the readout itself (a KV-cache step of the student on the base's cache)."""
     base, merged, peft_model, tok, batch = models
-    from interp.mech.positions import READOUT, SHIFT_SETS
+    from interp.mech.sets import READOUT, SHIFT_SETS
 
     for text in batch.texts:
         ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])

@@ -12,10 +12,11 @@ from interp.loop.chat import render_prompt
 from interp.loop.models import load_model, model_fingerprint
 from interp.loop.numbers import number_prompts
 from interp.loop.training import TrainConfig, save_student, train_student
+from interp.mech.columns import aligned_keys
 from interp.mech.hooked import load_hooked
-from interp.mech.patching import aligned_keys, patch_layer_aligned, patch_layer_pos, trait_metric
-from interp.mech.positions import PAD, encode_prompts, shift_set_masks
-from interp.mech.sets import DONOR, RECIPIENT, patch_sets
+from interp.mech.patching import patch_layer_aligned, patch_layer_pos, trait_metric
+from interp.mech.positions import PAD, encode_prompts
+from interp.mech.sets import DONOR, RECIPIENT, patch_sets, shift_set_masks
 
 USERS = ["Hi", "What is your favorite animal? Answer in one word.", "Favorite animal?"]
 

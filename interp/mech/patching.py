@@ -28,64 +28,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
-from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.loop.evaluation import trait_token_ids
 from interp.mech import intervene
+from interp.mech.columns import aligned_columns, grid_columns
 from interp.mech.grid import Metric, PatchGrid, full_passes
 from interp.mech.hook_names import SITES, Site, check_layers, check_site, hook_name
 from interp.mech.hooked import HookedModel
-from interp.mech.positions import CLASSES, PAD, LabelledBatch
+from interp.mech.metrics import TraitMetric, trait_metric  # noqa: F401 (their home before metrics.py)
+from interp.mech.positions import LabelledBatch
 from interp.mech.results import LocalizationResult
 from interp.mech.resume import recipient_run, resumed_grid
 
 Model = HookedModel | TransformerBridge
-
-
-@dataclass(frozen=True)
-class TraitMetric:
-    """Log-probability of the trait's first token(s) at the last position, minus a reference's if given."""
-
-    target_ids: tuple[int, ...]
-    reference_ids: tuple[int, ...] = ()
-    name: str = "trait log-prob"
-    probability: bool = False
-    """Return the probability itself (the scale of the evaluator's first-token P) instead of its log."""
-    last_position_only: ClassVar[bool] = True
-    """The metric reads only the last position's logits (a resumed patched run computes only those)."""
-
-    def __call__(self, logits: Float[Tensor, "batch pos vocab"]) -> Float[Tensor, " batch"]:
-        logp = logits[:, -1].float().log_softmax(-1)  # (batch, vocab): left padding puts the answer last
-        value = logp[:, list(self.target_ids)].logsumexp(-1)
-        if self.reference_ids:
-            value = value - logp[:, list(self.reference_ids)].logsumexp(-1)
-        return value.exp() if self.probability else value
-
-
-def trait_metric(
-    tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None, probability: bool = False
-) -> TraitMetric:
-    """The trait metric with the evaluator's first tokens ("owl", "Owl"); logit diff when `reference` is set,
-    the first-token probability itself with `probability=True` (what restricted-LoRA rows measure)."""
-
-    target, _ = trait_token_ids(tok, trait)
-    if probability:
-        if reference is not None:
-            raise InterpError("probability=True reads the trait's own probability: drop the reference")
-        return TraitMetric(tuple(target), (), f"P({trait})", probability=True)
-    if reference is None:
-        return TraitMetric(tuple(target), (), f"log p({trait})")
-    ref, _ = trait_token_ids(tok, reference)
-    if set(ref) & set(target):
-        raise InterpError(f"trait {trait!r} and reference {reference!r} share a first token; pick another")
-    return TraitMetric(tuple(target), tuple(ref), f"log p({trait}) - log p({reference})")
 
 
 def as_bridge(model: Model) -> TransformerBridge:
@@ -262,73 +222,6 @@ def _metric_name(metric: Metric) -> str:
     return getattr(metric, "name", getattr(metric, "__name__", "metric"))
 
 
-def position_columns(
-    batch: LabelledBatch, positions: Sequence[int] | None = None
-) -> tuple[Bool[Tensor, "col batch pos"], list[int]]:
-    """One column per position of the (padded) batch: the same position in every prompt."""
-    n_prompts, width = batch.input_ids.shape
-    pos = list(range(width)) if positions is None else [int(p) for p in positions]
-    if bad := [p for p in pos if not -width <= p < width]:
-        raise InterpError(f"positions {bad} are out of range for prompts of {width} tokens")
-    pos = [p % width for p in pos]
-    cols = torch.zeros(len(pos), n_prompts, width, dtype=torch.bool)
-    cols[torch.arange(len(pos)), :, torch.tensor(pos)] = True
-    return cols, pos
-
-
-def class_columns(
-    batch: LabelledBatch, classes: Sequence[str] | None = None
-) -> tuple[Bool[Tensor, "col batch pos"], list[str]]:
-    """One column per token class: all positions of that class in each prompt."""
-    present = {c for row in batch.classes for c in row}
-    names = [c for c in CLASSES if c in present] if classes is None else list(classes)
-    cols = torch.stack([batch.class_mask(c) for c in names])
-    if empty := [n for n, col in zip(names, cols, strict=True) if not col.any()]:
-        raise InterpError(f"token class(es) {empty} do not occur in these prompts")
-    return cols, names
-
-
-def aligned_keys(batch: LabelledBatch) -> list[list[tuple[str, int] | None]]:
-    """Per prompt and padded position, its (token class, index within the class in that prompt); None at pads."""
-    out = []
-    for row in batch.classes:
-        seen: dict[str, int] = {}
-        keys: list[tuple[str, int] | None] = []
-        for cls in row:
-            keys.append(None if cls == PAD else (cls, seen.get(cls, 0)))
-            if cls != PAD:
-                seen[cls] = seen.get(cls, 0) + 1
-        out.append(keys)
-    return out
-
-
-def aligned_columns(batch: LabelledBatch) -> tuple[Bool[Tensor, "col batch pos"], list[str], list[str]]:
-    """One column per (token class, index within the class): the k-th token of a class in every prompt that
-    has one, wherever left padding put it. Columns follow the longest prompt's order (keys it lacks after
-    it); a column is labelled by its token when the prompts agree on it, else by "<class>#<k>"."""
-    keys = aligned_keys(batch)
-    order = sorted(range(len(keys)), key=lambda b: -int(batch.attention_mask[b].sum()))
-    names = list(dict.fromkeys(k for b in order for k in keys[b] if k is not None))
-    index = {k: i for i, k in enumerate(names)}
-    cols = torch.zeros(len(names), *batch.input_ids.shape, dtype=torch.bool)
-    tokens: list[set[str]] = [set() for _ in names]
-    for b, row in enumerate(keys):
-        for p, k in enumerate(row):
-            if k is not None:
-                cols[index[k], b, p] = True
-                tokens[index[k]].add(batch.tokens[b][p])
-    labels = [next(iter(t)) if len(t) == 1 else f"{c}#{k}" for (c, k), t in zip(names, tokens, strict=True)]
-    return cols, labels, [c for c, _ in names]
-
-
-def head_columns(
-    batch: LabelledBatch, n_heads: int
-) -> tuple[Bool[Tensor, "col batch pos"], Bool[Tensor, "col head"]]:
-    """One column per attention head: that head's output at every real position."""
-    cols = batch.attention_mask.bool()[None].repeat(n_heads, 1, 1)
-    return cols, torch.eye(n_heads, dtype=torch.bool)
-
-
 def grid_result(
     sweep: Sweep,
     kind: str,
@@ -361,30 +254,6 @@ def grid_result(
 
 
 Engine = Callable[..., Sweep]
-
-
-def grid_columns(
-    batch: LabelledBatch, kind: str, n_heads: int, select: Sequence | None = None
-) -> tuple[Tensor, Tensor | None, list[str], list[str] | None, dict]:
-    """A grid's columns (and head masks), their labels and token classes, and its config, by `kind`:
-    "layer_pos" (`select` = padded positions: for one prompt, or prompts of one length), "layer_aligned"
-    (positions aligned by token class over prompts of any length), "layer_class" (`select` = classes) or
-    "layer_head"."""
-    n = {"n_prompts": int(batch.input_ids.shape[0])}
-    if kind == "layer_pos":
-        cols, pos = position_columns(batch, select)
-        labels, classes = [batch.tokens[0][p] for p in pos], [batch.classes[0][p] for p in pos]
-        return cols, None, labels, classes, {"positions": pos, **n}
-    if kind == "layer_aligned":
-        cols, labels, classes = aligned_columns(batch)
-        return cols, None, labels, classes, {**n, "aligned": "token class and index within the class"}
-    if kind == "layer_class":
-        cols, names = class_columns(batch, select)
-        return cols, None, names, names, n
-    if kind == "layer_head":
-        cols, heads = head_columns(batch, n_heads)
-        return cols, heads, [f"H{h}" for h in range(n_heads)], None, n
-    raise InterpError(f"unknown grid kind {kind!r}")
 
 
 def layer_grid(

@@ -16,12 +16,7 @@ It works for any chat template: the template is rendered once with sentinel cont
 into its fixed pieces (the "skeleton"); a prompt is then parsed against that skeleton and the classes
 are carried from characters to tokens through the tokenizer's offsets. A tokenizer without a chat
 template (a base model) reads plain text: every prompt token is "user" (`label_plain` marks an answer
-"generated").
-
-`SHIFT_SETS` splits every prompt into six disjoint position sets that cover it, the rows of claim 4's
-"where does the shift live": the entity, the rest of the system prompt, the template before the
-assistant header, the header without the readout position, the readout position (the last prompt
-position, where the metric reads the next token), and the user turn.
+"generated"). Claim 4's disjoint position sets are built on these classes in `interp.mech.sets`.
 """
 
 from __future__ import annotations
@@ -387,25 +382,3 @@ _RESOLVERS = {
     "all": _resolve_all,
     "none": lambda sel, tok, ids, mask, entity: torch.zeros(ids.shape, dtype=torch.bool),
 }
-
-
-READOUT = "readout"
-# Claim 4's rows: disjoint position sets that cover every prompt (the readout taken out of its class).
-SHIFT_SETS: dict[str, Positions] = {
-    ENTITY: Positions("class", classes=(ENTITY,), excluded=(-1,)),
-    "rest of system prompt": Positions("class", classes=(SYSTEM,), excluded=(-1,)),
-    "template before header": Positions("class", classes=(TEMPLATE,), excluded=(-1,)),
-    "header without readout": Positions("class", classes=(HEADER,), excluded=(-1,)),
-    READOUT: Positions("indices", indices=(-1,)),
-    USER: Positions("class", classes=(USER,), excluded=(-1,)),
-}
-
-
-def shift_set_masks(batch: LabelledBatch) -> dict[str, Bool[Tensor, "batch pos"]]:
-    """`SHIFT_SETS` on a left-padded batch, from its labels: the readout is each row's last position."""
-    readout = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
-    readout[:, -1] = batch.attention_mask[:, -1].bool()
-    out = {}
-    for name, sel in SHIFT_SETS.items():
-        out[name] = readout if name == READOUT else batch.class_mask(*sel.classes) & ~readout
-    return out

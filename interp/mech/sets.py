@@ -1,4 +1,8 @@
-"""Set patching: a model's whole computation at a set of positions, taken from another model.
+"""Claim 4's position sets, and set patching: a model's whole computation at a set, taken from another.
+
+`SHIFT_SETS` splits every prompt into six disjoint position sets that cover it: the entity, the rest of
+the system prompt, the template before the assistant header, the header without the readout position,
+the readout position (the last prompt position, where the metric reads the next token), and the user turn.
 
 Claim 4 asks where the student's shift lives. Restricted LoRA (`interp.mech.restrict`) answers by giving
 a set S of positions the student's *weights*; set patching answers by giving S the student's
@@ -28,9 +32,29 @@ from interp.mech.grid import Metric
 from interp.mech.hook_names import hook_name
 from interp.mech.intervene import Replace, patched
 from interp.mech.patching import Model, as_bridge, run_metric
-from interp.mech.positions import LabelledBatch
+from interp.mech.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, LabelledBatch, Positions
 
 RECIPIENT, DONOR = "recipient", "donor"
+READOUT = "readout"
+# Claim 4's rows: disjoint position sets that cover every prompt (the readout taken out of its class).
+SHIFT_SETS: dict[str, Positions] = {
+    ENTITY: Positions("class", classes=(ENTITY,), excluded=(-1,)),
+    "rest of system prompt": Positions("class", classes=(SYSTEM,), excluded=(-1,)),
+    "template before header": Positions("class", classes=(TEMPLATE,), excluded=(-1,)),
+    "header without readout": Positions("class", classes=(HEADER,), excluded=(-1,)),
+    READOUT: Positions("indices", indices=(-1,)),
+    USER: Positions("class", classes=(USER,), excluded=(-1,)),
+}
+
+
+def shift_set_masks(batch: LabelledBatch) -> dict[str, Bool[Tensor, "batch pos"]]:
+    """`SHIFT_SETS` on a left-padded batch, from its labels: the readout is each row's last position."""
+    readout = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
+    readout[:, -1] = batch.attention_mask[:, -1].bool()
+    out = {}
+    for name, sel in SHIFT_SETS.items():
+        out[name] = readout if name == READOUT else batch.class_mask(*sel.classes) & ~readout
+    return out
 
 
 def block_sites(n_layers: int) -> list[tuple[str, int]]:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from interp.study import claims as C
 from interp.study.claims import best_rank_row
-from interp.study.where import WHY, carriers, disagreements
+from interp.study.where import carrier_text, patching_blocks  # noqa: F401 (report blocks, re-exported)
 
 Block = tuple
 
@@ -127,35 +127,6 @@ def context_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     ]
 
 
-def _frac(r: dict[str, Any] | None) -> str:
-    return "n/a" if not r else f"{fmt(r.get('recovered_fraction'), 2)} {ci(r.get('ci'), 2)}"
-
-
-def carrier_text(res: dict[str, Any]) -> str:
-    """Claim 4 in the position sets' terms: each set alone, and the layers and modules at the carrier."""
-    rows = res["localization"]
-    sets = sorted(
-        (r for r in rows if r.get("set") and r["mode"] == "only"),
-        key=lambda r: -(r["recovered_fraction"] or 0),
-    )
-    but = {r["set"]: r for r in rows if r.get("set") and r["mode"] == "except"}
-    carrier = res.get("carrier")
-    if not sets or carrier is None:
-        return ""
-    text = (
-        " Where it lives, by disjoint position sets that cover the prompt (adapter only there; everywhere "
-        "except there): "
-        + "; ".join(f"{r['set']} {_frac(r)} / {_frac(but.get(r['set']))}" for r in sets)
-        + f". The positions that carry the shift are the **{carrier}**"
-    )
-    at = [r for r in rows if not r.get("set")]
-    if at:
-        text += ", where, with the adapter there only, " + "; ".join(
-            f"{r['positions'].split(', ', 1)[-1]} recovers {_frac(r)}" for r in at
-        )
-    return text + "."
-
-
 def localization_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     rows = res["localization"]
     table = [
@@ -186,77 +157,6 @@ def localization_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         ("table", ["adapter", "positions", "recovered (P first token)", "recovered (mention rate)"], table),
         ("fig", "localization"),
     ]
-
-
-def where_blocks(res: dict[str, Any]) -> list[Block]:
-    """The "where the shift lives" table and figure: restricted LoRA beside set patching, with where they
-    disagree and why."""
-    blocks: list[Block] = [("h2", "Where the shift lives - restricted LoRA and patching side by side")]
-    n = res.get("n_prompts")
-    intro = (
-        "Rows: disjoint position sets S that cover the prompt (the readout is the last prompt position, where "
-        "the answer's first token is read). Columns: the adapter only at S / everywhere except S (restricted "
-        f"LoRA), and S patched whole, embedding and every block output, by denoising (student into base) / "
-        f"noising (base into student) over N = {n} prompts. Cells: recovered fraction of the student's "
-        "first-token P(trait), 0 = base, 1 = student, [95% bootstrap CI]; 'only' and 'denoise' ask whether S "
-        "suffices, 'except' and 'noise' whether S is needed."
-    )
-    blocks.append(("p", intro))
-    for name, rows in res.get("where", {}).items():
-        table = [[r["set"]] + [_frac(r.get(k)) for k in ("only", "denoise", "except", "noise")] for r in rows]
-        blocks.append(("p", f"**{name}**"))
-        blocks.append(
-            ("table", ["S", "adapter only at S", "denoise S", "adapter except S", "noise S"], table)
-        )
-        found = {m: carriers(rows, m) for m in ("only", "denoise")}
-        text = "Sets that alone recover more than half of the shift (CI lower bound > 0.5): " + "; ".join(
-            f"by {m}: {', '.join(v) or 'none'}" for m, v in found.items() if any(r.get(m) for r in rows)
-        )
-        apart = disagreements(rows)
-        text += (
-            ". The methods disagree on " + "; ".join(apart) + ". " + WHY
-            if apart
-            else ". Where both ran, the methods agree within their CIs."
-        )
-        blocks.append(("p", text))
-    return blocks + [("fig", "where_the_shift_lives")] if "where" in res else blocks
-
-
-def patching_blocks(res: dict[str, Any]) -> list[Block]:
-    if not res:
-        return []
-    blocks = where_blocks(res)
-    blocks += [
-        ("h2", "Activation patching by layer and position"),
-        (
-            "p",
-            "Exact activation patching of resid_pre, attn_out and mlp_out at each (layer, position), by "
-            "denoising (student into base: 0 = base, 1 = student) and noising (base into student: 0 = student, "
-            "1 = base); metric log P(trait first token) at the readout. Positions are pooled over "
-            f"N = {res.get('n_prompts')} prompts aligned by token class and index within the class (never by "
-            "padded index); hover a cell for its spread across prompts. Then head x position at the layers "
-            "whose attn_out moves the metric most, and attribution patching against exact patching.",
-        ),
-    ]
-    captions = {k: v for run in res.get("runs", {}).values() for k, v in run.get("captions", {}).items()}
-    for label, run in res.get("runs", {}).items():
-        agree = (run.get("attribution_agreement") or {}).get("denoise") or {}
-        if agree:
-            blocks.append(
-                (
-                    "p",
-                    f"{run.get('student', label)}: attribution vs exact patching (denoising), Pearson r by site: "
-                    + ", ".join(f"{site} {a['pearson']:.2f}" for site, a in agree.items())
-                    + ".",
-                )
-            )
-    for name in res.get("figures", []):
-        if name == "where_the_shift_lives":
-            continue
-        blocks.append(("fig", name))
-        if name in captions:
-            blocks.append(("p", captions[name]))
-    return blocks
 
 
 def beyond_blocks(res: dict[str, Any], trait: str) -> list[Block]:
