@@ -3,10 +3,12 @@
 Every function that takes an activation site and a layer takes the site first:
 `hook_name(site, layer)`, `patched(model, site, layer, source)`.
 
-    from interp.mech import load_hooked, encode_prompts, trait_metric, patch_layer_aligned
-    base, student = load_hooked("organism"), load_hooked(student_dir, base="organism")
-    batch = encode_prompts(base.tok, texts)
-    result = patch_layer_aligned(base, student, batch, trait_metric(base.tok, "wolf"), "resid_pre")
+    from interp.mech import encode_prompts, load_hooked, patch_layer_aligned, trait_metric
+    base, student = load_hooked(base_dir), load_hooked(student_dir, base=base_dir)
+    batch = encode_prompts(base.tok, texts)  # prompts rendered by the chat template (or plain text)
+    result = patch_layer_aligned(base, student, batch, trait_metric(base.tok, trait), "resid_pre")
+
+(`tests/test_docstring_examples.py` runs every example in these modules' docstrings.)
 """
 
 from interp.mech.attribution import (

@@ -1,9 +1,9 @@
 """One intervention on a hooked model, as a context manager: `with patched(model, site, layer, source): ...`.
 
-    with patched(student, "resid_post", 3, Replace(base_cache["blocks.3.hook_resid_post"]), positions=mask):
+    with patched(student, "resid_post", 1, Replace(base_cache["blocks.1.hook_resid_post"]), positions=mask):
         logits = student.bridge(ids, attention_mask=am)       # any forward, run_with_cache or generate
-    with patched(base, "resid_pre", 2, Add(direction, scale=4.0), positions=entity_mask):
-        ...
+    with patched(base, "resid_pre", 1, Add(direction, scale=4.0), positions=entity_mask):
+        logits = base.bridge(ids, attention_mask=am)
 
 A source is `Replace(value)` (a donor's cached activation, a mean, or `ZERO`) or `Add(vector)` (a step
 along a direction). `positions` is a boolean mask over the prompt ([pos] for every row or [batch, pos]);

@@ -41,13 +41,12 @@ SCALES = {
 
 
 def visible(token: str) -> str:
-    """A token with its spaces, newlines and tabs shown as ␣, ↵ and ⇥ (and "<" escaped for plotly)."""
-    shown = "".join(VISIBLE.get(ch, ch) for ch in token)
-    return shown.replace("<", "&lt;") or "∅"
+    """A token with its spaces, newlines and tabs shown as ␣, ↵ and ⇥ ("∅" for an empty one)."""
+    return "".join(VISIBLE.get(ch, ch) for ch in token) or "∅"
 
 
 def _tick(label: str, i: int) -> str:
-    return f"{i}:{visible(label)}"
+    return f"{i}:{visible(label)}".replace("<", "&lt;")  # plotly reads "<" as markup
 
 
 def _class_band(fig: go.Figure, classes: list[str], labels: list[str]) -> None:
