@@ -155,7 +155,8 @@ CELLS = [
         "Each set patched whole (its embedding and every block output) by denoising and noising, beside the "
         "restricted adapter. Patching the readout whole is 1 (denoising) or 0 (noising) by construction: its "
         "whole residual stream is then the donor's. The control student's panel shows how much of each "
-        "number is drift rather than transfer.",
+        "number is drift rather than transfer: its cells are in units of the trait student's shift (1 = the "
+        "trait student's P), so a control cell near 0 means the trait student's number is transfer, not drift.",
     ),
     (
         "code",
@@ -167,19 +168,23 @@ CELLS = [
         "prob = trait_metric(tok, TARGET_TRAIT, probability=True)\n"
         "\n"
         "\n"
-        "def set_fractions(hooked):\n"
+        "def set_fractions(hooked, student_p=None):\n"
+        '    """Recovered fraction per set and direction; 1 = `student_p` (default: this student\'s own P)."""\n'
         "    masks = {**shift_set_masks(batch), 'all positions': batch.attention_mask.bool()}\n"
         "    out = {}\n"
         "    for direction, (rec, don) in {'denoise': (hooked_base, hooked), 'noise': (hooked, hooked_base)}.items():\n"
         "        per = {k: v.double().numpy() for k, v in patch_sets(rec, don, batch, prob, masks).items()}\n"
         "        s, b = (per[DONOR], per[RECIPIENT]) if direction == 'denoise' else (per[RECIPIENT], per[DONOR])\n"
+        "        s = s if student_p is None else student_p\n"
         "        out[direction] = {name: recovered_fraction(per[name], s, b) for name in masks}\n"
-        "    return out\n"
+        "    return out, s\n"
         "\n"
         "\n"
+        "trait_sets, trait_p = set_fractions(hooked_student)\n"
+        "control_sets, _ = set_fractions(hooked_control, student_p=trait_p)  # the control's drift, in units of the trait shift\n"
         "tables = {\n"
-        "    'trait student (LoRA r8)': where_table({'localization': restricted}, set_fractions(hooked_student)),\n"
-        "    'control student (LoRA r8)': where_table(None, set_fractions(hooked_control)),\n"
+        "    'trait student (LoRA r8)': where_table({'localization': restricted}, trait_sets),\n"
+        "    'control student (LoRA r8), 1 = the trait student': where_table(None, control_sets),\n"
         "}\n"
         "where_figure(tables, f'Where the {TARGET_TRAIT} shift lives on {MODEL}: recovered fraction of P(first token)')",
     ),

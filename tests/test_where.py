@@ -84,3 +84,24 @@ def test_patching_every_position_gives_one_by_denoising_and_zero_by_noising(trai
     recovered = lambda x: float((x - b).mean() / (s - b).mean())  # noqa: E731
     assert abs(recovered(denoised["all"]) - 1) < 1e-4 and abs(recovered(noised["all"])) < 1e-4
     assert not torch.allclose(denoised["readout"], b)  # a set alone moves the metric, and differently
+
+
+def test_where_table_rows_and_disagreements() -> None:
+    from interp.mech.sets import SHIFT_SETS
+    from interp.study.where import ALL, carriers, disagreements, where_table
+
+    cell = lambda v, w=0.02: {"recovered_fraction": v, "ci": [v - w, v + w]}  # noqa: E731
+    loc = {
+        "localization": [
+            {"set": "readout", "mode": "only", **cell(0.8)},
+            {"set": "entity", "mode": "only", **cell(0.0)},
+            {"set": None, "mode": "only", "positions": "readout, layer 0", **cell(0.7)},
+        ]
+    }
+    sets = {"denoise": {"readout": cell(1.0, 0.0), "entity": cell(0.01), ALL: cell(1.0, 0.0)}}
+    rows = where_table(loc, sets)
+    assert [r["set"] for r in rows] == [*SHIFT_SETS, ALL]
+    assert rows[-1]["only"] is None and rows[-1]["denoise"]["recovered_fraction"] == 1.0
+    said = disagreements(rows)  # readout: 0.8 vs 1.0 disagree; entity: 0.00 vs 0.01 is too close to call
+    assert len(said) == 1 and said[0].startswith("whether readout suffices")
+    assert carriers(rows, "only") == ["readout"] and carriers(where_table(None, sets), "only") == []

@@ -12,6 +12,7 @@ from typing import Any
 
 from interp.mech.results import LocalizationResult
 from interp.mech.sets import SHIFT_SETS
+from interp.study.plots.heatmaps import visible
 
 Block = tuple
 
@@ -23,7 +24,8 @@ WHY = (
     "computed attending to the student's own earlier positions. They part where the student's computation "
     "at S depends on what it computed elsewhere (attention from S to shifted earlier positions), or where "
     "the shift at S is spread over positions that one rule switches together. Restricted LoRA is read over "
-    "every evaluation question, patching over the first N of them."
+    "every evaluation question, patching over the first N of them; and patching the readout whole is 1 "
+    "(denoising) or 0 (noising) by construction."
 )
 
 
@@ -47,14 +49,20 @@ def where_table(localization: dict[str, Any] | None, sets: dict[str, Any]) -> li
     return rows
 
 
+MIN_GAP = 0.1  # a difference smaller than this is not called a disagreement, however tight the CIs
+
+
 def _apart(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Disjoint 95% CIs and point estimates at least MIN_GAP apart."""
     if not a or not b or a.get("recovered_fraction") is None or b.get("recovered_fraction") is None:
         return False
-    return a["ci"][0] > b["ci"][1] or b["ci"][0] > a["ci"][1]
+    disjoint = a["ci"][0] > b["ci"][1] or b["ci"][0] > a["ci"][1]
+    return disjoint and abs(a["recovered_fraction"] - b["recovered_fraction"]) >= MIN_GAP
 
 
 def disagreements(rows: list[dict[str, Any]]) -> list[str]:
-    """Plain sentences for every set where restricted LoRA and patching disagree (disjoint 95% CIs)."""
+    """Plain sentences for every set where restricted LoRA and patching disagree (disjoint 95% CIs, point
+    estimates at least MIN_GAP apart)."""
     out = []
     for row in rows:
         for lora, patch, question in PAIRS:
@@ -91,7 +99,7 @@ def grid_caption(result: LocalizationResult) -> str:
     i, j = divmod(flat, scores.shape[1])
     row = f"head {result.layers[i]}" if result.kind == "head_aligned" else f"layer {result.layers[i]}"
     cls = f" ({result.col_classes[j]})" if result.col_classes else ""
-    text = f"The largest cell is {row} at '{result.col_labels[j].replace('Ġ', ' ')}'{cls}: {float(scores[i, j]):.2f}"
+    text = f"The largest cell is {row} at '{visible(result.col_labels[j])}'{cls}: {float(scores[i, j]):.2f}"
     if result.spread is not None:
         text += f" (sd {float(result.spread[i, j]):.2f} across {result.config.get('n_present', ['?'] * (j + 1))[j]} prompts)"
     strong = (
@@ -149,7 +157,10 @@ def where_blocks(res: dict[str, Any]) -> list[Block]:
         f"LoRA), and S patched whole, embedding and every block output, by denoising (student into base) / "
         f"noising (base into student) over N = {n} prompts. Cells: recovered fraction of the student's "
         "first-token P(trait), 0 = base, 1 = student, [95% bootstrap CI]; 'only' and 'denoise' ask whether S "
-        "suffices, 'except' and 'noise' whether S is needed."
+        "suffices, 'except' and 'noise' whether S is needed. Patching the readout whole is 1 (denoising) and 0 "
+        "(noising) by construction, since its whole residual stream is then the donor's: there only restricted "
+        "LoRA is informative; for the other sets a patch asks whether the student's activations there, read by "
+        "the recipient's computation at the readout, carry the shift."
     )
     blocks.append(("p", intro))
     for name, rows in res.get("where", {}).items():
@@ -166,7 +177,7 @@ def where_blocks(res: dict[str, Any]) -> list[Block]:
         text += (
             ". The methods disagree on " + "; ".join(apart) + ". " + WHY
             if apart
-            else ". Where both ran, the methods agree within their CIs."
+            else ". Where both ran, the methods agree (no two CIs disjoint by 0.1 or more)."
         )
         blocks.append(("p", text))
     return blocks + [("fig", "where_the_shift_lives")] if "where" in res else blocks
