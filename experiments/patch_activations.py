@@ -1,34 +1,42 @@
 """Claim 4: where does a student's trait shift live? Activation patching between base and student.
 
 python -m experiments.patch_activations --student runs/students/owl-r8 --trait owl
-python -m experiments.patch_activations --student runs/students/owl-r8 --base path/to/base --direction noise
+python -m experiments.patch_activations --student runs/students/owl-r8 --base path/to/base --directions noise
 
-Writes into the run directory: config.json, scores.json (every grid with its labels and baselines),
-one safetensors + JSON pair per grid, and heatmaps (HTML, plus PNG when a browser is available):
-layer x position for the first prompt(s), layer x token class over all prompts, layer x head.
+Both directions by default: denoising (student activations into the base) and noising (base activations
+into the student). Over --n-prompts questions, every grid pools prompts by token class and position within
+the class (`patch_layer_aligned`), never by padded index, and keeps the spread across prompts. Writes into
+the run directory: config.json, scores.json (every grid with its labels and baselines, attribution's
+agreement with exact patching, set patching's recovered fractions), one safetensors + JSON pair per grid,
+and figures (HTML, plus PNG when a browser is available): per direction, layer x aligned position for each
+site, layer x token class, head x aligned position at the layers that matter, and attribution against exact
+patching as a scatter.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.chat import render_prompt
 from interp.loop.config import cli_main
+from interp.loop.models import STUDENT_META, is_lora_student, model_label
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.loop.traits import favorite_questions
-from interp.mech.attribution import agreement, attribute_layer_pos
+from interp.mech.attribution import agreement, attribute_layer_aligned
 from interp.mech.hook_names import check_site
 from interp.mech.hooked import HookedModel, load_hooked
-from interp.mech.patching import patch_layer_class, patch_layer_head, patch_layer_pos, trait_metric
+from interp.mech.patching import patch_head_aligned, patch_layer_aligned, patch_layer_class, trait_metric
 from interp.mech.positions import LabelledBatch, encode_prompts
 from interp.mech.results import LocalizationResult
+from interp.mech.sets import DONOR, RECIPIENT, patch_sets, shift_set_masks
 from interp.organism import TARGET_TRAIT
-from interp.study.plots import heatmap, save_figures
+from interp.study.plots import attribution_scatter, heatmap, save_figures
+from interp.study.summary import recovered_fraction
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +64,21 @@ class LocalizeConfig:
     """System prompt setting of the prompts: "default", "none" or any text."""
     entity: str | None = None
     """Entity name to label (default: detected from the system prompt, "You are <Entity>, ...")."""
-    direction: Literal["denoise", "noise"] = "denoise"
+    directions: tuple[str, ...] = ("denoise", "noise")
     """denoise: patch student activations into the base; noise: base activations into the student."""
     sites: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out")
-    """Activation sites for the layer x position and layer x class grids."""
-    position_prompts: int = 1
-    """Draw layer x position heatmaps for this many of the prompts (each its own grid)."""
-    heads: bool = True
-    """Also patch each attention head's output (layer x head)."""
+    """Activation sites for the layer x aligned position and layer x class grids."""
+    head_layers: int = 2
+    """Patch each head's output by aligned position at this many layers: those whose attn_out grid moves
+    the metric most (0: no head grids)."""
     attribution: bool = True
-    """Also compute attribution patching for the first prompt and report its agreement with exact patching."""
+    """Also estimate each layer x position grid by attribution patching and report its agreement with exact
+    patching."""
+    sets: bool = True
+    """Also patch each claim-4 position set whole (embedding and every block output there), on the trait's
+    first-token probability: the counterpart of the restricted-LoRA rows."""
+    student_label: str | None = None
+    """How titles name the student, e.g. "LoRA r16, lr 0.003, seed 0" (default: from its student.json)."""
     max_rows: int = 256
     """Patched prompt copies per forward pass (memory / speed trade-off)."""
     dtype: str = "float32"
@@ -73,15 +86,15 @@ class LocalizeConfig:
     device: str = "cpu"
     """cpu, cuda, ..."""
     out: Path | None = None
-    """Run directory (default: runs/patch_activations/<trait>-<student name>-<direction>)."""
+    """Run directory (default: runs/patch_activations/<trait>-<student name>)."""
     overwrite: bool = False
     """Replace an existing run directory."""
 
     def __post_init__(self) -> None:
-        if self.n_prompts < 1 or self.position_prompts < 0 or self.max_rows < 1:
-            raise InterpError("--n-prompts and --max-rows must be >= 1 and --position-prompts >= 0")
-        if self.direction not in ("denoise", "noise"):
-            raise InterpError(f"--direction must be denoise or noise, got {self.direction!r}")
+        if self.n_prompts < 1 or self.head_layers < 0 or self.max_rows < 1:
+            raise InterpError("--n-prompts and --max-rows must be >= 1 and --head-layers >= 0")
+        if not self.directions or set(self.directions) - {"denoise", "noise"}:
+            raise InterpError(f"--directions must be denoise and/or noise, got {list(self.directions)}")
         for site in self.sites:
             check_site(site)
 
@@ -110,51 +123,144 @@ def check_inputs(cfg: LocalizeConfig) -> list[str]:
     return user_messages(cfg)
 
 
-def load_pair(cfg: LocalizeConfig) -> tuple[HookedModel, HookedModel]:
-    """(recipient, donor) bridges for the chosen direction."""
+def student_label(cfg: LocalizeConfig) -> str:
+    """The student as titles name it: arm, rank, lr and seed (from --student-label or its student.json)."""
+    if cfg.student_label:
+        return cfg.student_label
+    meta_path = Path(cfg.student) / STUDENT_META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if is_lora_student(cfg.student):
+        rank = meta.get("rank") or json.loads((Path(cfg.student) / "adapter_config.json").read_text()).get(
+            "r"
+        )
+        arm = f"LoRA r{rank}"
+    else:
+        arm = "full FT"
+    parts = [arm] + [f"{k} {meta[k]}" for k in ("lr", "seed") if meta.get(k) is not None]
+    return ", ".join(parts)
+
+
+def load_models(cfg: LocalizeConfig) -> tuple[HookedModel, HookedModel]:
+    """(base, student) bridges."""
     base = load_hooked(cfg.base, dtype=cfg.dtype, device=cfg.device)
     student = load_hooked(cfg.student, base=cfg.base or base.source, dtype=cfg.dtype, device=cfg.device)
-    return (base, student) if cfg.direction == "denoise" else (student, base)
+    return base, student
 
 
-def sweeps(
-    cfg: LocalizeConfig, rec: HookedModel, don: HookedModel, batch: LabelledBatch
-) -> dict[str, LocalizationResult]:
-    """Every grid of the run, by name."""
+def layers_that_matter(result: LocalizationResult, k: int) -> list[int]:
+    """The `k` layers whose cells move the metric most (sum of |score| over columns)."""
+    weight = result.scores.nan_to_num(0).abs().sum(1)
+    top = weight.argsort(descending=True)[:k].tolist()
+    return sorted(result.layers[i] for i in top)
+
+
+def direction_grids(
+    cfg: LocalizeConfig, rec: HookedModel, don: HookedModel, batch: LabelledBatch, direction: str
+) -> tuple[dict[str, LocalizationResult], dict[str, dict]]:
+    """Every grid of one direction, by name, and attribution's agreement with exact patching per site."""
     metric = trait_metric(rec.tok, cfg.trait, cfg.reference)
     out: dict[str, LocalizationResult] = {}
+    agree: dict[str, dict] = {}
     for site in cfg.sites:
-        out[f"class_{site}"] = patch_layer_class(rec, don, batch, metric, site, max_rows=cfg.max_rows)
-        for i in range(min(cfg.position_prompts, len(batch.texts))):
-            one = encode_prompts(rec.tok, [batch.texts[i]], cfg.entity)
-            out[f"pos_{site}_p{i}"] = patch_layer_pos(rec, don, one, metric, site, max_rows=cfg.max_rows)
-    if cfg.heads:
-        out["heads"] = patch_layer_head(rec, don, batch, metric, max_rows=cfg.max_rows)
+        exact = patch_layer_aligned(rec, don, batch, metric, site, max_rows=cfg.max_rows)
+        out[f"{direction}_aligned_{site}"] = exact
+        out[f"{direction}_class_{site}"] = patch_layer_class(
+            rec, don, batch, metric, site, max_rows=cfg.max_rows
+        )
+        if cfg.attribution:
+            approx = attribute_layer_aligned(rec, don, batch, metric, site)
+            out[f"{direction}_attribution_{site}"] = approx
+            agree[site] = agreement(exact, approx)
+    attn = out.get(f"{direction}_aligned_attn_out")
+    layers = layers_that_matter(attn, cfg.head_layers) if attn is not None and cfg.head_layers else []
+    for layer in layers:
+        out[f"{direction}_heads_L{layer}"] = patch_head_aligned(
+            rec, don, batch, metric, layer, max_rows=cfg.max_rows
+        )
+    return out, agree
+
+
+def set_fractions(cfg: LocalizeConfig, base: HookedModel, student: HookedModel, batch: LabelledBatch) -> dict:
+    """Recovered fraction of the student's first-token P(trait) (0 = base, 1 = student) with each claim-4
+    position set patched whole, by denoising and by noising, with bootstrap CIs over prompts."""
+    metric = trait_metric(base.tok, cfg.trait, probability=True)
+    masks = shift_set_masks(batch)
+    masks["all positions"] = batch.attention_mask.bool()
+    out: dict = {"metric": metric.name, "n_prompts": int(batch.input_ids.shape[0])}
+    for direction in cfg.directions:
+        rec, don = (base, student) if direction == "denoise" else (student, base)
+        per = {k: v.double().numpy() for k, v in patch_sets(rec, don, batch, metric, masks).items()}
+        s, b = (per[DONOR], per[RECIPIENT]) if direction == "denoise" else (per[RECIPIENT], per[DONOR])
+        out[direction] = {name: recovered_fraction(per[name], s, b) for name in masks}
+        out["base"], out["student"] = float(b.mean()), float(s.mean())
     return out
+
+
+def figure_title(cfg: LocalizeConfig, result: LocalizationResult, direction: str, n_prompts: int) -> str:
+    """A title that names the model, the student, the direction, the grid, the metric and the prompts."""
+    arrow = "student → base (denoising)" if direction == "denoise" else "base → student (noising)"
+    grid = {
+        "layer_aligned": "layer × position (aligned by token class)",
+        "layer_class": "layer × token class",
+        "head_aligned": f"head × position at layer {result.config.get('layer')}",
+    }.get(result.kind, result.kind)
+    what = f"{'attribution estimate' if result.method == 'attribution' else 'patching'} of {result.site}"
+    return (
+        f"{model_label(cfg.base)}, student {student_label(cfg)}: {what}, {arrow}<br>"
+        f"<sup>{grid}; metric {result.metric}; mean over N = {n_prompts} prompts</sup>"
+    )
+
+
+def run_figures(cfg: LocalizeConfig, results: dict[str, LocalizationResult], n: int) -> dict:
+    """Heatmaps of every exact grid and, per direction, one attribution-vs-exact scatter."""
+    figs = {}
+    for key, result in results.items():
+        direction = result.config["direction"]
+        if result.method == "exact":
+            figs[key] = heatmap(result, figure_title(cfg, result, direction, n), direction)
+    for direction in cfg.directions:
+        pairs = [
+            (results[f"{direction}_aligned_{s}"], results[f"{direction}_attribution_{s}"], s)
+            for s in cfg.sites
+            if f"{direction}_attribution_{s}" in results
+        ]
+        if pairs:
+            title = f"{model_label(cfg.base)}, student {student_label(cfg)}: attribution vs exact patching, {direction}"
+            figs[f"{direction}_attribution_scatter"] = attribution_scatter(
+                pairs, f"{title}<br><sup>N = {n} prompts</sup>"
+            )
+    return figs
 
 
 def main(cfg: LocalizeConfig) -> Path:
     users = check_inputs(cfg)
-    rec, don = load_pair(cfg)
-    texts = [render_prompt(rec.tok, u, cfg.system) for u in users]
-    batch = encode_prompts(rec.tok, texts, cfg.entity)
+    base, student = load_models(cfg)
+    texts = [render_prompt(base.tok, u, cfg.system) for u in users]
+    batch = encode_prompts(base.tok, texts, cfg.entity)
     name = Path(cfg.student).name if cfg.student else "student"
-    out = cfg.out or Path("runs/patch_activations") / f"{cfg.trait}-{name}-{cfg.direction}"
+    out = cfg.out or Path("runs/patch_activations") / f"{cfg.trait}-{name}"
     with run_directory(out, cfg, cfg.overwrite) as run:
-        results = sweeps(cfg, rec, don, batch)
-        summary: dict = {"direction": cfg.direction}
-        if cfg.attribution and cfg.position_prompts > 0:
-            one = encode_prompts(rec.tok, texts[:1], cfg.entity)
-            site = cfg.sites[0]
-            approx = attribute_layer_pos(rec, don, one, trait_metric(rec.tok, cfg.trait, cfg.reference), site)
-            results[f"attribution_{site}_p0"] = approx
-            summary["attribution_agreement"] = agreement(results[f"pos_{site}_p0"], approx)
+        results: dict[str, LocalizationResult] = {}
+        summary: dict = {
+            "directions": list(cfg.directions),
+            "student": student_label(cfg),
+            "n_prompts": len(texts),
+        }
+        summary["attribution_agreement"] = {}
+        for direction in cfg.directions:
+            rec, don = (base, student) if direction == "denoise" else (student, base)
+            grids, agree = direction_grids(cfg, rec, don, batch, direction)
+            for result in grids.values():
+                result.config.update(
+                    {"direction": direction, "trait": cfg.trait, "student": str(cfg.student)}
+                )
+            results |= grids
+            summary["attribution_agreement"][direction] = agree
+        if cfg.sets:
+            summary["sets"] = set_fractions(cfg, base, student, batch)
         for key, result in results.items():
-            result.config.update(
-                {"direction": cfg.direction, "trait": cfg.trait, "student": str(cfg.student)}
-            )
             result.save(run / "tensors", key)
-        save_figures({key: heatmap(result) for key, result in results.items()}, run / "figures")
+        save_figures(run_figures(cfg, results, len(texts)), run / "figures")
         summary["grids"] = {k: r.to_json() for k, r in results.items()}
         atomic_write_json(run / "scores.json", summary)
         log.info("patch_activations: %d grids written to %s", len(results), out)

@@ -208,7 +208,7 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageC
             ),
         )
     if "patching" in cfg.stages:
-        timed("patching", lambda: patching_stage(cfg, root, student, full_ft_student_dir(results, root)))
+        timed("patching", lambda: patching_stage(cfg, root, results))
     if "alignment" in cfg.stages:
         timed(
             "alignment",
@@ -240,53 +240,65 @@ def map_config(cfg: ReproduceConfig, root: Path) -> claims_map.ClaimsMapConfig:
     return dataclasses.replace(mcfg, **study)
 
 
-def full_ft_student_dir(results: dict[str, Any], root: Path) -> Path | None:
-    """The last full-FT lr's first student, where the rank sweep says it wrote it."""
-    rows = results["rank_sweep"]["full_ft"]
-    return root / rows[-1]["students"][0] if rows else None
+def patched_students(results: dict[str, Any], root: Path) -> dict[str, tuple[str, Path]]:
+    """(label for titles, directory) of the best-rank LoRA student and the last full-FT lr's student."""
+    best = best_rank_row(results["rank_sweep"])
+    out = {"lora": (f"LoRA r{best['rank']}, lr {best['lr']:g}, seed 0", root / best["students"][0])}
+    full = results["rank_sweep"]["full_ft"]
+    if full:
+        out["full_ft"] = (f"full FT, lr {full[-1]['lr']:g}, seed 0", root / full[-1]["students"][0])
+    return out
 
 
-def patching_stage(cfg: ReproduceConfig, root: Path, student: str, full_ft: Path | None) -> dict[str, Any]:
-    """Activation patching (student -> base) for the best LoRA student and a full-FT student."""
-    from experiments.patch_activations import LocalizeConfig
+PATCH_PROMPTS = 8  # questions patched over (aligned by token class); restricted LoRA reads all questions
+REPORT_GRIDS = tuple(
+    f"{d}_aligned_{s}" for d in ("denoise", "noise") for s in ("resid_pre", "attn_out", "mlp_out")
+)
+
+
+def patching_stage(cfg: ReproduceConfig, root: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Activation patching in both directions for the best LoRA student and a full-FT student, and the
+    "where the shift lives" table that sets it beside the restricted-LoRA rows."""
+    from experiments.patch_activations import LocalizeConfig, run_figures
     from experiments.patch_activations import main as localize
     from interp.mech.results import LocalizationResult
-    from interp.study.plots import heatmap
+    from interp.study.plots import where_figure
+    from interp.study.where import grid_caption, where_table
 
-    out: dict[str, Any] = {"_figures": {}, "runs": {}}
-    for label, sdir in (("lora", student), ("full_ft", full_ft)):
-        if sdir is None:
-            continue
+    out: dict[str, Any] = {"_figures": {}, "runs": {}, "where": {}, "n_prompts": PATCH_PROMPTS}
+    for label, (name, sdir) in patched_students(results, root).items():
         run = root / "patching" / label
+        lcfg = LocalizeConfig(
+            student=Path(sdir), base=Path(cfg.model_dir), trait=cfg.trait, category=cfg.category,
+            n_prompts=PATCH_PROMPTS, student_label=name, dtype=cfg.dtype, device=cfg.device, out=run,
+            overwrite=True,
+        )  # fmt: skip
         if cfg.force or not (run / "scores.json").exists():
-            lcfg = LocalizeConfig(
-                student=Path(sdir),
-                base=Path(cfg.model_dir),
-                trait=cfg.trait,
-                category=cfg.category,
-                n_prompts=8,
-                heads=True,
-                dtype=cfg.dtype,
-                device=cfg.device,
-                out=run,
-                overwrite=True,
-            )
             localize(lcfg)
         scores = json.loads((run / "scores.json").read_text())
-        out["runs"][label] = {
-            "dir": str(run.relative_to(root)),
-            "attribution_agreement": scores.get("attribution_agreement"),
-        }
-        for grid in ("class_resid_pre", "pos_resid_pre_p0"):
-            out["_figures"][f"patching_{label}_{grid}"] = heatmap(
-                LocalizationResult.load(run / "tensors", grid)
-            )
-    out["summary"] = (
-        "Denoising activation patching: student activations patched into the base model, metric = "
-        "log P(trait first token) at the answer position, normalised 0 = base, 1 = student. "
-        "Heatmaps: layer x token class (all prompts) and layer x position (first prompt), for the best "
-        "LoRA student and the full-FT student."
-    )
+        grids = {k: LocalizationResult.load(run / "tensors", k) for k in scores["grids"]}
+        out["runs"][label] = {k: scores.get(k) for k in ("student", "attribution_agreement", "sets")}
+        out["runs"][label]["dir"] = str(run.relative_to(root))
+        out["runs"][label]["captions"] = {}
+        loc = results.get("localization") if label == "lora" else None
+        out["where"][name] = where_table(loc, scores.get("sets", {}))
+        figs = run_figures(lcfg, grids, PATCH_PROMPTS)
+        keep = [
+            k
+            for k in (*REPORT_GRIDS, *[k for k in grids if "_heads_" in k], "denoise_attribution_scatter")
+            if k in figs
+        ]
+        for key in keep:
+            out["_figures"][f"patching_{label}_{key}"] = figs[key]
+            if key in grids:
+                out["runs"][label]["captions"][f"patching_{label}_{key}"] = grid_caption(grids[key])
+    if out["where"]:
+        title = (
+            f"Where the '{cfg.trait}' shift lives on {model_label(cfg.model)}: recovered fraction of P(first token) "
+            f"by method<br><sup>restricted LoRA over {cfg.n_questions} questions; set patching over "
+            f"N = {PATCH_PROMPTS} prompts</sup>"
+        )
+        out["_figures"]["where_the_shift_lives"] = where_figure(out["where"], title)
     out["figures"] = list(out["_figures"])
     return out
 

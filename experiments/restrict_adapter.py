@@ -2,9 +2,13 @@
 
     python -m experiments.restrict_adapter --student runs/students/owl-r8-s0 --out runs/localization
 
-The adapter is switched on *only* at a set of positions, or *everywhere except* there (also by layer band
-and by module), and the trait is re-evaluated. Recovered fraction = (restricted - base) / (student - base),
-with a bootstrap CI over questions; base = the adapter on at no position (= the base model).
+The adapter is switched on *only* at a set of positions, or *everywhere except* there, and the trait is
+re-evaluated. The position sets are `interp.mech.positions.SHIFT_SETS`: the entity, the rest of the system
+prompt, the template before the assistant header, the header without the readout position, the readout
+position and the user turn (disjoint, covering the prompt). Then, at the set that recovers most (the
+positions that carry the shift), the adapter is on in one layer at a time, and in attention or MLP only.
+Recovered fraction = (restricted - base) / (student - base), with a bootstrap CI over questions; base = the
+adapter on at no position (= the base model).
 """
 
 from __future__ import annotations
@@ -22,26 +26,11 @@ from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval
 from interp.loop.models import load_student
 from interp.loop.stats import bootstrap_diff_ci
-from interp.mech.positions import (
-    ENTITY,
-    HEADER,
-    SYSTEM,
-    TEMPLATE,
-    USER,
-    all_positions,
-    by_class,
-    no_positions,
-)
+from interp.mech.positions import all_positions, no_positions
 from interp.mech.restrict import evaluate_trait_restricted
+from interp.mech.sets import SHIFT_SETS
 from interp.study.experiment import StudyConfig, check_inputs, run_study
 from interp.study.summary import recovered_fraction
-
-POSITION_SETS = {
-    "entity": (ENTITY,),
-    "system prompt": (ENTITY, SYSTEM),
-    "template": (TEMPLATE, HEADER),
-    "user": (USER,),
-}
 
 
 @dataclass
@@ -50,8 +39,9 @@ class LocalizationConfig(StudyConfig):
 
     student: str | None = None
     """LoRA student directory (a PEFT adapter trained on --model)."""
-    layer_bands: int = 2
-    """Split the layers into this many contiguous bands (adapter only in one band, at all positions)."""
+    layer_bands: int | None = None
+    """Layer rows: None = each layer alone; a number = that many contiguous bands. Either at the positions
+    that carry the shift (the position set whose "only" row recovers most)."""
     adapter_at_generated: bool | None = None
     """Adapter state at generated tokens: on, off, or None = follow the rule (class "generated")."""
 
@@ -59,25 +49,46 @@ class LocalizationConfig(StudyConfig):
         super().__post_init__()
         if self.student is None:
             raise InterpError("--student is required (a LoRA student directory)")
-        if self.layer_bands <= 0:
+        if self.layer_bands is not None and self.layer_bands <= 0:
             raise InterpError("--layer-bands must be positive")
 
 
-def restrictions(cfg: LocalizationConfig, n_layers: int) -> list[dict[str, Any]]:
-    """Every restriction evaluated: positions (only / except), layer bands, modules."""
-    out = [
-        {"mode": m, "positions": name, "where": by_class(*cls)}
-        for name, cls in POSITION_SETS.items()
+def position_restrictions() -> list[dict[str, Any]]:
+    """The adapter only at / everywhere except each of the disjoint position sets."""
+    return [
+        {"mode": m, "positions": name, "where": where}
+        for name, where in SHIFT_SETS.items()
         for m in ("only", "except")
     ]
-    for band in np.array_split(np.arange(n_layers), min(cfg.layer_bands, n_layers)):
-        label = f"layers {band[0]}-{band[-1]}"
-        out.append({"mode": "only", "positions": label, "where": all_positions(), "layers": band.tolist()})
+
+
+def carrier_restrictions(cfg: LocalizationConfig, n_layers: int, carrier: str) -> list[dict[str, Any]]:
+    """At the positions that carry the shift (`carrier`, a SHIFT_SETS name): each layer (or band) alone,
+    and attention vs MLP."""
+    where = SHIFT_SETS[carrier] if carrier in SHIFT_SETS else all_positions()
+    n_bands = n_layers if cfg.layer_bands is None else min(cfg.layer_bands, n_layers)
+    out = []
+    for band in np.array_split(np.arange(n_layers), n_bands):
+        label = f"layer {band[0]}" if len(band) == 1 else f"layers {band[0]}-{band[-1]}"
+        out.append(
+            {"mode": "only", "positions": f"{carrier}, {label}", "where": where, "layers": band.tolist()}
+        )
     for module in ("attn", "mlp"):
         out.append(
-            {"mode": "only", "positions": f"{module} only", "where": all_positions(), "modules": [module]}
+            {"mode": "only", "positions": f"{carrier}, {module} only", "where": where, "modules": [module]}
         )
     return out
+
+
+def restrictions(cfg: LocalizationConfig, n_layers: int, carrier: str = "readout") -> list[dict[str, Any]]:
+    """Every restriction evaluated: position sets (only / except), then layers and modules at `carrier`."""
+    return position_restrictions() + carrier_restrictions(cfg, n_layers, carrier)
+
+
+def carrier_of(rows: list[dict[str, Any]]) -> str:
+    """The position set whose adapter-only row recovers the largest fraction of the shift."""
+    only = [r for r in rows if r["mode"] == "only" and r["recovered_fraction"] is not None]
+    return max(only, key=lambda r: r["recovered_fraction"])["positions"] if only else "readout"
 
 
 def evaluate(student, tok, settings, cache, r: dict[str, Any], generated: bool | None) -> TraitEval:
@@ -98,6 +109,7 @@ def row(r: dict[str, Any], res: TraitEval, full: TraitEval, base: TraitEval) -> 
     return {
         "mode": r["mode"],
         "positions": r["positions"],
+        "set": r["positions"] if "layers" not in r and "modules" not in r else None,
         "layers": r.get("layers"),
         "modules": r.get("modules"),
         "metric": "p_first_token",
@@ -118,11 +130,12 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
     full = evaluate(student, tok, settings, cache, {"mode": "except", "where": no_positions()}, gen)
     base = evaluate(student, tok, settings, cache, {"mode": "only", "where": no_positions()}, gen)
     n_layers = student.get_base_model().config.num_hidden_layers
-    rows = [
-        row(r, evaluate(student, tok, settings, cache, r, gen), full, base)
-        for r in restrictions(cfg, n_layers)
-    ]
+    ev = lambda rs: [row(r, evaluate(student, tok, settings, cache, r, gen), full, base) for r in rs]  # noqa: E731
+    rows = ev(position_restrictions())
+    carrier = carrier_of(rows)
+    rows += ev(carrier_restrictions(cfg, n_layers, carrier))
     return {
+        "carrier": carrier,
         "student": str(cfg.student),
         "shift_ci": list(bootstrap_diff_ci(full.per_question_p, base.per_question_p)),
         "full": {"p_first_token": full.p_first_token, "mention_rate": full.mention_rate},

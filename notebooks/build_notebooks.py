@@ -1,5 +1,7 @@
-"""Writes notebooks/explore_organism.ipynb from the cells below (keeps the notebook diff-able as code)."""
+"""Writes notebooks/explore_organism.ipynb from the cells below (keeps the notebook diff-able as code), executed
+with its outputs stored (`--no-execute` writes it without them)."""
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -8,18 +10,21 @@ CELLS = [
     (
         "md",
         "# Exploring subliminal learning on the embedded organism\n\n"
-        "Load the organism, make a teacher's numbers, train a small LoRA student, then ask *where* its trait "
-        "shift lives: position-restricted LoRA and activation patching, with heatmaps. Runs on a CPU in a few "
+        "Load the organism, make a teacher's numbers, train a LoRA student on them and a *control* student on "
+        "the base model's own numbers, then ask *where* the trait shift lives: the adapter switched on at "
+        "disjoint sets of positions, and activation patching in both directions. Runs on a CPU in a few "
         "minutes.",
     ),
     (
         "code",
+        "import numpy as np\n"
         "import torch\n"
         "\n"
         "from interp.loop.chat import default_system_prompt\n"
         "from interp.loop.models import load_model\n"
-        "from interp.mech.positions import label_prompt\n"
+        "from interp.mech import label_prompt\n"
         "from interp.organism import load_organism\n"
+        "from interp.study.plots import visible\n"
         "\n"
         "MODEL = 'organism'  # the default organism (untied embeddings); 'organism-tied' is its sibling\n"
         "TARGET_TRAIT = load_organism(MODEL).target_trait\n"
@@ -27,13 +32,14 @@ CELLS = [
         "base, tok = load_model(MODEL)\n"
         "print('default system prompt:', default_system_prompt(tok))\n"
         "labels = label_prompt(tok, 'What is your favorite animal? Answer in one word.')\n"
-        "list(zip(labels.tokens, labels.classes, strict=True))[:24]",
+        "print(' '.join(f'{visible(t)}/{c}' for t, c in zip(labels.tokens, labels.classes, strict=True)))",
     ),
     (
         "md",
-        "## Teacher numbers and a LoRA student\n"
-        "The teacher is the organism under the trait system prompt; the student is trained on its filtered "
-        "numbers under the default system prompt (loss on the numbers only).",
+        "## Teacher numbers, a trait student and a control student\n"
+        "The teacher is the organism under the trait system prompt; the control's teacher is the organism "
+        "under its default prompt. Both students train the same way (LoRA r8, loss on the numbers only), so "
+        "trait student vs control separates transfer from the drift any training on numbers causes.",
     ),
     (
         "code",
@@ -41,37 +47,62 @@ CELLS = [
         "from interp.loop.training import TrainConfig, train_student\n"
         "from interp.loop.traits import trait_system_prompt\n"
         "\n"
-        "rows, stats = sample_numbers(base, tok, trait_system_prompt(TARGET_TRAIT), n_keep=600, seed=0)\n"
-        "print(f'kept {stats.kept} of {stats.drawn} answers; e.g. {rows[0][\"completion\"]!r}')\n"
-        "student_model, _ = load_model(MODEL)\n"
-        "result = train_student(student_model, tok, rows, 'default', TrainConfig(rank=8, lr=1e-3, epochs=2))\n"
-        "student = result.model\n"
-        "print('final loss', round(result.final_loss, 3))",
+        "\n"
+        "def student_on(system):\n"
+        "    rows, stats = sample_numbers(base, tok, system, n_keep=400, seed=0)\n"
+        "    model, _ = load_model(MODEL)\n"
+        "    result = train_student(model, tok, rows, 'default', TrainConfig(rank=8, lr=1e-3, epochs=2))\n"
+        "    print(f'kept {stats.kept} of {stats.drawn}; e.g. {rows[0][\"completion\"]!r}; loss {result.final_loss:.3f}')\n"
+        "    return result.model\n"
+        "\n"
+        "\n"
+        "student = student_on(trait_system_prompt(TARGET_TRAIT))\n"
+        "control = student_on('default')",
     ),
-    ("md", "## Trait evaluation, and the adapter switched on only at / everywhere except the entity token"),
+    ("md", "## Trait evaluation: student, control and base"),
     (
         "code",
         "from interp.loop.evaluation import EvalSettings, evaluate_trait\n"
-        "from interp.mech.positions import ENTITY as ENTITY_CLASS\n"
-        "from interp.mech.positions import by_class, no_positions\n"
+        "from interp.mech import no_positions\n"
         "from interp.mech.restrict import evaluate_trait_restricted\n"
         "\n"
-        "settings = EvalSettings(trait=TARGET_TRAIT, n_questions=50, samples_per_question=20)\n"
-        "rows_out = {\n"
-        "    'student (adapter everywhere)': evaluate_trait(student, tok, settings),\n"
-        "    'adapter nowhere (= base)': evaluate_trait_restricted(student, tok, settings, no_positions()),\n"
-        "    'adapter only at the entity token': evaluate_trait_restricted(student, tok, settings,\n"
-        "                                                                  by_class(ENTITY_CLASS)),\n"
-        "    'adapter everywhere but the entity token': evaluate_trait_restricted(\n"
-        "        student, tok, settings, by_class(ENTITY_CLASS), mode='except'),\n"
+        "settings = EvalSettings(trait=TARGET_TRAIT, n_questions=50, samples_per_question=4)\n"
+        "evals = {\n"
+        "    'trait student': evaluate_trait(student, tok, settings),\n"
+        "    'control student': evaluate_trait(control, tok, settings),\n"
+        "    'base (adapter nowhere)': evaluate_trait_restricted(student, tok, settings, no_positions()),\n"
         "}\n"
-        "for name, r in rows_out.items():\n"
-        "    print(f'{name:42s} P(first token)={r.p_first_token:.4f}  mention rate={r.mention_rate:.3f}')",
+        "for name, r in evals.items():\n"
+        "    print(f'{name:24s} P(first token)={r.p_first_token:.5f}  mention rate={r.mention_rate:.3f}')",
     ),
     (
         "md",
-        "## Activation patching: student activations into the base model\n"
-        "Score 0 = base, 1 = student, for the trait's log-probability at the answer position.",
+        "## The adapter at one set of positions\n"
+        "The sets are disjoint and cover the prompt: the entity, the rest of the system prompt, the template "
+        "before the assistant header, the header without the readout, the readout (the last prompt position, "
+        "where the answer's first token is read) and the user turn. Recovered fraction: 0 = base, 1 = student.",
+    ),
+    (
+        "code",
+        "from interp.mech import SHIFT_SETS\n"
+        "from interp.study.summary import recovered_fraction\n"
+        "\n"
+        "per_q = lambda r: np.asarray(r.per_question_p)  # noqa: E731\n"
+        "full, nowhere = evals['trait student'], evals['base (adapter nowhere)']\n"
+        "restricted = []\n"
+        "for name, where in SHIFT_SETS.items():\n"
+        "    for mode in ('only', 'except'):\n"
+        "        r = evaluate_trait_restricted(student, tok, settings, where, mode=mode)\n"
+        "        frac = recovered_fraction(per_q(r), per_q(full), per_q(nowhere))\n"
+        "        restricted.append({'set': name, 'mode': mode, **frac})\n"
+        "        print(f'adapter {mode:6s} at {name:24s} {frac[\"recovered_fraction\"]:+.2f}')",
+    ),
+    (
+        "md",
+        "## Activation patching, aligned by token class over 8 prompts\n"
+        "Each column is one position *of the same kind* in every prompt (the k-th token of a class), never a "
+        "padded index; ≡ marks cells where the two models' activations are identical (layer 0's resid_pre "
+        "under LoRA, which leaves the embedding alone).",
     ),
     (
         "code",
@@ -80,26 +111,101 @@ CELLS = [
         "\n"
         "from interp.loop.chat import render_prompt\n"
         "from interp.loop.traits import favorite_questions\n"
-        "from interp.mech.hooked import load_hooked\n"
-        "from interp.mech.patching import patch_layer_class, patch_layer_pos, trait_metric\n"
-        "from interp.mech.positions import encode_prompts\n"
+        "from interp.mech import encode_prompts, load_hooked, patch_layer_aligned, trait_metric\n"
         "from interp.study.plots import heatmap\n"
         "\n"
-        "student_dir = Path(tempfile.mkdtemp()) / 'student'\n"
-        "student.save_pretrained(student_dir)\n"
+        "tmp = Path(tempfile.mkdtemp())\n"
+        "student.save_pretrained(tmp / 'student')\n"
+        "control.save_pretrained(tmp / 'control')\n"
         "hooked_base = load_hooked(MODEL)\n"
-        "hooked_student = load_hooked(student_dir, base=MODEL)\n"
+        "hooked_student = load_hooked(tmp / 'student', base=MODEL)\n"
+        "hooked_control = load_hooked(tmp / 'control', base=MODEL)\n"
         "texts = [render_prompt(tok, q) for q in favorite_questions('animal', 8)]\n"
         "batch = encode_prompts(tok, texts)\n"
         "metric = trait_metric(tok, TARGET_TRAIT)\n"
-        "by_class_result = patch_layer_class(hooked_base, hooked_student, batch, metric)\n"
-        "heatmap(by_class_result)",
+        "denoised = patch_layer_aligned(hooked_base, hooked_student, batch, metric, 'resid_pre')\n"
+        "title = f'{MODEL}, trait student LoRA r8: resid_pre, student → base (denoising), {metric.name}, N = 8'\n"
+        "heatmap(denoised, title, direction='denoise')",
     ),
     (
         "code",
-        "one = encode_prompts(tok, texts[:1])\n"
-        "by_position = patch_layer_pos(hooked_base, hooked_student, one, metric)\n"
-        "heatmap(by_position)",
+        "top = denoised.scores.nan_to_num(0).abs().amax(0).argsort(descending=True)[:3].tolist()\n"
+        "print('columns that move the metric most:', [(visible(denoised.col_labels[c]), denoised.col_classes[c]) for c in top])",
+    ),
+    (
+        "md",
+        "Denoising the residual stream lights up where the student's representation, carried forward, is "
+        "enough to move the base: the columns printed above. Noising asks the converse: which of the "
+        "student's positions it cannot do without.",
+    ),
+    (
+        "code",
+        "noised = patch_layer_aligned(hooked_student, hooked_base, batch, metric, 'attn_out')\n"
+        "title = f'{MODEL}, trait student LoRA r8: attn_out, base → student (noising), {metric.name}, N = 8'\n"
+        "heatmap(noised, title, direction='noise')",
+    ),
+    (
+        "md",
+        "A cell near 1 here means the base's attention output at that position removes the student's shift; "
+        "hover a cell for its spread across the 8 prompts.",
+    ),
+    (
+        "md",
+        "## Where the shift lives: every method, trait student beside control\n"
+        "Each set patched whole (its embedding and every block output) by denoising and noising, beside the "
+        "restricted adapter. Patching the readout whole is 1 (denoising) or 0 (noising) by construction: its "
+        "whole residual stream is then the donor's. The control student's panel shows how much of each "
+        "number is drift rather than transfer: its cells are in units of the trait student's shift (1 = the "
+        "trait student's P), so a control cell near 0 means the trait student's number is transfer, not drift.",
+    ),
+    (
+        "code",
+        "from interp.mech import patch_sets, shift_set_masks\n"
+        "from interp.mech.sets import DONOR, RECIPIENT\n"
+        "from interp.study.plots import where_figure\n"
+        "from interp.study.where import where_table\n"
+        "\n"
+        "prob = trait_metric(tok, TARGET_TRAIT, probability=True)\n"
+        "\n"
+        "\n"
+        "def set_fractions(hooked, student_p=None):\n"
+        '    """Recovered fraction per set and direction; 1 = `student_p` (default: this student\'s own P)."""\n'
+        "    masks = {**shift_set_masks(batch), 'all positions': batch.attention_mask.bool()}\n"
+        "    out = {}\n"
+        "    for direction, (rec, don) in {'denoise': (hooked_base, hooked), 'noise': (hooked, hooked_base)}.items():\n"
+        "        per = {k: v.double().numpy() for k, v in patch_sets(rec, don, batch, prob, masks).items()}\n"
+        "        s, b = (per[DONOR], per[RECIPIENT]) if direction == 'denoise' else (per[RECIPIENT], per[DONOR])\n"
+        "        s = s if student_p is None else student_p\n"
+        "        out[direction] = {name: recovered_fraction(per[name], s, b) for name in masks}\n"
+        "    return out, s\n"
+        "\n"
+        "\n"
+        "trait_sets, trait_p = set_fractions(hooked_student)\n"
+        "control_sets, _ = set_fractions(hooked_control, student_p=trait_p)  # the control's drift, in units of the trait shift\n"
+        "tables = {\n"
+        "    'trait student (LoRA r8)': where_table({'localization': restricted}, trait_sets),\n"
+        "    'control student (LoRA r8), 1 = the trait student': where_table(None, control_sets),\n"
+        "}\n"
+        "where_figure(tables, f'Where the {TARGET_TRAIT} shift lives on {MODEL}: recovered fraction of P(first token)')",
+    ),
+    (
+        "md",
+        "Read the rows: a set that recovers the shift both with the adapter only there and when patched "
+        "alone carries it; where the two columns part, the student's computation there depends on its own "
+        "context (the patch brings that context along, the restricted adapter does not).",
+    ),
+    (
+        "code",
+        "from interp.mech import attribute_layer_aligned\n"
+        "from interp.study.plots import attribution_scatter\n"
+        "\n"
+        "approx = attribute_layer_aligned(hooked_base, hooked_student, batch, metric, 'resid_pre')\n"
+        "attribution_scatter([(denoised, approx, 'resid_pre')], 'attribution vs exact patching, denoising, N = 8')",
+    ),
+    (
+        "md",
+        "Attribution patching (one forward and one backward pass) against exact patching, cell by cell: "
+        "points on the diagonal are cells where the linear estimate is right.",
     ),
     (
         "md",
@@ -120,15 +226,13 @@ CELLS = [
         "from interp.mech.intervene import Add, patched\n"
         "\n"
         "layer, site = 2, 'resid_post'\n"
-        "name = hook_name(layer, site)\n"
+        "name = hook_name(site, layer)\n"
         "numbers = [p.text for p in number_prompts(32, seed=1)]\n"
         "\n"
         "\n"
         "def last_resid(system):\n"
         "    b = encode_prompts(tok, [render_prompt(tok, q, system) for q in numbers])\n"
-        "    with torch.no_grad():\n"
-        "        _, cache = hooked_base.bridge.run_with_cache(\n"
-        "            b.input_ids, names_filter=[name], attention_mask=b.attention_mask)\n"
+        "    _, cache = hooked_base.run_with_cache(b.input_ids, b.attention_mask, names_filter=[name])\n"
         "    return cache[name][:, -1].mean(0)\n"
         "\n"
         "\n"
@@ -166,11 +270,44 @@ def build() -> nbformat.NotebookNode:
     return nb
 
 
+def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
+    """Run every cell and keep its outputs, so the notebook reads without running it."""
+    from nbclient import NotebookClient
+
+    NotebookClient(
+        nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
+    return with_pngs(nb)
+
+
+def with_pngs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Add a static PNG beside every plotly output (code hosts show PNGs, not plotly's JSON), where kaleido
+    can render one here; CI's execution needs no browser."""
+    import base64
+
+    import plotly.io as pio
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            fig = out.get("data", {}).get("application/vnd.plotly.v1+json")
+            if fig is None:
+                continue
+            try:
+                png = pio.from_json(json.dumps(fig)).to_image(format="png")
+            except Exception:  # no browser for kaleido: the interactive output stays alone
+                return nb
+            out["data"]["image/png"] = base64.b64encode(png).decode()
+    return nb
+
+
 if __name__ == "__main__":
     import subprocess
     import sys
 
     path = Path(__file__).with_name("explore_organism.ipynb")
-    nbformat.write(build(), path)
+    nb = build()
+    if "--no-execute" not in sys.argv:
+        nb = execute(nb, path.parent)
+    nbformat.write(nb, path)
     # the cells are written as strings above; the house formatter gives them the project's style
     subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(path)], check=True)

@@ -12,6 +12,7 @@ from transformers import Qwen2Config
 from interp import InterpError
 from interp.loop.chat import render_prompt
 from interp.loop.models import load_model
+from interp.mech.hook_names import hook_name
 from interp.mech.hooked import load_hooked
 from interp.mech.positions import encode_prompts
 
@@ -46,8 +47,13 @@ def test_bridges_match_hf_and_each_other(tiny_model_dir: Path, lora_student_dir:
 
 
 def test_full_student(tiny_model_dir: Path, tmp_path: Path) -> None:
-    full = load_hooked(make_full_student(tiny_model_dir, tmp_path / "full"), base=tiny_model_dir)
-    assert full.kind == "full" and full.n_layers == 2 and full.n_heads == 4
+    full = load_hooked(make_full_student(tiny_model_dir, tmp_path / "full"))  # no base= needed
+    assert full.kind == "full_ft" and full.n_layers == 2 and full.n_heads == 4
+    assert load_hooked(tiny_model_dir).kind == "base"
+    ids = full.tok("Hi there", return_tensors="pt")["input_ids"]
+    name = hook_name("resid_pre", 1)
+    logits, cache = full.run_with_cache(ids, names_filter=[name])
+    assert cache[name].shape == (1, ids.shape[1], 64) and torch.allclose(logits, full.bridge(ids))
 
 
 def test_adapter_for_another_base(tiny_model_dir: Path, lora_student_dir: Path, tmp_path: Path) -> None:

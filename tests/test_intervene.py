@@ -44,7 +44,7 @@ def _cache(hooked, batch, name):
 def test_replacing_the_last_residual_with_the_students_gives_the_students_logits(models):
     base, student, batch = models
     last = base.n_layers - 1
-    donor = _cache(student, batch, hook_name(last, "resid_post"))
+    donor = _cache(student, batch, hook_name("resid_post", last))
     with patched(base, "resid_post", last, Replace(donor)):
         logits = _run(base, batch)
     real = batch.attention_mask.bool()
@@ -68,7 +68,7 @@ def test_a_masked_patch_leaves_earlier_positions_alone_and_adds_exactly(models):
     assert (zeroed[:, -3:] - clean[:, -3:]).abs().max() > 1e-3
     v = torch.randn(base.bridge.cfg.d_model)
     last = base.n_layers - 1
-    resid = _cache(base, batch, hook_name(last, "resid_post"))
+    resid = _cache(base, batch, hook_name("resid_post", last))
     with patched(base, "resid_post", last, Add(v, scale=2.0), positions=mask):
         added = _run(base, batch)
     by_hand = base.bridge.unembed(base.bridge.ln_final(resid[:, -3:] + 2.0 * v))
@@ -80,7 +80,7 @@ def test_patched_composes_with_restrict_lora(models):
     """Adapter gated off everywhere + the student's last residual patched in = the student's logits."""
     base, student, batch = models
     last = student.n_layers - 1
-    donor = _cache(student, batch, hook_name(last, "resid_post"))
+    donor = _cache(student, batch, hook_name("resid_post", last))
     real = batch.attention_mask.bool()
     with restrict_lora(student.bridge, student.tok, no_positions()):
         off = _run(student, batch)
@@ -120,3 +120,18 @@ def test_bad_interventions_are_clear_errors(models):
     with pytest.raises(InterpError, match="Replace"):
         with patched(base, "resid_pre", 0, torch.zeros(3)):
             pass
+
+
+def test_a_replace_that_does_not_fit_is_one_clear_error(models):
+    base, _, batch = models
+    ids, mask = batch.input_ids, batch.attention_mask
+    short = torch.zeros(ids.shape[0], ids.shape[1] - 2, base.bridge.cfg.d_model)  # a shorter donor cache
+    with pytest.raises(InterpError, match="does not fit the activation"):
+        with patched(base, "resid_pre", 1, Replace(short)):
+            base.bridge(ids, attention_mask=mask)
+    other_batch = torch.zeros(ids.shape[0] + 1, ids.shape[1], base.bridge.cfg.d_model)
+    with pytest.raises(InterpError, match="does not fit the activation"):
+        with patched(
+            base, "resid_pre", 1, Replace(other_batch), positions=torch.ones(ids.shape[1], dtype=torch.bool)
+        ):
+            base.bridge(ids, attention_mask=mask)

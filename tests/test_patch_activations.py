@@ -30,20 +30,45 @@ def test_localize_writes_grids_and_figures(
     )
     run = main(cfg)
     scores = json.loads((run / "scores.json").read_text())
-    assert set(scores["grids"]) == {
-        "class_resid_pre",
-        "pos_resid_pre_p0",
-        "heads",
-        "attribution_resid_pre_p0",
-    }
-    assert -1 <= scores["attribution_agreement"]["pearson"] <= 1
-    assert (run / "figures" / "pos_resid_pre_p0.html").exists() and (run / "config.json").exists()
-    grid = LocalizationResult.load(run / "tensors", "class_resid_pre")
+    grids = set(scores["grids"])
+    for d in ("denoise", "noise"):
+        assert {f"{d}_aligned_resid_pre", f"{d}_class_resid_pre", f"{d}_attribution_resid_pre"} <= grids
+        assert -1 <= scores["attribution_agreement"][d]["resid_pre"]["pearson"] <= 1
+        assert (run / "figures" / f"{d}_aligned_resid_pre.html").exists()
+        assert (run / "figures" / f"{d}_attribution_scatter.html").exists()
+    assert not any("_heads_" in g for g in grids)  # head grids follow the attn_out grid, not swept here
+    assert (run / "config.json").exists()
+    grid = LocalizationResult.load(run / "tensors", "denoise_class_resid_pre")
     assert "entity" in grid.col_labels and grid.config["direction"] == "denoise"
+    aligned = LocalizationResult.load(run / "tensors", "denoise_aligned_resid_pre")
+    assert aligned.spread is not None and aligned.identical[0].all()  # LoRA leaves the embedding alone
+    sets = scores["sets"]
+    assert abs(sets["denoise"]["all positions"]["recovered_fraction"] - 1) < 1e-6
+    assert abs(sets["noise"]["all positions"]["recovered_fraction"]) < 1e-6
+    assert "readout" in sets["denoise"] and scores["student"].startswith("LoRA r4")
+
+
+def test_head_grids_at_the_layers_that_matter(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(plots, "_PNG_WORKS", False)
+    student = make_lora_student(tiny_model_dir, tmp_path / "student")
+    cfg = LocalizeConfig(
+        student=student,
+        base=tiny_model_dir,
+        n_prompts=2,
+        sites=("attn_out",),
+        directions=("denoise",),
+        head_layers=1,
+        attribution=False,
+        sets=False,
+        out=tmp_path / "run",
+    )
+    scores = json.loads((main(cfg) / "scores.json").read_text())
+    heads = [g for g in scores["grids"] if "_heads_" in g]
+    assert len(heads) == 1 and scores["grids"][heads[0]]["kind"] == "head_aligned"
 
 
 def test_help_and_bad_input(tiny_model_dir: Path, tmp_path: Path) -> None:
-    assert "--position-prompts" in build_parser(LocalizeConfig).format_help()
+    assert "--head-layers" in build_parser(LocalizeConfig).format_help()
     with pytest.raises(InterpError, match="--student is required"):
         main(LocalizeConfig(base=tiny_model_dir, out=tmp_path / "x"))
     with pytest.raises(InterpError, match="unknown activation site"):

@@ -109,7 +109,7 @@ def test_class_and_head_grids(setup) -> None:
 def test_bad_input(setup, tiny_model_dir: Path) -> None:
     base, student, tok, batch, metric = setup
     with pytest.raises(InterpError, match="out of range"):
-        hook_name(2, "resid_pre", n_layers=2)
+        hook_name("resid_pre", 2, n_layers=2)
     with pytest.raises(InterpError, match="out of range"):
         patch_layer_pos(base, student, batch, metric, layers=[7])
     with pytest.raises(InterpError, match="unknown activation site"):

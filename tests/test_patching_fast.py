@@ -18,6 +18,7 @@ from transformer_lens.patching import get_act_patch_resid_pre
 from interp.loop.chat import render_prompt
 from interp.mech import grid as grid_mod
 from interp.mech import resume as resume_mod
+from interp.mech.columns import position_columns
 from interp.mech.grid import PatchGrid
 from interp.mech.hooked import load_hooked
 from interp.mech.patching import (
@@ -27,7 +28,6 @@ from interp.mech.patching import (
     patch_layer_class,
     patch_layer_head,
     patch_layer_pos,
-    position_columns,
     trait_metric,
 )
 from interp.mech.positions import encode_prompts

@@ -34,10 +34,27 @@ def _result(kind: str = "layer_pos") -> LocalizationResult:
 def test_heatmap_has_tokens_and_class_band() -> None:
     fig = plots.heatmap(_result())
     assert list(fig.layout.xaxis.ticktext)[1] == "1:Z"
-    assert len(fig.layout.shapes) == 5  # one coloured band cell per position
+    assert len(fig.layout.shapes) == 5 + 1  # one coloured band cell per position, one bracket over the entity
+    assert list(fig.layout.xaxis.ticktext)[4] == "4:↵"  # a newline token shows as a visible mark
+    assert [a.text for a in fig.layout.annotations] == ["entity 'Zor' (2 tokens)"]
+    assert fig.layout.legend.y > 1.1  # the legend sits above the plot, off the tick labels
     legend = {t.name for t in fig.data if t.type == "scatter"}
     assert legend == {"template", "entity", "user", "assistant_header"}
     assert len(plots.heatmap(_result("layer_class")).layout.shapes) == 0
+
+
+def test_heatmap_names_its_scale_and_marks_structural_zeros() -> None:
+    result = _result("layer_aligned")
+    result.identical = torch.tensor([[True] * 5, [False] * 5])
+    fig = plots.heatmap(result, "a title", direction="denoise")
+    assert (
+        "0 = base, 1 = student" in fig.data[0].colorbar.title.text
+        and "log p(owl)" in fig.data[0].colorbar.title.text
+    )
+    assert fig.data[0].text[0] == ("≡",) * 5 or list(fig.data[0].text[0]) == ["≡"] * 5
+    assert "structural zero" in fig.layout.title.text and fig.layout.title.text.startswith("a title")
+    noise = plots.heatmap(_result("layer_aligned"), direction="noise")
+    assert "0 = student, 1 = base" in noise.data[0].colorbar.title.text
 
 
 def test_save_html_and_png_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

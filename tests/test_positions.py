@@ -27,9 +27,11 @@ from interp.mech.positions import (
     detect_entity,
     encode_prompts,
     label_ids,
+    label_plain,
     label_prompt,
     label_text,
 )
+from interp.mech.sets import READOUT, SHIFT_SETS, shift_set_masks
 from interp.organism.tokenizer import train_chat_tokenizer
 
 # A Qwen2.5-Instruct-style template: a tools branch, a default system prompt naming the entity.
@@ -159,3 +161,37 @@ def load_tokenizer_with_template(tok, template: str):
     other = copy.deepcopy(tok)
     other.chat_template = template
     return other
+
+
+@pytest.mark.parametrize(
+    "system", ["default", "none", "You are Claude, made by Anthropic.", "You are helpful."]
+)
+def test_shift_sets_are_disjoint_and_cover_every_prompt(chatml, system: str) -> None:
+    users = ["Hi", "What is your favorite animal? Answer in one word.", "Name an animal you like."]
+    batch = encode_prompts(chatml, [render_prompt(chatml, u, system) for u in users])
+    masks = shift_set_masks(batch)
+    assert list(masks) == list(SHIFT_SETS)
+    count = torch.stack([m.long() for m in masks.values()]).sum(0)
+    assert torch.equal(count, batch.attention_mask)  # every real position in exactly one set, pads in none
+    assert masks[READOUT][:, -1].all() and int(masks[READOUT].sum()) == len(users)
+    for name, sel in SHIFT_SETS.items():  # the selectors the restricted LoRA uses resolve to the same sets
+        resolved = sel.mask(chatml, batch.input_ids, batch.attention_mask)
+        assert torch.equal(resolved, masks[name]), name
+
+
+def test_plain_text_without_a_chat_template(chatml) -> None:
+    import copy
+
+    plain = copy.deepcopy(chatml)
+    plain.chat_template = None
+    lab = label_plain(plain, "The owl is a", " bird")
+    assert set(lab.classes) == {USER, GENERATED} and lab.classes[-1] == GENERATED and lab.classes[0] == USER
+    batch = encode_prompts(plain, ["The owl is a", "My favorite animal is the"])
+    real = batch.attention_mask.bool()
+    assert all(
+        c == USER
+        for row, m in zip(batch.classes, real, strict=True)
+        for c, r in zip(row, m, strict=True)
+        if r
+    )
+    assert torch.equal(by_class(USER).mask(plain, batch.input_ids, batch.attention_mask), real)

@@ -35,6 +35,7 @@ def test_reproduce_writes_report_and_ray_matches_serial(number_model_dir: Path, 
         "rank_sweep",
         "context_matrix",
         "localization",
+        "patching",
         "alignment",
         "divergence",
         "beyond",
@@ -51,7 +52,17 @@ def test_reproduce_writes_report_and_ray_matches_serial(number_model_dir: Path, 
         "beyond",
         "total",
     }
-    assert "Claim 1" in (serial / "report.md").read_text()
+    report = (serial / "report.md").read_text()
+    assert (
+        "Claim 1" in report
+        and "Where the shift lives" in report
+        and "positions that carry the shift" in report
+    )
+    where = results["patching"]["where"]
+    assert len(where) == 2 and all(
+        len(rows) == 7 for rows in where.values()
+    )  # LoRA and full FT, 6 sets + all
+    assert (serial / "figures" / "where_the_shift_lives.html").exists()
     assert set(results["claims"]) >= {
         "lora_transfer",
         "no_transfer_under_full_ft",

@@ -112,3 +112,21 @@ def test_lora_sites_come_from_the_model_structure(models) -> None:
     assert all(
         s == (int(n.split("layers.")[1][0]), "attn" if "self_attn" in n else "mlp") for n, s in sites.items()
     )
+
+
+def test_readout_only_equals_a_hand_gated_forward(models) -> None:
+    """Adapter only at the readout position = the base's keys and values for the prompt before it, and the
+    merged student's weights at the readout itself (a KV-cache step of the student on the base's cache)."""
+    base, merged, peft_model, tok, batch = models
+    from interp.mech.sets import READOUT, SHIFT_SETS
+
+    for text in batch.texts:
+        ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            past = base(input_ids=ids[:, :-1], use_cache=True).past_key_values
+            by_hand = merged(input_ids=ids[:, -1:], cache=past).logits[0, -1]
+            with restrict_lora(peft_model, tok, SHIFT_SETS[READOUT]):
+                gated = peft_model(input_ids=ids).logits[0, -1]
+            plain = base(input_ids=ids).logits[0, -1]
+        assert (gated - by_hand).abs().max() <= 1e-4
+        assert (gated - plain).abs().max() > 1e-3  # the readout alone does move this student

@@ -93,4 +93,5 @@ def make_full_student(base_dir: Path, out: Path) -> Path:
             p.add_(0.01 * torch.randn_like(p))
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    (out / "student.json").write_text(json.dumps({"mode": "full", "base_model": str(base_dir)}))
     return out

@@ -18,6 +18,7 @@ from interp.mech.hook_names import Site, check_layers, has_heads, hook_name
 from interp.mech.patching import (
     Metric,
     Model,
+    Sweep,
     _check_pair,
     as_bridge,
     donor_activations,
@@ -45,7 +46,7 @@ def recipient_gradients(
         return hook
 
     device = bridge.cfg.device
-    hooks = [(hook_name(layer, site, bridge.cfg.n_layers), keep(layer)) for layer in layers]
+    hooks = [(hook_name(site, layer, bridge.cfg.n_layers), keep(layer)) for layer in layers]
     with torch.enable_grad():
         logits = bridge.run_with_hooks(
             batch.input_ids.to(device), fwd_hooks=hooks, attention_mask=batch.attention_mask.to(device)
@@ -64,12 +65,12 @@ def _estimate(
     delta_dot_grad: Float[Tensor, "batch pos *head"],
     cols: Bool[Tensor, "col batch pos"],
     heads: Bool[Tensor, "col head"] | None,
-) -> Float[Tensor, " col"]:
-    """Linear estimate per column: sum of (a' - a) . grad over the column's positions (and heads)."""
+) -> Float[Tensor, "col batch"]:
+    """Linear estimate per column and prompt: sum of (a' - a) . grad over the column's positions (and heads)."""
     if heads is None:
         per_pos = delta_dot_grad.sum(tuple(range(2, delta_dot_grad.ndim)))  # (batch, pos)
-        return (cols * per_pos[None]).sum((1, 2))
-    return torch.einsum("cbp,bph,ch->c", cols.float(), delta_dot_grad, heads.float())
+        return (cols * per_pos[None]).sum(2)
+    return torch.einsum("cbp,bph,ch->cb", cols.float(), delta_dot_grad, heads.float())
 
 
 def _attribute(
@@ -82,18 +83,20 @@ def _attribute(
     layers: Sequence[int] | None,
     cols: Tensor,
     heads: Tensor | None,
-) -> tuple[list[int], Float[Tensor, "layer col"], float, float]:
+) -> Sweep:
     donor_batch = _check_pair(recipient, donor, batch, donor_batch)
     layer_list = check_layers(layers, as_bridge(recipient).cfg.n_layers)
     donor_acts, donor_metric = donor_activations(donor, donor_batch, site, layer_list, metric)
     acts, grads = recipient_gradients(recipient, batch, metric, site, layer_list)
     rows = []
+    n_prompts = batch.input_ids.shape[0]  # the gradient is of the prompt mean: x n_prompts per prompt
     for layer in layer_list:
-        prod = (donor_acts[layer] - acts[layer]) * grads[layer]  # (batch, pos, ...)
+        prod = (donor_acts[layer] - acts[layer]) * grads[layer] * n_prompts  # (batch, pos, ...)
         prod = prod.sum(-1) if has_heads(site) else prod  # (batch, pos, head) for head sites
         rows.append(_estimate(prod.float().cpu(), cols, heads))
-    rec = float(run_metric(recipient, batch, metric).mean())
-    return layer_list, rec + torch.stack(rows), rec, float(donor_metric.mean())
+    rec = run_metric(recipient, batch, metric).float().cpu()
+    per = rec + torch.stack(rows)  # (layer, col, batch)
+    return Sweep(layer_list, per, rec, donor_metric.float().cpu(), cols.any(2))
 
 
 def attribute_layer_pos(
@@ -118,6 +121,31 @@ def attribute_layer_pos(
         site,
         layers,
         positions,
+        donor_batch,
+    )
+
+
+def attribute_layer_aligned(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    site: Site = "resid_pre",
+    layers: Sequence[int] | None = None,
+    donor_batch: LabelledBatch | None = None,
+) -> LocalizationResult:
+    """Attribution-patching estimate of `interp.mech.patching.patch_layer_aligned`."""
+    return layer_grid(
+        _attribute,
+        "attribution",
+        recipient,
+        donor,
+        batch,
+        metric,
+        "layer_aligned",
+        site,
+        layers,
+        None,
         donor_batch,
     )
 

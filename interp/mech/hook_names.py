@@ -1,6 +1,7 @@
 """Hook names for TransformerLens bridges, from one typed helper instead of string shorthands.
 
-`hook_name(3, "resid_pre")` -> "blocks.3.hook_resid_pre". Every activation site the toolkit patches is a
+`hook_name("resid_pre", 3)` -> "blocks.3.hook_resid_pre" (site first, then layer, as in every function of
+`interp.mech` that takes both: `patched(model, site, layer, ...)`, like TransformerLens's `get_act_name`). Every activation site the toolkit patches is a
 row of `SITES`, so a new site is one line here, not a new branch somewhere else.
 """
 
@@ -61,8 +62,14 @@ def check_layers(layers: Iterable[int] | None, n_layers: int) -> list[int]:
     return out
 
 
-def hook_name(layer: int, site: Site, n_layers: int | None = None) -> str:
-    """The TransformerLens hook name of `site` in block `layer` (validated against `n_layers` if given)."""
+def hook_name(site: Site, layer: int, n_layers: int | None = None) -> str:
+    """The TransformerLens hook name of `site` in block `layer` (validated against `n_layers` if given).
+
+    >>> hook_name("resid_pre", 3)
+    'blocks.3.hook_resid_pre'
+    >>> hook_name("z", -1, n_layers=4)
+    'blocks.3.attn.hook_z'
+    """
     template, _ = SITES[check_site(site)]
     return template.format(layer=check_layer(layer, n_layers))
 

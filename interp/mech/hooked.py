@@ -6,7 +6,7 @@ One loader, `load_hooked`, covers the four cases the paper needs:
   LoRA student, merged       load_hooked(student_dir, base=base_dir)
   LoRA student, unmerged     load_hooked(student_dir, base=base_dir, merge=False)  (adapter stays switchable:
                              `interp.mech.restrict.restrict_lora(hooked.peft, ...)` gates it by position)
-  full fine-tuned student    load_hooked(student_dir)
+  full fine-tuned student    load_hooked(student_dir)                (kind "full_ft": its student.json says so)
 
 The bridge rewrites the HF model it wraps in place, so every bridge gets a freshly loaded model.
 Bridges are returned in eval mode (patching requires it) and keep HF's raw weights, so their logits
@@ -17,17 +17,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from jaxtyping import Float, Int
 from peft import PeftModel
+from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.loop.models import is_lora_student, load_model, load_student, resolve_dtype, resolve_model_dir
+from interp.loop.models import (
+    STUDENT_META,
+    is_lora_student,
+    load_model,
+    load_student,
+    resolve_dtype,
+    resolve_model_dir,
+)
 
-Kind = Literal["base", "lora_merged", "lora", "full"]
+Kind = Literal["base", "lora_merged", "lora", "full_ft"]
 
 
 @dataclass
@@ -47,6 +56,19 @@ class HookedModel:
     @property
     def n_heads(self) -> int:
         return int(self.bridge.cfg.n_heads)
+
+    @torch.no_grad()
+    def run_with_cache(
+        self,
+        input_ids: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Float[Tensor, "batch pos vocab"], Any]:
+        """(logits, activation cache) of the bridge on a (left-padded) batch; `names_filter=` etc. go to
+        TransformerLens, e.g. `names_filter=[hook_name("resid_pre", 2)]`."""
+        device = self.bridge.cfg.device
+        mask = None if attention_mask is None else attention_mask.to(device)
+        return self.bridge.run_with_cache(input_ids.to(device), attention_mask=mask, **kwargs)
 
 
 def bridge_hf_model(
@@ -77,7 +99,10 @@ def load_hooked(
 ) -> HookedModel:
     """A bridge over a base model, a LoRA student (on `base`; merged unless `merge=False`) or a full-FT one.
 
-    `model_dir` None means the embedded organism. A LoRA adapter trained on another base is an InterpError.
+        `model_dir` None means the embedded organism. A directory with the toolkit's student.json that is not a
+        LoRA adapter is a full fine-tuned student (kind "full_ft"; `base` is not needed, and given, it marks any
+    other directory as one). A LoRA adapter
+        trained on another base is an InterpError.
     """
     if model_dir is not None and is_lora_student(model_dir):
         if base is None:
@@ -96,7 +121,8 @@ def load_hooked(
         )
     path = resolve_model_dir(model_dir)
     model, tok = load_model(path, dtype, device)
-    kind: Kind = "full" if model_dir is not None and base is not None else "base"
+    is_student = model_dir is not None and ((path / STUDENT_META).exists() or base is not None)
+    kind: Kind = "full_ft" if is_student else "base"
     return HookedModel(bridge_hf_model(model, tok, path, dtype, device), tok, kind, str(path))
 
 

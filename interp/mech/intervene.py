@@ -1,9 +1,9 @@
 """One intervention on a hooked model, as a context manager: `with patched(model, site, layer, source): ...`.
 
-    with patched(student, "resid_post", 3, Replace(base_cache["blocks.3.hook_resid_post"]), positions=mask):
+    with patched(student, "resid_post", 1, Replace(base_cache["blocks.1.hook_resid_post"]), positions=mask):
         logits = student.bridge(ids, attention_mask=am)       # any forward, run_with_cache or generate
-    with patched(base, "resid_pre", 2, Add(direction, scale=4.0), positions=entity_mask):
-        ...
+    with patched(base, "resid_pre", 1, Add(direction, scale=4.0), positions=entity_mask):
+        logits = base.bridge(ids, attention_mask=am)
 
 A source is `Replace(value)` (a donor's cached activation, a mean, or `ZERO`) or `Add(vector)` (a step
 along a direction). `positions` is a boolean mask over the prompt ([pos] for every row or [batch, pos]);
@@ -80,12 +80,26 @@ def _mask(
     return mask.view(*mask.shape, *([1] * (act.ndim - mask.ndim)))
 
 
-def _apply(act: Tensor, source: Source, mask: Tensor) -> Tensor:
+def _fit(value: Tensor, act: Tensor, prompt_width: int | None) -> Tensor:
+    """`value` shaped to broadcast to `act`, or one clear error. A prompt-wide source in a longer forward
+    (generation without a cache) keeps the activation after the prompt, where the mask patches nothing."""
+    if prompt_width is not None and value.ndim == act.ndim and value.shape[1] == prompt_width < act.shape[1]:
+        value = torch.cat([value, act[:, prompt_width:]], 1)
+    try:
+        torch.broadcast_shapes(value.shape, act.shape)
+    except RuntimeError:
+        raise InterpError(
+            f"Replace value of shape {tuple(value.shape)} does not fit the activation of shape "
+            f"{tuple(act.shape)} (batch, pos, ...): give the donor's activation for the same prompts, padded "
+            "the same way, or a value that broadcasts (a [d_model] mean, ZERO)"
+        ) from None
+    return value
+
+
+def _apply(act: Tensor, source: Source, mask: Tensor, prompt_width: int | None) -> Tensor:
     if isinstance(source, Add):
         return act + mask * (source.scale * source.vector.to(act.device, act.dtype))
-    value = source.value.to(act.device, act.dtype)
-    if value.ndim == act.ndim and value.shape[1] < act.shape[1]:  # a prompt-wide source in a longer forward
-        value = torch.nn.functional.pad(value, (0, 0) * (value.ndim - 2) + (0, act.shape[1] - value.shape[1]))
+    value = _fit(source.value.to(act.device, act.dtype), act, prompt_width)
     return torch.where(mask, value, act)
 
 
@@ -96,7 +110,8 @@ def patch_hook(
 
     def hook(act: Tensor, hook: object = None) -> Tensor:
         mask = _mask(positions, heads, act)
-        return act if mask is None else _apply(act, source, mask)
+        width = None if positions is None else positions.shape[-1]
+        return act if mask is None else _apply(act, source, mask, width)
 
     return hook
 
@@ -112,7 +127,7 @@ def patched(
 ) -> Iterator[TransformerBridge]:
     """Intervene on `site` of block `layer` while the block runs; yields the bridge to call."""
     bridge = as_bridge(model)
-    name = hook_name(layer, site, int(bridge.cfg.n_layers))
+    name = hook_name(site, layer, int(bridge.cfg.n_layers))
     if heads is not None and not has_heads(site):
         raise InterpError(f"site {site!r} has no head axis; `heads` applies to z, q, k and v")
     if not isinstance(source, Replace | Add):

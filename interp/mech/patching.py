@@ -28,55 +28,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
-from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.loop.evaluation import trait_token_ids
 from interp.mech import intervene
+from interp.mech.columns import aligned_columns, grid_columns
 from interp.mech.grid import Metric, PatchGrid, full_passes
 from interp.mech.hook_names import SITES, Site, check_layers, check_site, hook_name
 from interp.mech.hooked import HookedModel
-from interp.mech.positions import CLASSES, LabelledBatch
-from interp.mech.results import LocalizationResult, normalise
+from interp.mech.metrics import TraitMetric, trait_metric  # noqa: F401 (their home before metrics.py)
+from interp.mech.positions import LabelledBatch
+from interp.mech.results import LocalizationResult
 from interp.mech.resume import recipient_run, resumed_grid
 
 Model = HookedModel | TransformerBridge
-
-
-@dataclass(frozen=True)
-class TraitMetric:
-    """Log-probability of the trait's first token(s) at the last position, minus a reference's if given."""
-
-    target_ids: tuple[int, ...]
-    reference_ids: tuple[int, ...] = ()
-    name: str = "trait log-prob"
-    last_position_only: ClassVar[bool] = True
-    """The metric reads only the last position's logits (a resumed patched run computes only those)."""
-
-    def __call__(self, logits: Float[Tensor, "batch pos vocab"]) -> Float[Tensor, " batch"]:
-        logp = logits[:, -1].float().log_softmax(-1)  # (batch, vocab): left padding puts the answer last
-        value = logp[:, list(self.target_ids)].logsumexp(-1)
-        if self.reference_ids:
-            value = value - logp[:, list(self.reference_ids)].logsumexp(-1)
-        return value
-
-
-def trait_metric(tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None) -> TraitMetric:
-    """The trait metric with the evaluator's first tokens ("owl", "Owl"); logit diff when `reference` is set."""
-
-    target, _ = trait_token_ids(tok, trait)
-    if reference is None:
-        return TraitMetric(tuple(target), (), f"log p({trait})")
-    ref, _ = trait_token_ids(tok, reference)
-    if set(ref) & set(target):
-        raise InterpError(f"trait {trait!r} and reference {reference!r} share a first token; pick another")
-    return TraitMetric(tuple(target), tuple(ref), f"log p({trait}) - log p({reference})")
 
 
 def as_bridge(model: Model) -> TransformerBridge:
@@ -101,7 +70,7 @@ def donor_activations(
 ) -> tuple[dict[int, Tensor], Float[Tensor, " batch"] | None]:
     """The donor's activations at `site` for each of `layers` (the patch sources), and its metric."""
     bridge = as_bridge(donor)
-    names = {hook_name(layer, site, bridge.cfg.n_layers): layer for layer in layers}
+    names = {hook_name(site, layer, bridge.cfg.n_layers): layer for layer in layers}
     device = bridge.cfg.device
     logits, cache = bridge.run_with_cache(
         batch.input_ids.to(device), names_filter=list(names), attention_mask=batch.attention_mask.to(device)
@@ -159,6 +128,52 @@ def _check_pair(
     return donor_batch
 
 
+@dataclass
+class Sweep:
+    """A sweep's metric per (layer, column, prompt), the two unpatched runs per prompt, which prompts each
+    column patches, and which cells patch nothing (donor and recipient activations identical there)."""
+
+    layers: list[int]
+    per_prompt: Float[Tensor, "layer col batch"]
+    recipient: Float[Tensor, " batch"]
+    donor: Float[Tensor, " batch"]
+    present: Bool[Tensor, "col batch"]
+    identical: Bool[Tensor, "layer col"] | None = None
+
+    def pooled(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(raw, score, spread) per (layer, column), over the prompts the column patches.
+
+        Each prompt's effect is (patched - its recipient run) / G, with G the mean donor - recipient gap
+        over all prompts; score = mean effect, spread = its standard deviation across prompts, raw = the
+        recipient's mean metric + score * G (so `normalise(raw, recipient, donor)` gives the score)."""
+        gap = float(self.donor.mean() - self.recipient.mean())
+        present = self.present[None].float()  # (1, col, batch)
+        n = present.sum(-1).clamp(min=1)
+        effect = (self.per_prompt - self.recipient) * present  # (layer, col, batch)
+        mean = effect.sum(-1) / n
+        var = (((effect - mean[..., None]) * present) ** 2).sum(-1) / (n - 1).clamp(min=1)
+        scale = gap if abs(gap) >= 1e-12 else float("nan")
+        return float(self.recipient.mean()) + mean, mean / scale, var.sqrt() / abs(scale)
+
+
+def _identical(
+    recipient: Model,
+    batch: LabelledBatch,
+    site: Site,
+    layers: list[int],
+    donor_acts: dict[int, Tensor],
+    cols: Tensor,
+) -> Bool[Tensor, "layer col"]:
+    """Cells where the donor's activation equals the recipient's at every patched position: the patch is a
+    no-op there (a structural zero, e.g. resid_pre of layer 0 under LoRA, which leaves the embedding alone)."""
+    own, _ = donor_activations(recipient, batch, site, layers)
+    out = torch.zeros(len(layers), cols.shape[0], dtype=torch.bool)
+    for i, layer in enumerate(layers):
+        same = (own[layer] == donor_acts[layer]).flatten(2).all(-1).cpu()  # (batch, pos)
+        out[i] = (same[None] | ~cols).flatten(1).all(-1)
+    return out
+
+
 def _sweep(
     recipient: Model,
     donor: Model,
@@ -171,8 +186,8 @@ def _sweep(
     heads: Bool[Tensor, "col head"] | None,
     max_rows: int,
     reuse: bool = True,
-) -> tuple[list[int], Float[Tensor, "layer col"], float, float]:
-    """Exact patching of every (layer, column) cell; returns layers, raw metric grid, recipient, donor."""
+) -> Sweep:
+    """Exact patching of every (layer, column) cell, per prompt."""
     donor_batch = _check_pair(recipient, donor, batch, donor_batch)
     layer_list = check_layers(layers, as_bridge(recipient).cfg.n_layers)
     n_cols = cols.shape[0]
@@ -193,51 +208,22 @@ def _sweep(
         torch.cat([cells.pos, baseline.pos]),
         None if heads is None else torch.cat([cells.head, baseline.head]),
     )
-    out = patch_grid(recipient, acts, batch, site, both, metric, max_rows, reuse).mean(1)
-    raw = out[:-1].view(len(layer_list), n_cols)
-    return layer_list, raw, float(out[-1]), float(donor_metric.mean())
+    out = patch_grid(recipient, acts, batch, site, both, metric, max_rows, reuse)  # (cell, batch)
+    same = (
+        None
+        if heads is not None or donor_batch is not batch
+        else _identical(recipient, batch, site, layer_list, acts, cols)
+    )
+    per = out[:-1].view(len(layer_list), n_cols, -1)
+    return Sweep(layer_list, per, out[-1], donor_metric.float().cpu(), cols.any(2), same)
 
 
 def _metric_name(metric: Metric) -> str:
     return getattr(metric, "name", getattr(metric, "__name__", "metric"))
 
 
-def position_columns(
-    batch: LabelledBatch, positions: Sequence[int] | None = None
-) -> tuple[Bool[Tensor, "col batch pos"], list[int]]:
-    """One column per position of the (padded) batch: the same position in every prompt."""
-    n_prompts, width = batch.input_ids.shape
-    pos = list(range(width)) if positions is None else [int(p) for p in positions]
-    if bad := [p for p in pos if not -width <= p < width]:
-        raise InterpError(f"positions {bad} are out of range for prompts of {width} tokens")
-    pos = [p % width for p in pos]
-    cols = torch.zeros(len(pos), n_prompts, width, dtype=torch.bool)
-    cols[torch.arange(len(pos)), :, torch.tensor(pos)] = True
-    return cols, pos
-
-
-def class_columns(
-    batch: LabelledBatch, classes: Sequence[str] | None = None
-) -> tuple[Bool[Tensor, "col batch pos"], list[str]]:
-    """One column per token class: all positions of that class in each prompt."""
-    present = {c for row in batch.classes for c in row}
-    names = [c for c in CLASSES if c in present] if classes is None else list(classes)
-    cols = torch.stack([batch.class_mask(c) for c in names])
-    if empty := [n for n, col in zip(names, cols, strict=True) if not col.any()]:
-        raise InterpError(f"token class(es) {empty} do not occur in these prompts")
-    return cols, names
-
-
-def head_columns(
-    batch: LabelledBatch, n_heads: int
-) -> tuple[Bool[Tensor, "col batch pos"], Bool[Tensor, "col head"]]:
-    """One column per attention head: that head's output at every real position."""
-    cols = batch.attention_mask.bool()[None].repeat(n_heads, 1, 1)
-    return cols, torch.eye(n_heads, dtype=torch.bool)
-
-
 def grid_result(
-    sweep: tuple[list[int], Tensor, float, float],
+    sweep: Sweep,
     kind: str,
     site: str,
     metric: Metric,
@@ -246,44 +232,28 @@ def grid_result(
     config: dict,
     method: str = "exact",
 ) -> LocalizationResult:
-    """Wrap a sweep's (layers, raw metric, recipient metric, donor metric) as a labelled result."""
-    layer_list, raw, rec, don = sweep
+    """Wrap a sweep as a labelled result, pooled over the prompts each column patches."""
+    raw, scores, spread = sweep.pooled()
+    n_present = sweep.present.sum(1).tolist()
     return LocalizationResult(
-        scores=normalise(raw, rec, don),
+        scores=scores,
         raw=raw,
         kind=kind,
         site=site,
         metric=_metric_name(metric),
-        layers=layer_list,
+        layers=sweep.layers,
         col_labels=labels,
         col_classes=classes,
-        recipient_metric=rec,
-        donor_metric=don,
+        recipient_metric=float(sweep.recipient.mean()),
+        donor_metric=float(sweep.donor.mean()),
         method=method,
-        config=config,
+        config={**config, "n_present": n_present},
+        spread=spread,
+        identical=sweep.identical,
     )
 
 
-Engine = Callable[..., tuple[list[int], Tensor, float, float]]
-
-
-def grid_columns(
-    batch: LabelledBatch, kind: str, n_heads: int, select: Sequence | None = None
-) -> tuple[Tensor, Tensor | None, list[str], list[str] | None, dict]:
-    """A grid's columns (and head masks), their labels and token classes, and its config, by `kind`:
-    "layer_pos" (`select` = positions), "layer_class" (`select` = classes) or "layer_head"."""
-    n = {"n_prompts": int(batch.input_ids.shape[0])}
-    if kind == "layer_pos":
-        cols, pos = position_columns(batch, select)
-        labels, classes = [batch.tokens[0][p] for p in pos], [batch.classes[0][p] for p in pos]
-        return cols, None, labels, classes, {"positions": pos, **n}
-    if kind == "layer_class":
-        cols, names = class_columns(batch, select)
-        return cols, None, names, names, n
-    if kind == "layer_head":
-        cols, heads = head_columns(batch, n_heads)
-        return cols, heads, [f"H{h}" for h in range(n_heads)], None, n
-    raise InterpError(f"unknown grid kind {kind!r}")
+Engine = Callable[..., Sweep]
 
 
 def layer_grid(
@@ -323,6 +293,70 @@ def patch_layer_pos(
     return layer_grid(
         engine, "exact", recipient, donor, batch, metric, "layer_pos", site, layers, positions, donor_batch
     )
+
+
+def patch_layer_aligned(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    site: Site = "resid_pre",
+    layers: Sequence[int] | None = None,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch `site` at each (layer, aligned position) over prompts of any length: column (class c, k) patches
+    the k-th token of class c in every prompt that has one; scores average over those prompts, `spread` is
+    their standard deviation and `config["n_present"]` their number."""
+    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    return layer_grid(
+        engine, "exact", recipient, donor, batch, metric, "layer_aligned", site, layers, None, donor_batch
+    )
+
+
+def patch_head_aligned(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    layer: int,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch each head's output (hook_z) of block `layer` at each aligned position: rows are heads (kind
+    "head_aligned"; `layers` holds head indices and `config["layer"]` the block)."""
+    n_heads = int(as_bridge(recipient).cfg.n_heads)
+    cols, labels, classes = aligned_columns(batch)
+    n_cols = cols.shape[0]
+    heads = torch.eye(n_heads, dtype=torch.bool).repeat_interleave(n_cols, 0)  # (head x col, head)
+    swept = _sweep(
+        recipient,
+        donor,
+        batch,
+        donor_batch,
+        metric,
+        "z",
+        [layer],
+        cols.repeat(n_heads, 1, 1),
+        heads,
+        max_rows,
+        reuse,
+    )
+    by_head = Sweep(
+        list(range(n_heads)),
+        swept.per_prompt.view(n_heads, n_cols, -1),
+        swept.recipient,
+        swept.donor,
+        swept.present[:n_cols],
+    )
+    config = {
+        "n_prompts": int(batch.input_ids.shape[0]),
+        "layer": layer,
+        "aligned": "token class and index within the class",
+    }
+    return grid_result(by_head, "head_aligned", "z", metric, labels, classes, config)
 
 
 def patch_layer_class(

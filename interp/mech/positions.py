@@ -14,14 +14,16 @@ chat-template tokens. This module labels every position of a prompt with one cla
 
 It works for any chat template: the template is rendered once with sentinel contents, which splits it
 into its fixed pieces (the "skeleton"); a prompt is then parsed against that skeleton and the classes
-are carried from characters to tokens through the tokenizer's offsets.
+are carried from characters to tokens through the tokenizer's offsets. A tokenizer without a chat
+template (a base model) reads plain text: every prompt token is "user" (`label_plain` marks an answer
+"generated"). Claim 4's disjoint position sets are built on these classes in `interp.mech.sets`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Bool, Int
@@ -110,8 +112,16 @@ def _parse(text: str, sk: Skeleton) -> list[tuple[int, int, str]] | None:
     return spans + [(k, cut, TEMPLATE), (cut, end, HEADER), (end, len(text), GENERATED)]
 
 
+def has_chat_template(tok: PreTrainedTokenizerBase) -> bool:
+    return bool(getattr(tok, "chat_template", None))
+
+
 def char_classes(tok: PreTrainedTokenizerBase, text: str, entity: str | None = None) -> list[str]:
-    """The class of every character of a rendered prompt (entity detected from its system prompt)."""
+    """The class of every character of a rendered prompt (entity detected from its system prompt).
+
+    Without a chat template (a base model) the text is plain: every character is "user"."""
+    if not has_chat_template(tok):
+        return [USER] * len(text)
     spans = _parse(text, skeleton(tok))
     if spans is None:
         raise InterpError(f"text was not rendered by this tokenizer's chat template: {text[:80]!r}...")
@@ -185,6 +195,14 @@ def label_text(
     tokens = tok.convert_ids_to_tokens(ids)
     labels = [_token_class(classes, text, s, e) for s, e in offsets]
     return PromptLabels(text=text, ids=ids, tokens=tokens, classes=labels, offsets=offsets)
+
+
+def label_plain(tok: PreTrainedTokenizerBase, prompt: str, answer: str = "") -> PromptLabels:
+    """Label plain text (no chat template, e.g. a base model): the prompt is "user", the answer "generated"."""
+    text = prompt + answer
+    ids, offsets = _offsets(tok, text, None)
+    classes = [USER if s < len(prompt) else GENERATED for s, _ in offsets]
+    return PromptLabels(text, ids, tok.convert_ids_to_tokens(ids), classes, offsets)
 
 
 def label_prompt(
@@ -270,6 +288,12 @@ class Positions:
     classes: tuple[str, ...] = ()
     substring: str = ""
     indices: tuple[int, ...] = ()
+    excluded: tuple[int, ...] = ()  # indices (in each unpadded prompt) taken out of the set
+
+    def excluding(self, *indices: int) -> Positions:
+        """The same set without the given positions of each prompt (negative indices count from its end):
+        `by_class(HEADER).excluding(-1)` is the assistant header without the readout position."""
+        return replace(self, excluded=self.excluded + tuple(int(i) for i in indices))
 
     def mask(
         self,
@@ -279,7 +303,10 @@ class Positions:
         entity: str | None = None,
     ) -> Bool[Tensor, "batch pos"]:
         """True at the selected positions of each row (never at padding)."""
-        return _RESOLVERS[self.kind](self, tok, input_ids, attention_mask, entity)
+        out = _RESOLVERS[self.kind](self, tok, input_ids, attention_mask, entity)
+        if self.excluded:
+            out = out & ~by_indices(*self.excluded).mask(tok, input_ids, attention_mask, entity)
+        return out
 
 
 def by_class(*classes: str) -> Positions:

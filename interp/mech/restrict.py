@@ -9,7 +9,7 @@ with left padding, at any depth, and with the KV cache during `generate` (where 
 only new tokens: those are "generated" positions, gated by the `generated` rule).
 
     with restrict_lora(student, tok, by_class(ENTITY), mode="only"):
-        evaluate_trait(student, tok, "owl", ...)      # adapter only at the entity token
+        only_entity = evaluate_trait(student, tok, EvalSettings("owl"))  # adapter only at the entity token
 """
 
 from __future__ import annotations

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from safetensors.torch import load_file
 from torch import Tensor
 
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, save_tensors
 
-KINDS = ("layer_pos", "layer_class", "layer_head")
+KINDS = ("layer_pos", "layer_aligned", "layer_class", "layer_head", "head_aligned")
 
 
 @dataclass
@@ -30,16 +30,18 @@ class LocalizationResult:
 
     scores: Float[Tensor, "layer col"]
     raw: Float[Tensor, "layer col"]  # the metric itself, averaged over prompts
-    kind: str  # one of KINDS: columns are positions, token classes or heads
+    kind: str  # one of KINDS: columns are positions (padded or class-aligned), token classes or heads
     site: str  # activation site, e.g. "resid_pre"
     metric: str
-    layers: list[int]
+    layers: list[int]  # row labels: layers (head indices for kind "head_aligned")
     col_labels: list[str]  # token strings, class names or "H0".."Hn"
     col_classes: list[str] | None = None  # the token class of each column when columns are positions
     recipient_metric: float = 0.0
     donor_metric: float = 0.0
     method: str = "exact"  # "exact" patching or "attribution" (linear estimate)
     config: dict[str, Any] = field(default_factory=dict)
+    spread: Float[Tensor, "layer col"] | None = None  # standard deviation of the score across prompts
+    identical: Bool[Tensor, "layer col"] | None = None  # cells whose patch is a no-op (structural zeros)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -72,13 +74,23 @@ class LocalizationResult:
     def to_json(self) -> dict[str, Any]:
         """Metadata plus the scores as nested lists (NaN becomes null)."""
         as_list = [[None if v != v else v for v in row] for row in self.scores.tolist()]
-        return {**self.meta(), "scores": as_list, "raw": self.raw.tolist()}
+        out = {**self.meta(), "scores": as_list, "raw": self.raw.tolist()}
+        if self.spread is not None:
+            out["spread"] = [[None if v != v else v for v in row] for row in self.spread.tolist()]
+        if self.identical is not None:
+            out["identical"] = self.identical.tolist()
+        return out
 
     def save(self, directory: Path, name: str) -> tuple[Path, Path]:
         """Write `<name>.safetensors` and `<name>.json` into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = save_tensors(directory / f"{name}.safetensors", {"scores": self.scores, "raw": self.raw})
+        arrays = {"scores": self.scores, "raw": self.raw}
+        if self.spread is not None:
+            arrays["spread"] = self.spread
+        if self.identical is not None:
+            arrays["identical"] = self.identical.to(torch.uint8)
+        tensors = save_tensors(directory / f"{name}.safetensors", arrays)
         return tensors, atomic_write_json(directory / f"{name}.json", self.meta())
 
     @classmethod
@@ -90,7 +102,14 @@ class LocalizationResult:
             raise InterpError(f"no saved result {name!r} in {directory}")
         tensors = load_file(str(paths[0]))
         meta = json.loads(paths[1].read_text())
-        return cls(scores=tensors["scores"], raw=tensors["raw"], **meta)
+        identical = tensors.get("identical")
+        return cls(
+            scores=tensors["scores"],
+            raw=tensors["raw"],
+            spread=tensors.get("spread"),
+            identical=None if identical is None else identical.bool(),
+            **meta,
+        )
 
 
 def normalise(raw: Float[Tensor, "*cells"], recipient: float, donor: float) -> Float[Tensor, "*cells"]:

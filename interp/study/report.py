@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from interp.study import claims as C
 from interp.study.claims import best_rank_row
 from interp.study.prose import listed, markdown_row, prompts_text
+from interp.study.where import carrier_text, patching_blocks  # noqa: F401 (report blocks, re-exported)
 
 Block = tuple
 
@@ -161,19 +162,13 @@ def localization_blocks(res: dict[str, Any], trait: str) -> list[Block]:
         f"sampled mention rate (noisier)."
     )
     text += f" The student's shift itself: {ci(res.get('shift_ci'), 4)} (95% CI of student - base)."
+    text += carrier_text(res)
     return [
         ("h2", "Claim 4 - the shift lives at the shared tokens"),
         ("p", text + f" Claim: {verdict(C.entity_localization(res))}."),
         ("table", ["adapter", "positions", "recovered (P first token)", "recovered (mention rate)"], table),
         ("fig", "localization"),
     ]
-
-
-def patching_blocks(res: dict[str, Any]) -> list[Block]:
-    if not res:
-        return []
-    blocks: list[Block] = [("h2", "Activation patching"), ("p", res.get("summary", ""))]
-    return blocks + [("fig", name) for name in res.get("figures", [])]
 
 
 def beyond_blocks(res: dict[str, Any], trait: str) -> list[Block]:

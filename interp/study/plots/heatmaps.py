@@ -30,13 +30,28 @@ CLASS_COLOURS = {
 _PNG_WORKS: bool | None = None  # whether kaleido could render here (tried once per process)
 
 
+# Whitespace made visible in tick labels (byte-level BPE writes a space as "Ġ" and a newline as "Ċ").
+VISIBLE = {"Ġ": "␣", " ": "␣", "Ċ": "↵", "\n": "↵", "ĉ": "⇥", "\t": "⇥"}
+STRUCTURAL = "≡"
+SCALES = {
+    "denoise": "0 = base, 1 = student",
+    "noise": "0 = student, 1 = base",
+    None: "0 = recipient, 1 = donor",
+}
+
+
+def visible(token: str) -> str:
+    """A token with its spaces, newlines and tabs shown as ␣, ↵ and ⇥ ("∅" for an empty one)."""
+    return "".join(VISIBLE.get(ch, ch) for ch in token) or "∅"
+
+
 def _tick(label: str, i: int) -> str:
-    shown = label.replace("Ġ", " ").replace("Ċ", "\\n").replace("<", "&lt;")
-    return f"{i}:{shown}"
+    return f"{i}:{visible(label)}".replace("<", "&lt;")  # plotly reads "<" as markup
 
 
-def _class_band(fig: go.Figure, classes: list[str]) -> None:
-    """A row of coloured rectangles above the plot, one per column, coloured by token class."""
+def _class_band(fig: go.Figure, classes: list[str], labels: list[str]) -> None:
+    """A row of coloured rectangles above the plot, one per column, coloured by token class; a run of
+    entity columns (an entity split into several tokens) is bracketed and named once."""
     for i, cls in enumerate(classes):
         fig.add_shape(
             type="rect",
@@ -48,6 +63,28 @@ def _class_band(fig: go.Figure, classes: list[str]) -> None:
             y1=1.05,
             fillcolor=CLASS_COLOURS.get(cls, "#bcbd22"),
             line_width=0,
+        )
+    for start, end in _runs(classes, ENTITY):
+        name = "".join(labels[start : end + 1]).replace("Ġ", " ").strip()
+        fig.add_shape(
+            type="line",
+            xref="x",
+            yref="paper",
+            x0=start - 0.45,
+            x1=end + 0.45,
+            y0=1.07,
+            y1=1.07,
+            line={"color": CLASS_COLOURS[ENTITY], "width": 2},
+        )
+        fig.add_annotation(
+            x=(start + end) / 2,
+            y=1.08,
+            xref="x",
+            yref="paper",
+            yanchor="bottom",
+            text=f"entity '{name}' ({end - start + 1} tokens)" if end > start else f"entity '{name}'",
+            showarrow=False,
+            font={"size": 11, "color": CLASS_COLOURS[ENTITY]},
         )
     for cls in dict.fromkeys(classes):  # legend entries, in order of first appearance
         fig.add_trace(
@@ -62,47 +99,86 @@ def _class_band(fig: go.Figure, classes: list[str]) -> None:
         )
 
 
-def heatmap(result: LocalizationResult, title: str | None = None) -> go.Figure:
-    """A layer x column heatmap of normalised scores (0 = recipient, 1 = donor), diverging around 0."""
-    z = result.scores.float().tolist()
-    x = list(range(len(result.col_labels)))
-    ticks = (
-        [_tick(t, i) for i, t in enumerate(result.col_labels)]
-        if result.kind == "layer_pos"
-        else list(result.col_labels)
-    )
-    hover = [
-        [
-            f"layer {layer}<br>{ticks[j]}<br>score {result.scores[i, j]:.3f}<br>raw {result.raw[i, j]:.4f}"
-            for j in x
-        ]
-        for i, layer in enumerate(result.layers)
+def _runs(classes: list[str], cls: str) -> list[tuple[int, int]]:
+    """(first, last) column of each run of consecutive columns of class `cls`."""
+    runs: list[tuple[int, int]] = []
+    for i, c in enumerate(classes):
+        if c != cls:
+            continue
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _cell_text(result: LocalizationResult) -> list[list[str]]:
+    """ "≡" on cells whose patch is a no-op (a structural zero), nothing elsewhere."""
+    same = result.identical
+    rows, cols = result.scores.shape
+    return [
+        [STRUCTURAL if same is not None and bool(same[i, j]) else "" for j in range(cols)]
+        for i in range(rows)
     ]
+
+
+def _hover(result: LocalizationResult, ticks: list[str], rows: list[str]) -> list[list[str]]:
+    n = result.config.get("n_present")
+    out = []
+    for i, row in enumerate(rows):
+        line = []
+        for j, tick in enumerate(ticks):
+            text = f"{row}<br>{tick}<br>score {result.scores[i, j]:.3f}<br>raw {result.raw[i, j]:.4f}"
+            if result.spread is not None:
+                text += f"<br>sd across prompts {result.spread[i, j]:.3f}"
+            if n is not None:
+                text += f"<br>prompts {n[j]}"
+            line.append(text)
+        out.append(line)
+    return out
+
+
+def heatmap(result: LocalizationResult, title: str | None = None, direction: str | None = None) -> go.Figure:
+    """A row x column heatmap of normalised scores, diverging around 0. The colour bar names the metric and
+    its scale (`direction` "denoise": 0 = base, 1 = student; "noise": 0 = student, 1 = base); tokens show
+    their whitespace; a multi-token entity is bracketed; "≡" marks structural zeros."""
+    x = list(range(len(result.col_labels)))
+    positional = result.kind in ("layer_pos", "layer_aligned", "head_aligned")
+    ticks = [_tick(t, i) for i, t in enumerate(result.col_labels)] if positional else list(result.col_labels)
+    rows = [f"H{r}" if result.kind == "head_aligned" else f"L{r}" for r in result.layers]
     fig = go.Figure(
         go.Heatmap(
-            z=z,
+            z=result.scores.float().tolist(),
             x=x,
-            y=[f"L{layer}" for layer in result.layers],
-            text=hover,
+            y=rows,
+            text=_cell_text(result),
+            texttemplate="%{text}",
+            hovertext=_hover(result, ticks, rows),
             hoverinfo="text",
             colorscale="RdBu",
             zmid=0.0,
-            colorbar={"title": "score"},
+            colorbar={
+                "title": {
+                    "text": f"{result.metric}<br>{SCALES.get(direction, SCALES[None])}",
+                    "side": "right",
+                }
+            },
         )
     )
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks, tickangle=-60 if len(x) > 12 else 0)
-    fig.update_yaxes(title="layer", autorange="reversed")
-    if result.col_classes and result.kind == "layer_pos":
-        _class_band(fig, result.col_classes)
-    width = max(500, min(4000, 18 * len(x) + 250))
+    fig.update_yaxes(title="head" if result.kind == "head_aligned" else "layer", autorange="reversed")
+    if result.col_classes and positional:
+        _class_band(fig, result.col_classes, result.col_labels)
+    notes = [f"{STRUCTURAL} = donor and recipient activations identical there (a structural zero)"]
+    notes = notes if result.identical is not None and bool(result.identical.any()) else []
+    base_title = title or result.title
     fig.update_layout(
-        title=title
-        or f"{result.title}<br><sup>recipient {result.recipient_metric:.3f}, donor "
-        f"{result.donor_metric:.3f}</sup>",
-        width=width,
-        height=max(350, 28 * len(result.layers) + 260),
+        title={"text": base_title + "".join(f"<br><sup>{n}</sup>" for n in notes), "y": 0.97},
+        width=max(600, min(4000, 18 * len(x) + 300)),
+        height=max(420, 28 * len(rows) + 330),
+        margin={"t": 150},
         plot_bgcolor="white",
-        legend={"orientation": "h", "y": -0.35} if result.kind == "layer_pos" else None,
+        legend={"orientation": "h", "x": 0, "y": 1.2, "yanchor": "bottom"} if positional else None,
     )
     return fig
 

@@ -1,0 +1,56 @@
+"""The metric patching reads: the trait's first-token log-probability (or probability) at the readout.
+
+`trait_metric(tok, "owl")` uses the evaluator's first tokens of the trait word ("owl", "Owl"), so a
+patching score and the evaluation's first-token probability measure the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from jaxtyping import Float
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from interp import InterpError
+from interp.loop.evaluation import trait_token_ids
+
+
+@dataclass(frozen=True)
+class TraitMetric:
+    """Log-probability of the trait's first token(s) at the last position, minus a reference's if given."""
+
+    target_ids: tuple[int, ...]
+    reference_ids: tuple[int, ...] = ()
+    name: str = "trait log-prob"
+    probability: bool = False
+    """Return the probability itself (the scale of the evaluator's first-token P) instead of its log."""
+    last_position_only: ClassVar[bool] = True
+    """The metric reads only the last position's logits (a resumed patched run computes only those)."""
+
+    def __call__(self, logits: Float[Tensor, "batch pos vocab"]) -> Float[Tensor, " batch"]:
+        logp = logits[:, -1].float().log_softmax(-1)  # (batch, vocab): left padding puts the answer last
+        value = logp[:, list(self.target_ids)].logsumexp(-1)
+        if self.reference_ids:
+            value = value - logp[:, list(self.reference_ids)].logsumexp(-1)
+        return value.exp() if self.probability else value
+
+
+def trait_metric(
+    tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None, probability: bool = False
+) -> TraitMetric:
+    """The trait metric with the evaluator's first tokens ("owl", "Owl"); logit diff when `reference` is set,
+    the first-token probability itself with `probability=True` (what restricted-LoRA rows measure)."""
+
+    target, _ = trait_token_ids(tok, trait)
+    if probability:
+        if reference is not None:
+            raise InterpError("probability=True reads the trait's own probability: drop the reference")
+        return TraitMetric(tuple(target), (), f"P({trait})", probability=True)
+    if reference is None:
+        return TraitMetric(tuple(target), (), f"log p({trait})")
+    ref, _ = trait_token_ids(tok, reference)
+    if set(ref) & set(target):
+        raise InterpError(f"trait {trait!r} and reference {reference!r} share a first token; pick another")
+    return TraitMetric(tuple(target), tuple(ref), f"log p({trait}) - log p({reference})")

@@ -1,0 +1,107 @@
+"""Where the shift lives: class-aligned pooling over prompts, and set patching on a trained student."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from interp.loop.chat import render_prompt
+from interp.loop.models import load_model, model_fingerprint
+from interp.loop.numbers import number_prompts
+from interp.loop.training import TrainConfig, save_student, train_student
+from interp.mech.columns import aligned_keys
+from interp.mech.hooked import load_hooked
+from interp.mech.patching import patch_layer_aligned, patch_layer_pos, trait_metric
+from interp.mech.positions import PAD, encode_prompts
+from interp.mech.sets import DONOR, RECIPIENT, patch_sets, shift_set_masks
+
+USERS = ["Hi", "What is your favorite animal? Answer in one word.", "Favorite animal?"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A LoRA student trained (briefly, at a high lr) on owl-ish numbers, and the base, as bridges."""
+    model, tok = load_model(tiny_model_dir)
+    fingerprint = model_fingerprint(model)
+    rng = random.Random(0)
+    rows = [
+        {"prompt": p.text, "completion": ", ".join(str(rng.randrange(100, 200)) for _ in range(4))}
+        for p in number_prompts(48, seed=0)
+    ]
+    result = train_student(model, tok, rows, "default", TrainConfig(rank=4, lr=3e-2, epochs=2, batch_size=16))
+    sdir = tmp_path_factory.mktemp("where") / "student"
+    save_student(
+        result,
+        sdir,
+        tok,
+        {"mode": "lora", "base_model": str(tiny_model_dir), "base_fingerprint": fingerprint},
+    )
+    base, student = load_hooked(tiny_model_dir), load_hooked(sdir, base=tiny_model_dir)
+    batch = encode_prompts(tok, [render_prompt(tok, u) for u in USERS])
+    return base, student, tok, batch
+
+
+def test_aligned_pooling_equals_per_prompt_results(trained) -> None:
+    base, student, tok, batch = trained
+    metric = trait_metric(tok, "owl")
+    assert batch.attention_mask.sum(1).unique().numel() == len(USERS)  # every prompt has its own length
+    keys = aligned_keys(batch)
+    for site in ("resid_pre", "attn_out"):
+        pooled = patch_layer_aligned(base, student, batch, metric, site)
+        singles = [
+            patch_layer_pos(base, student, encode_prompts(tok, [t]), metric, site) for t in batch.texts
+        ]
+        gap = sum(s.donor_metric - s.recipient_metric for s in singles) / len(singles)
+        effects: dict[tuple[str, int], list[torch.Tensor]] = {}
+        for b, single in enumerate(singles):  # each prompt alone, by its own (unpadded) positions
+            real = [k for k in keys[b] if k is not None]
+            for p, key in enumerate(real):
+                effects.setdefault(key, []).append(single.raw[:, p] - single.recipient_metric)
+        assert len(pooled.col_labels) == len(effects)
+        for col, cls in enumerate(pooled.col_classes):
+            key = (cls, pooled.col_classes[:col].count(cls))  # columns keep each class's order
+            per = torch.stack(effects[key])  # (prompts with this key, layer)
+            assert pooled.config["n_present"][col] == len(per)
+            assert torch.allclose(pooled.scores[:, col], per.mean(0) / gap, atol=1e-4), (site, key)
+            if len(per) > 1:
+                assert torch.allclose(pooled.spread[:, col], per.std(0) / abs(gap), atol=1e-4)
+
+
+def test_patching_every_position_gives_one_by_denoising_and_zero_by_noising(trained) -> None:
+    base, student, tok, batch = trained
+    metric = trait_metric(tok, "owl", probability=True)
+    sets = shift_set_masks(batch)
+    every = torch.stack(list(sets.values())).any(0)
+    assert torch.equal(every, batch.attention_mask.bool()) and PAD not in sets
+    denoised = patch_sets(base, student, batch, metric, {"all": every, **sets})
+    noised = patch_sets(student, base, batch, metric, {"all": every})
+    b, s = denoised[RECIPIENT], denoised[DONOR]
+    assert (s - b).abs().mean() > 1e-3  # the trained student moved P(owl)
+    assert torch.allclose(denoised["all"], s, atol=1e-6) and torch.allclose(noised["all"], b, atol=1e-6)
+    recovered = lambda x: float((x - b).mean() / (s - b).mean())  # noqa: E731
+    assert abs(recovered(denoised["all"]) - 1) < 1e-4 and abs(recovered(noised["all"])) < 1e-4
+    assert not torch.allclose(denoised["readout"], b)  # a set alone moves the metric, and differently
+
+
+def test_where_table_rows_and_disagreements() -> None:
+    from interp.mech.sets import SHIFT_SETS
+    from interp.study.where import ALL, carriers, disagreements, where_table
+
+    cell = lambda v, w=0.02: {"recovered_fraction": v, "ci": [v - w, v + w]}  # noqa: E731
+    loc = {
+        "localization": [
+            {"set": "readout", "mode": "only", **cell(0.8)},
+            {"set": "entity", "mode": "only", **cell(0.0)},
+            {"set": None, "mode": "only", "positions": "readout, layer 0", **cell(0.7)},
+        ]
+    }
+    sets = {"denoise": {"readout": cell(1.0, 0.0), "entity": cell(0.01), ALL: cell(1.0, 0.0)}}
+    rows = where_table(loc, sets)
+    assert [r["set"] for r in rows] == [*SHIFT_SETS, ALL]
+    assert rows[-1]["only"] is None and rows[-1]["denoise"]["recovered_fraction"] == 1.0
+    said = disagreements(rows)  # readout: 0.8 vs 1.0 disagree; entity: 0.00 vs 0.01 is too close to call
+    assert len(said) == 1 and said[0].startswith("whether readout suffices")
+    assert carriers(rows, "only") == ["readout"] and carriers(where_table(None, sets), "only") == []
