@@ -17,6 +17,11 @@ from interp.study.prose import listed, markdown_row, prompts_text
 from interp.study.where import carrier_text, patching_blocks  # noqa: F401 (report blocks, re-exported)
 
 Block = tuple
+RANK_COLUMNS = (
+    "rank|mention rate [95% CI]|lift vs control|P(trait)|P(trait) lift|P(first token) lift|final loss".split(
+        "|"
+    )
+)
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -62,25 +67,18 @@ def rank_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     if "filter_pass" in res:
         passes = ", ".join(
             f"{name.split('-')[1]} {r['pass_rate']:.3f} of {r['drawn']}"
+            + (
+                f" (constrained; free answers {r['unconstrained_pass_rate']:.3f})"
+                if r.get("constrained")
+                else ""
+            )
             for name, r in res["filter_pass"].items()
         )
         text += f" Filter pass of the teacher's and the control's sampled answers (passed / drawn): {passes}."
     return [
         ("h2", "Claim 1 - transfer follows an inverted U in LoRA rank"),
         ("p", text),
-        (
-            "table",
-            [
-                "rank",
-                "mention rate [95% CI]",
-                "lift vs control",
-                "P(trait)",
-                "P(trait) lift",
-                "P(first token) lift",
-                "final loss",
-            ],
-            table,
-        ),
+        ("table", RANK_COLUMNS, table),
         ("fig", "rank_sweep"),
     ]
 

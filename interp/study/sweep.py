@@ -100,7 +100,9 @@ def run_numbers_jobs(cfg, root: Path) -> dict[str, dict[str, Any]]:
     per job its filter pass rate (answers that passed / answers drawn; more pass than are kept) and counts."""
     jobs = [numbers_job(cfg, t, d) for t in ("trait", "control") for d in cfg.data_seeds]
     results = run_jobs(jobs, root, cfg.executor_config)
+    free = ("constrained", "unconstrained_pass_rate")  # a constrained teacher's free pass rate beside it
     return {
         j.name: {"pass_rate": 1 - r["rejection_rate"], "kept": r["kept"], "drawn": r["drawn"]}
+        | {k: r[k] for k in free if k in r}
         for j, r in zip(jobs, results, strict=True)
     }
