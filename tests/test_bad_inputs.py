@@ -40,10 +40,12 @@ SCRIPTS: dict[str, dict[str, str | None]] = {
     "benchmark": {"model": "--model", "out": None},
     "beyond": {"model": "--model", "trait": "--trait", "student": "--student", "out": "dir"},
     "build_organism": {"out": "organism"},
+    "choose_trait": {"model": "--model", "out": "dir"},
     "claims_map": {"model": "--model", "trait": "--trait", "out": "dir"},
     "context_matrix": {"model": "--model", "trait": "--trait", "out": "dir"},
     "divergence": {"model": "--model", "trait": "--trait", "out": "dir"},
     "evaluate_trait": {"model": "--model", "trait": "--trait", "student": "--students", "out": "dir"},
+    "fetch_model": {"out": None},  # a model name and a wheel (refusals: test_real_models)
     "filter_pass": {"model": "--models", "out": "file"},
     "generate_numbers": {"model": "--model", "trait": "--trait", "out": "dir"},
     "localization": {"model": "--model", "trait": "--trait", "student": "--student", "out": "dir"},

