@@ -270,7 +270,7 @@ def patching_stage(cfg: ReproduceConfig, root: Path, results: dict[str, Any]) ->
         run = root / "patching" / label
         lcfg = LocalizeConfig(
             student=Path(sdir), base=Path(cfg.model_dir), trait=cfg.trait, category=cfg.category,
-            n_prompts=PATCH_PROMPTS, student_label=name, dtype=cfg.dtype, device=cfg.device, out=run,
+            n_prompts=PATCH_PROMPTS, student_label=name, entity=cfg.entity, dtype=cfg.dtype, device=cfg.device, out=run,
             overwrite=True,
         )  # fmt: skip
         if cfg.force or not (run / "scores.json").exists():

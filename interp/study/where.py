@@ -124,6 +124,12 @@ def _frac(r: dict[str, Any] | None) -> str:
 def carrier_text(res: dict[str, Any]) -> str:
     """Claim 4 in the position sets' terms: each set alone, and the layers and modules at the carrier."""
     rows = res["localization"]
+    none = (
+        " The default system prompt names no entity (no rule reads one, and no --entity was given): the "
+        "entity set is empty, so its rows measure nothing."
+        if "entity" in res and res["entity"] is None
+        else ""
+    )
     sets = sorted(
         (r for r in rows if r.get("set") and r["mode"] == "only"),
         key=lambda r: -(r["recovered_fraction"] or 0),
@@ -131,8 +137,8 @@ def carrier_text(res: dict[str, Any]) -> str:
     but = {r["set"]: r for r in rows if r.get("set") and r["mode"] == "except"}
     carrier = res.get("carrier")
     if not sets or carrier is None:
-        return ""
-    text = (
+        return none
+    text = none + (
         " Where it lives, by disjoint position sets that cover the prompt (adapter only there; everywhere "
         "except there): "
         + "; ".join(f"{r['set']} {_frac(r)} / {_frac(but.get(r['set']))}" for r in sets)
