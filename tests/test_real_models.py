@@ -158,4 +158,6 @@ def test_a_model_without_an_entity_is_said_to_have_none_and_claim_4_is_not_resol
 
     assert entity_localization(loc(None))["verdict"] == UNRESOLVED
     assert entity_localization(loc("SmolLM"))["verdict"] != UNRESOLVED
-    assert "names no entity" in carrier_text(loc(None)) and "names no entity" not in carrier_text(loc("SmolLM"))
+    assert "names no entity" in carrier_text(loc(None)) and "names no entity" not in carrier_text(
+        loc("SmolLM")
+    )
