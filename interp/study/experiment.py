@@ -219,8 +219,8 @@ def train_shape(cfg: StudyConfig, mode: str, rank: int) -> TrainShape:
 
 def numbers_shape(cfg: StudyConfig) -> SampleShape:
     """A teacher writing the study's numbers (filtered: a tenth more are sampled than kept; a constrained
-    teacher's answers all pass)."""
-    answers = math.ceil(cfg.n_numbers / pass_rate(cfg))
+    teacher's answers all pass, after one free batch that measures the pass rate it departs from)."""
+    answers = math.ceil(cfg.n_numbers / pass_rate(cfg)) + (TEACHER_ROWS if cfg.constrained else 0)
     return SampleShape(cfg.dtype, TEACHER_ROWS, TEACHER_ROWS, cfg.plan_prompt_tokens, ANSWER_TOKENS, answers)
 
 
