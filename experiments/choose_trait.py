@@ -51,18 +51,18 @@ class ChooseTraitConfig:
     """Replace an existing run directory."""
 
 
-def default_rates(model, tok, cfg: ChooseTraitConfig) -> tuple[dict[str, float], list[str]]:
+def default_rates(model, tok, cfg: ChooseTraitConfig) -> dict[str, float]:
     """Every candidate's mention rate in one set of answers under the default system prompt."""
     s = EvalSettings(ANIMALS[0], n_questions=cfg.n_questions, samples_per_question=cfg.samples_per_question)
     prompts = eval_prompts(tok, s)
     answers = generate(
         model, tok, prompts, s.max_new_tokens, 1.0, s.batch_size, cfg.seed, samples=s.samples_per_question
     )
-    return {a: float(np.mean([mentions(x, a) for x in answers])) for a in cfg.animals}, answers
+    return {a: float(np.mean([mentions(x, a) for x in answers])) for a in cfg.animals}
 
 
 def measure(model, tok, cfg: ChooseTraitConfig) -> dict[str, dict[str, float]]:
-    rates, _ = default_rates(model, tok, cfg)
+    rates = default_rates(model, tok, cfg)
     prompts = eval_prompts(tok, EvalSettings(ANIMALS[0], n_questions=cfg.n_questions))
     rows = {}
     for animal in cfg.animals:

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.chat import render_prompt
-from interp.loop.generation import generate, stop_token_ids
+from interp.loop.generation import generate, stop_token_ids, token_texts
 from interp.loop.numbers import NumberGrammar, NumberPrompt, filter_answer, number_prompt, number_prompts
 from interp.loop.runs import atomic_write_jsonl
 
@@ -52,9 +52,8 @@ class NumberConstraint:
 
     def __init__(self, tok: PreTrainedTokenizerBase, separators: list[str], stop: list[int]) -> None:
         self.grammars = [NumberGrammar(sep) for sep in separators]
-        texts = tok.batch_decode([[i] for i in range(len(tok))])
         alphabet = set("0123456789 ,;")
-        self.pieces = {i: t for i, t in enumerate(texts) if t and set(t) <= alphabet}
+        self.pieces = {i: t for i, t in enumerate(token_texts(tok)) if t and set(t) <= alphabet}
         self.stop = stop
 
     def text(self, written: list[int]) -> str:

@@ -27,7 +27,7 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp.loop.chat import DEFAULT, render_prompt
-from interp.loop.generation import CACHE_KEY, generate, left_padded, prefill
+from interp.loop.generation import CACHE_KEY, generate, left_padded, prefill, token_texts
 from interp.loop.runs import atomic_write_json
 from interp.loop.stats import bootstrap_ci
 from interp.loop.traits import favorite_questions, mentions, plural
@@ -108,8 +108,7 @@ def boundary_tokens(tok: PreTrainedTokenizerBase, vocab_size: int) -> Bool[Tenso
     """Vocabulary mask of tokens that end a word: anything not starting with a letter or digit (a space,
     punctuation, a newline, end of turn). P(word) multiplies in P(boundary) after the word, so "cat" does
     not count the start of "caterpillar"."""
-    texts = tok.batch_decode([[i] for i in range(min(len(tok), vocab_size))])
-    ends = [not t[:1].isalnum() for t in texts]
+    ends = [not t[:1].isalnum() for t in token_texts(tok)[:vocab_size]]
     return torch.tensor(ends + [False] * (vocab_size - len(ends)))  # ids past the tokenizer never occur
 
 
