@@ -408,6 +408,19 @@ def student_counts(cfg: ReproduceConfig, root: Path) -> Counter:
     return counts
 
 
+def context_students(cfg: ReproduceConfig) -> tuple[int, int]:
+    """The context matrix's students (trait and control per training system prompt and seed), and how many
+    of them train: the default-trained ones at a seed the sweep trained are the sweep's (reused)."""
+    if "context_matrix" not in cfg.stages:
+        return 0, 0
+    systems = cfg.context_train_systems or ("default", "none", "other identity", "entity-free")
+    seeds = cfg.context_seeds or cfg.train_seeds[:1]
+    top, controlled = max(cfg.ranks), cfg.control_ranks is None or max(cfg.ranks) in cfg.control_ranks
+    reused = (1 + controlled) * sum(s in cfg.train_seeds for s in seeds) if "default" in systems else 0
+    reused *= top in cfg.ranks
+    return 2 * len(systems) * len(seeds), 2 * len(systems) * len(seeds) - reused
+
+
 def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
     """Every stage's memory and time from the model's config.json (stages after the rank sweep train at its
     best rank, unknown before it runs: planned at the largest rank)."""
@@ -419,14 +432,21 @@ def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
     for (mode, rank), n in sorted(counts.items()):
         name = f"student LoRA r{rank}" if mode == "lora" else "student full FT"
         stages.append(training_stage(name, shape, train_shape(cfg, mode, rank), on, n))
-    n_context = 2 * len(cfg.context_train_systems or range(4)) * len(cfg.context_seeds or cfg.train_seeds[:1])
-    for name, n in ((f"context students r{top}", n_context), (f"divergence students r{top}", 2)):
-        stages.append(training_stage(name, shape, train_shape(cfg, "lora", top), on, n))
+    n_context, n_trained = context_students(cfg)
+    for name, n in ((f"context students r{top}", n_trained), (f"divergence students r{top}", 2)):
+        if n and ("divergence" in cfg.stages) == name.startswith("divergence"):
+            stages.append(training_stage(name, shape, train_shape(cfg, "lora", top), on, n))
     loc = sub(restrict_adapter.LocalizationConfig, cfg, root, student="planned")
-    n_restricted = len(restrict_adapter.restrictions(loc, shape.n_layers))
-    n_evals = 2 * sum(counts.values()) + 4 * n_context + 2 + n_restricted
+    n_restricted = (
+        len(restrict_adapter.restrictions(loc, shape.n_layers)) if "localization" in cfg.stages else 0
+    )
+    n_evals = 2 * sum(counts.values()) + 4 * n_context + n_restricted
     stages.append(sampling_stage("evaluations", shape, evaluation_shape(cfg), on, n_evals))
-    stages.append(hooked_stage("patching (2 bridges)", shape, cfg.dtype, 8, QUESTION_TOKENS, on))
+    if "patching" in cfg.stages:
+        students = 2 if cfg.full_lrs else 1  # the best LoRA student and a full-FT one, each against the base
+        stages.append(
+            hooked_stage("patching", shape, cfg.dtype, PATCH_PROMPTS, QUESTION_TOKENS, on, students)
+        )
     if "claims_map" in cfg.stages:  # its students and evaluations (its numbers are the sweep's)
         map_stages = claims_map.map_plan(map_config(cfg, root)).stages[1:]
         stages += [dataclasses.replace(st, name=f"claims map: {st.name}") for st in map_stages]

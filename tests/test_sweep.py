@@ -53,3 +53,36 @@ def test_force_recomputes(tmp_path: Path) -> None:
     CALLS.clear()
     run_jobs(_jobs(), tmp_path, ExecutorConfig(force=True))
     assert CALLS == ["0", "1", "2", "3"]
+
+
+def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The context matrix's default-trained student is the rank sweep's (same training, more evaluations)."""
+    import interp.study.jobs as jobs
+    from interp.loop.datasets import write_dataset
+    from interp.study.experiment import StudentSpec, StudyConfig
+
+    cfg = StudyConfig(model=str(tiny_model_dir), n_questions=2, samples_per_question=1, batch_size=4)
+    rows = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(8)]
+    write_dataset(jobs.numbers_path(tmp_path, jobs.numbers_job(cfg, "trait", 0).name), rows, {})
+    sweep = jobs.student_job(cfg, StudentSpec("lora", 2), "trait", 0, 0, {"default": "default"})
+    matrix = jobs.student_job(
+        cfg, StudentSpec("lora", 2), "trait", 0, 0, {"default": "default", "none": "none"}
+    )
+    other_seed = jobs.student_job(cfg, StudentSpec("lora", 2), "trait", 0, 1, {"default": "default"})
+    assert matrix.name != sweep.name  # two jobs, one training
+    first = run_jobs([sweep], tmp_path, ExecutorConfig())[0]
+    trained = []
+    monkeypatch.setattr(jobs, "train_student", lambda *a, **k: trained.append(a) or pytest.fail("retrained"))
+    second = run_jobs([matrix], tmp_path, ExecutorConfig())[0]
+    assert not trained and second["trained_in"] == sweep.name
+    assert second["final_loss"] == first["final_loss"]
+    assert second["evals"]["default"] == first["evals"]["default"]  # the same weights, evaluated alike
+    assert "none" in second["evals"]
+    adapter = "adapter_model.safetensors"
+    assert (job_path(tmp_path, matrix) / adapter).read_bytes() == (
+        job_path(tmp_path, sweep) / adapter
+    ).read_bytes()
+    with pytest.raises(pytest.fail.Exception, match="retrained"):  # another seed is another training
+        run_jobs([other_seed], tmp_path, ExecutorConfig())

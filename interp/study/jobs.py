@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
-from interp.loop.models import load_model, model_fingerprint
+from interp.loop.models import STUDENT_META, load_model, load_student, model_fingerprint
 from interp.loop.numbers import number_prompts
 from interp.loop.teacher import Teacher
 from interp.loop.training import TrainConfig, save_student, train_student
@@ -159,8 +160,45 @@ def evaluate_systems(model, tok, p: dict[str, Any], root: Path) -> dict[str, Any
     return out
 
 
+TRAINING_KEYS = ("model", "dataset", "train", "train_system", "dtype", "device")
+"""The params that determine a trained student (the rest say how it is evaluated or measured)."""
+STUDENT_FILES = ("result.json", "config.json", "README.md")
+"""A job directory's own files, which a reused student's directory does not pass on."""
+
+
+def trained_twin(p: dict[str, Any], root: Path) -> Path | None:
+    """A finished student job under `root` trained exactly as `p` asks (evaluated otherwise): a context
+    matrix's default-trained student is the rank sweep's student at that rank, not a second training."""
+    want = {k: p.get(k) for k in TRAINING_KEYS}
+    for cfg_path in sorted((Path(root) / "jobs").glob("student-*/config.json")):
+        job = cfg_path.parent
+        if (job / "result.json").exists() and (job / STUDENT_META).exists():
+            params = json.loads(cfg_path.read_text()).get("params", {})
+            if {k: params.get(k) for k in TRAINING_KEYS} == want:
+                return job
+    return None
+
+
+def reuse_student(twin: Path, out: Path, p: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """Copy a twin job's saved student into `out` and load it as training would have left it."""
+    for f in twin.iterdir():
+        if f.is_file() and f.name not in STUDENT_FILES:
+            shutil.copy2(f, out / f.name)
+    model, tok = load_student(out, p["model"], p["dtype"], p["device"], merge=False)
+    meta = json.loads((out / STUDENT_META).read_text())
+    return (
+        model,
+        tok,
+        {"final_loss": meta["final_loss"], "tokens_per_s": meta["tokens_per_s"], "trained_in": twin.name},
+    )
+
+
 def run_student(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
-    """Train a student on a numbers job's dataset under `train_system`; save it; evaluate it."""
+    """Train a student on a numbers job's dataset under `train_system` (or reuse a twin job's identical
+    training); save it; evaluate it."""
+    if (twin := trained_twin(p, root)) is not None:
+        model, tok, row = reuse_student(twin, out, p)
+        return {**row, **evaluated(model, tok, p, root)}
     model, tok = load_model(p["model"], p["dtype"], p["device"])
     fingerprint = model_fingerprint(model)
     rows = read_dataset(numbers_path(root, p["dataset"]))
@@ -177,10 +215,18 @@ def run_student(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
         "n_examples": len(rows),
     }
     save_student(result, out, tok, meta)
-    evals = evaluate_systems(result.model, tok, p, root)
-    out_row = {"final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s, "evals": evals}
+    return {
+        "final_loss": result.final_loss,
+        "tokens_per_s": result.tokens_per_s,
+        **evaluated(result.model, tok, p, root),
+    }
+
+
+def evaluated(student, tok, p: dict[str, Any], root: Path) -> dict[str, Any]:
+    """A student's evaluations under each system prompt, and its update's measures where `p` asks."""
+    out_row = {"evals": evaluate_systems(student, tok, p, root)}
     if "measure" in p:
-        out_row["update"] = measure_update(result.model, tok, p)
+        out_row["update"] = measure_update(student, tok, p)
     return out_row
 
 

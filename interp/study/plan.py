@@ -263,11 +263,14 @@ def hooked_memory(
     )
 
 
-def hooked_flops(s: ModelShape, prompts: int, prompt_tokens: int, sites: int = 3) -> float:
-    """Exact layer x position patching at `sites` sites: one cell per (layer, position), each a forward
-    pass of the prompts from its layer on (half the model on average)."""
+def hooked_flops(
+    s: ModelShape, prompts: int, prompt_tokens: int, sites: int = 3, directions: int = 2, head_layers: int = 2
+) -> float:
+    """Exact layer x position patching at `sites` sites in each direction, and head x position patching at
+    `head_layers` layers: one cell per (layer or head, position), each a forward pass of the prompts from
+    its layer on (half the model on average)."""
     counts = flop_counts(s)
-    cells = sites * s.n_layers * prompt_tokens
+    cells = directions * (sites * s.n_layers + head_layers * s.n_heads) * prompt_tokens
     one = forward_flops(
         counts, prompts * prompt_tokens, prompts * sequence_attention_context(prompt_tokens), prompts
     )
@@ -301,8 +304,9 @@ def sampling_stage(name: str, s: ModelShape, g: SampleShape, device: str, runs: 
 
 
 def hooked_stage(
-    name: str, s: ModelShape, dtype: str, prompts: int, prompt_tokens: int, device: str
+    name: str, s: ModelShape, dtype: str, prompts: int, prompt_tokens: int, device: str, runs: int = 1
 ) -> Stage:
-    """Activation patching and attribution between two bridges as a plan stage."""
+    """Activation patching and attribution between two bridges (a student and its base) as a plan stage;
+    `runs` students."""
     memory = hooked_memory(s, dtype, prompts, prompt_tokens, 256, device)
-    return Stage(name, "hooked", memory, hooked_flops(s, prompts, prompt_tokens), 1, 2 * s.params().total)
+    return Stage(name, "hooked", memory, hooked_flops(s, prompts, prompt_tokens), runs, 2 * s.params().total)
