@@ -415,9 +415,8 @@ def context_students(cfg: ReproduceConfig) -> tuple[int, int]:
         return 0, 0
     systems = cfg.context_train_systems or ("default", "none", "other identity", "entity-free")
     seeds = cfg.context_seeds or cfg.train_seeds[:1]
-    top, controlled = max(cfg.ranks), cfg.control_ranks is None or max(cfg.ranks) in cfg.control_ranks
+    controlled = cfg.control_ranks is None or max(cfg.ranks) in cfg.control_ranks  # planned at the top rank
     reused = (1 + controlled) * sum(s in cfg.train_seeds for s in seeds) if "default" in systems else 0
-    reused *= top in cfg.ranks
     return 2 * len(systems) * len(seeds), 2 * len(systems) * len(seeds) - reused
 
 
@@ -433,9 +432,14 @@ def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
         name = f"student LoRA r{rank}" if mode == "lora" else "student full FT"
         stages.append(training_stage(name, shape, train_shape(cfg, mode, rank), on, n))
     n_context, n_trained = context_students(cfg)
-    for name, n in ((f"context students r{top}", n_trained), (f"divergence students r{top}", 2)):
-        if n and ("divergence" in cfg.stages) == name.startswith("divergence"):
-            stages.append(training_stage(name, shape, train_shape(cfg, "lora", top), on, n))
+    if n_trained:
+        stages.append(
+            training_stage(f"context students r{top}", shape, train_shape(cfg, "lora", top), on, n_trained)
+        )
+    if "divergence" in cfg.stages:
+        stages.append(
+            training_stage(f"divergence students r{top}", shape, train_shape(cfg, "lora", top), on, 2)
+        )
     loc = sub(restrict_adapter.LocalizationConfig, cfg, root, student="planned")
     n_restricted = (
         len(restrict_adapter.restrictions(loc, shape.n_layers)) if "localization" in cfg.stages else 0

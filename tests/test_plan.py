@@ -154,6 +154,19 @@ def test_reproduce_plan_for_qwen7b_prints_without_weights(tmp_path: Path, capsys
     assert "7.62B parameters" in out and "80.0 GiB" in out and "TFLOP/s" in out
     assert " yes " in rows["student LoRA r8"] and " NO " in rows["student full FT"]
     assert not (tmp_path / "r").exists()  # a plan writes nothing
+    assert "context students" in out and "divergence students" in out and "patching" in rows
+
+
+def test_reproduce_plan_prices_only_the_stages_asked_for(tmp_path: Path, capsys) -> None:
+    argv = ["--plan", "--model", str(BIG), "--device-memory-gb", "80", "--out", str(tmp_path / "r")]
+    reproduce.main(
+        parse_config(reproduce.ReproduceConfig, argv + ["--stages", "rank_sweep", "context_matrix"])
+    )
+    rows = {line.split("  ")[0] for line in capsys.readouterr().out.splitlines()}
+    assert "context students r64" in rows and "divergence students r64" not in rows and "patching" not in rows
+    reproduce.main(parse_config(reproduce.ReproduceConfig, argv + ["--stages", "rank_sweep"]))
+    rows = {line.split("  ")[0] for line in capsys.readouterr().out.splitlines()}
+    assert "context students r64" not in rows and "student LoRA r64" in rows
 
 
 def _dataset(path: Path, n: int = 8) -> Path:
