@@ -27,7 +27,7 @@ from interp import InterpError
 from interp.loop.config import cli_main, parse_config
 from interp.loop.evaluation import EvalSettings
 from interp.loop.training import LORA_TARGETS
-from interp.study.experiment import EVAL_ROWS, EVAL_TOKENS, TEACHER_ROWS
+from interp.study.experiment import EVAL_ROWS, EVAL_TOKENS, TEACHER_ROWS, study_plan
 from interp.study.jobs import TEACHER_SAMPLING
 from interp.study.plan import (
     ANSWER_TOKENS,
@@ -236,3 +236,18 @@ def test_every_study_prints_its_plan_and_stops_when_it_does_not_fit(
 def test_plan_constants_follow_the_sampling_settings() -> None:
     assert TEACHER_ROWS == TEACHER_SAMPLING["batch_size"] and EVAL_TOKENS == EvalSettings("x").max_new_tokens
     assert EVAL_ROWS == EvalSettings("x").batch_size and ANSWER_TOKENS == TEACHER_SAMPLING["max_new_tokens"]
+
+
+def test_an_evaluation_without_samples_is_priced_as_one_pass_per_question(tiny_model_dir: Path) -> None:
+    """--samples-per-question 0 (the P(trait) readout alone) is a plan, not a division by zero, and costs
+    less than sampling."""
+    def evaluation(samples: int):
+        cfg = parse_config(
+            rank_sweep.RankSweepConfig,
+            ["--model", str(tiny_model_dir), "--samples-per-question", str(samples), "--n-questions", "7"],
+        )
+        plan = study_plan(cfg, "rank_sweep")
+        return next(s for s in plan.stages if s.name == "evaluation")
+
+    none, some = evaluation(0), evaluation(5)
+    assert 0 < none.flops < some.flops

@@ -225,7 +225,10 @@ def numbers_shape(cfg: StudyConfig) -> SampleShape:
 
 
 def evaluation_shape(cfg: StudyConfig) -> SampleShape:
-    """One trait evaluation: every question's samples."""
+    """One trait evaluation: every question's samples (none sampled: one forward pass per question, the
+    P(trait) readout alone)."""
+    if cfg.samples_per_question == 0:
+        return SampleShape(cfg.dtype, cfg.n_questions, cfg.n_questions, QUESTION_TOKENS, 1, cfg.n_questions)
     answers = cfg.n_questions * cfg.samples_per_question
     rows = min(EVAL_ROWS, answers)
     return SampleShape(
