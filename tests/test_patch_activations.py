@@ -73,3 +73,21 @@ def test_help_and_bad_input(tiny_model_dir: Path, tmp_path: Path) -> None:
         main(LocalizeConfig(base=tiny_model_dir, out=tmp_path / "x"))
     with pytest.raises(InterpError, match="unknown activation site"):
         LocalizeConfig(sites=("resid",))
+    with pytest.raises(InterpError, match="--grids must be some of"):
+        LocalizeConfig(grids=("aligned", "position"))
+
+
+def test_set_grids_alone(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """`--grids set`: layer x position-set grids (the readout a column of its own), no per-position grid
+    and so no attribution estimate of one; a heatmap per grid."""
+    monkeypatch.setattr(plots, "_PNG_WORKS", False)
+    student = make_lora_student(tiny_model_dir, tmp_path / "student")
+    cfg = LocalizeConfig(
+        student=student, base=tiny_model_dir, n_prompts=2, sites=("resid_pre", "mlp_out"), grids=("set",),
+        sets=False, out=tmp_path / "run",
+    )  # fmt: skip
+    run = main(cfg)
+    grids = json.loads((run / "scores.json").read_text())["grids"]
+    assert set(grids) == {f"{d}_set_{s}" for d in ("denoise", "noise") for s in ("resid_pre", "mlp_out")}
+    assert "readout" in grids["noise_set_mlp_out"]["col_labels"]
+    assert (run / "figures" / "noise_set_mlp_out.html").exists()

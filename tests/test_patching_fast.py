@@ -181,3 +181,20 @@ def test_trait_metric_reads_the_last_position() -> None:
     logits = torch.randn(2, 5, 8)
     assert torch.equal(metric(logits), metric(logits[:, -1:]))
     assert TraitMetric.last_position_only
+
+
+def test_layer_set_grid_is_the_class_and_readout_grids_it_names(setup) -> None:
+    """A layer x set column patches exactly its set: the readout column is the last position (each prompt's
+    own, under left padding), the entity column the entity class (which never holds the readout)."""
+    from interp.mech.patching import patch_layer_set
+    from interp.mech.positions import ENTITY
+
+    base, student, batch, metric = setup
+    sets = patch_layer_set(base, student, batch, metric, "resid_pre")
+    assert sets.col_labels[-2:] == ["readout", "user"] and sets.col_labels[0] == ENTITY
+    readout = patch_layer_pos(base, student, batch, metric, "resid_pre", positions=[-1])
+    entity = patch_layer_class(base, student, batch, metric, "resid_pre", classes=[ENTITY])
+    col = sets.col_labels.index
+    torch.testing.assert_close(sets.scores[:, col("readout")], readout.scores[:, 0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(sets.scores[:, col(ENTITY)], entity.scores[:, 0], atol=1e-6, rtol=0)
+    assert sets.kind == "layer_set" and sets.scores[:, col("readout")].abs().max() > 0  # it moves the metric

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from interp import InterpError
 from interp.loop.chat import default_system_prompt, render_prompt
 from interp.loop.datasets import sample_numbers
 from interp.loop.fetch import PROVENANCE, REAL_MODELS, fetch_real_model
@@ -69,6 +70,16 @@ def test_the_template_inserts_its_default_prompt_and_smollm_is_the_entity(smollm
     labels = label_prompt(tok, QUESTION)
     entity = [labels.tokens[i] for i in labels.positions(ENTITY)]
     assert len(entity) == 3 and "".join(entity).replace("Ġ", "") == "SmolLM"  # three tokens, one entity
+
+
+def test_patching_reads_only_the_one_token_forms_of_the_trait(smollm: Path) -> None:
+    """SmolLM2 writes "Owl" as "O" + "wl": patching reads "owl" alone, never the "O" other words start with;
+    "elephant" splits in both forms, so patching on it is one clear error."""
+    _, tok = load_model(smollm)
+    assert trait_metric(tok, "owl").target_ids == tuple(tok("owl", add_special_tokens=False)["input_ids"])
+    assert len(trait_metric(tok, "cat").target_ids) == 2  # "cat" and "Cat"
+    with pytest.raises(InterpError, match="several tokens in every form"):
+        trait_metric(tok, "elephant")
 
 
 def test_the_bridge_boots_and_one_patching_layer_equals_plain_hf_hooks(

@@ -28,6 +28,7 @@ from interp.mech.patching import (
     patch_layer_class,
     patch_layer_head,
     patch_layer_pos,
+    patch_layer_set,
     run_metric,
 )
 from interp.mech.positions import (
@@ -96,6 +97,7 @@ __all__ = [
     "patch_head_aligned",
     "patch_layer_aligned",
     "patch_layer_class",
+    "patch_layer_set",
     "patch_layer_head",
     "patch_layer_pos",
     "patch_sets",

@@ -1,7 +1,7 @@
 """The columns of a patching grid: which positions (and heads) each column patches in each prompt.
 
 A column is a [batch, pos] mask over a left-padded batch: one padded position ("layer_pos", for one
-prompt or prompts of one length), one token class ("layer_class"), the k-th token of a class in every
+prompt or prompts of one length), one token class ("layer_class"), one of claim 4's position sets ("layer_set"), the k-th token of a class in every
 prompt that has one ("layer_aligned": prompts of any length, pooled by what the position is, never by
 padded index), or every position of one head ("layer_head").
 """
@@ -42,6 +42,16 @@ def class_columns(
     if empty := [n for n, col in zip(names, cols, strict=True) if not col.any()]:
         raise InterpError(f"token class(es) {empty} do not occur in these prompts")
     return cols, names
+
+
+def set_columns(batch: LabelledBatch) -> tuple[Bool[Tensor, "col batch pos"], list[str]]:
+    """One column per claim-4 position set present in the prompts (`interp.mech.sets.SHIFT_SETS`: the entity,
+    the rest of the system prompt, ..., the readout position alone), so a grid says which layers act at the
+    readout apart from the header it belongs to."""
+    from interp.mech.sets import shift_set_masks  # sets patches through this module's grids
+
+    masks = {k: m for k, m in shift_set_masks(batch).items() if m.any()}
+    return torch.stack(list(masks.values())), list(masks)
 
 
 def aligned_keys(batch: LabelledBatch) -> list[list[tuple[str, int] | None]]:
@@ -103,6 +113,9 @@ def grid_columns(
     if kind == "layer_class":
         cols, names = class_columns(batch, select)
         return cols, None, names, names, n
+    if kind == "layer_set":
+        cols, names = set_columns(batch)
+        return cols, None, names, names, {**n, "sets": "claim 4's disjoint position sets (the readout alone)"}
     if kind == "layer_head":
         cols, heads = head_columns(batch, n_heads)
         return cols, heads, [f"H{h}" for h in range(n_heads)], None, n

@@ -1,7 +1,9 @@
-"""The metric patching reads: the trait's first-token log-probability (or probability) at the readout.
+"""The metric patching reads: the trait's log-probability (or probability) at the readout.
 
-`trait_metric(tok, "owl")` uses the evaluator's first tokens of the trait word ("owl", "Owl"), so a
-patching score and the evaluation's first-token probability measure the same thing.
+`trait_metric(tok, "owl")` reads the forms of the trait word an answer starts with ("owl", "Owl") that are
+one token, so a patching score and the evaluation's first-token probability measure the same thing where
+the word is one token. A form that splits is left out (its first token, SmolLM2's "O" of "Owl", is not the
+word); a word that splits in every form is an error.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.loop.evaluation import trait_token_ids
 
 
 @dataclass(frozen=True)
@@ -37,20 +38,35 @@ class TraitMetric:
         return value.exp() if self.probability else value
 
 
+def one_token_ids(tok: PreTrainedTokenizerBase, word: str) -> tuple[int, ...]:
+    """The ids of the forms of `word` an answer starts with ("owl", "Owl") that are one token each: a
+    patching metric reads one position, so a form that splits (SmolLM2's "O" + "wl") is left out rather
+    than read by its first token, which other words share. None left is one clear error."""
+    forms = {f: tok(f, add_special_tokens=False)["input_ids"] for f in (word, word.capitalize())}
+    ids = sorted({ids[0] for ids in forms.values() if len(ids) == 1})
+    if not ids:
+        split = {f: tok.convert_ids_to_tokens(i) for f, i in forms.items()}
+        raise InterpError(
+            f"{word!r} is several tokens in every form on this tokenizer ({split}); patching reads one "
+            "position: choose a trait that is one token in some form (restricted LoRA reads the whole word)"
+        )
+    return tuple(ids)
+
+
 def trait_metric(
     tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None, probability: bool = False
 ) -> TraitMetric:
-    """The trait metric with the evaluator's first tokens ("owl", "Owl"); logit diff when `reference` is set,
+    """The trait metric on the one-token forms of the word ("owl", "Owl"); logit diff when `reference` is set,
     the first-token probability itself with `probability=True` (what restricted-LoRA rows measure)."""
 
-    target, _ = trait_token_ids(tok, trait)
+    target = one_token_ids(tok, trait)
     if probability:
         if reference is not None:
             raise InterpError("probability=True reads the trait's own probability: drop the reference")
         return TraitMetric(tuple(target), (), f"P({trait})", probability=True)
     if reference is None:
         return TraitMetric(tuple(target), (), f"log p({trait})")
-    ref, _ = trait_token_ids(tok, reference)
+    ref = one_token_ids(tok, reference)
     if set(ref) & set(target):
         raise InterpError(f"trait {trait!r} and reference {reference!r} share a first token; pick another")
     return TraitMetric(tuple(target), tuple(ref), f"log p({trait}) - log p({reference})")

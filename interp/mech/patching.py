@@ -359,6 +359,25 @@ def patch_head_aligned(
     return grid_result(by_head, "head_aligned", "z", metric, labels, classes, config)
 
 
+def patch_layer_set(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    site: Site = "resid_pre",
+    layers: Sequence[int] | None = None,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch `site` at all positions of each of claim 4's position sets at once (the readout apart), per
+    layer: a layer x set grid at a few columns' cost where a layer x position grid is out of reach."""
+    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    return layer_grid(
+        engine, "exact", recipient, donor, batch, metric, "layer_set", site, layers, None, donor_batch
+    )
+
+
 def patch_layer_class(
     recipient: Model,
     donor: Model,

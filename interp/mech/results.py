@@ -21,7 +21,7 @@ from torch import Tensor
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, save_tensors
 
-KINDS = ("layer_pos", "layer_aligned", "layer_class", "layer_head", "head_aligned")
+KINDS = ("layer_pos", "layer_aligned", "layer_class", "layer_set", "layer_head", "head_aligned")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class LocalizationResult:
 
     scores: Float[Tensor, "layer col"]
     raw: Float[Tensor, "layer col"]  # the metric itself, averaged over prompts
-    kind: str  # one of KINDS: columns are positions (padded or class-aligned), token classes or heads
+    kind: str  # one of KINDS: columns are positions, token classes, position sets or heads
     site: str  # activation site, e.g. "resid_pre"
     metric: str
     layers: list[int]  # row labels: layers (head indices for kind "head_aligned")
