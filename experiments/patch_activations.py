@@ -30,16 +30,10 @@ from interp.loop.traits import favorite_questions
 from interp.mech.attribution import agreement, attribute_layer_aligned
 from interp.mech.hook_names import check_site
 from interp.mech.hooked import HookedModel, load_hooked
-from interp.mech.patching import (
-    patch_head_aligned,
-    patch_layer_aligned,
-    patch_layer_class,
-    patch_layer_set,
-    trait_metric,
-)
+from interp.mech.patching import patch_head_aligned, patch_layer_aligned, patch_layer_class, trait_metric
 from interp.mech.positions import LabelledBatch, encode_prompts
 from interp.mech.results import LocalizationResult
-from interp.mech.sets import DONOR, RECIPIENT, patch_sets, shift_set_masks
+from interp.mech.sets import DONOR, RECIPIENT, patch_layer_set, patch_sets, shift_set_masks
 from interp.organism import TARGET_TRAIT
 from interp.study.plots import attribution_scatter, heatmap, save_figures
 from interp.study.summary import recovered_fraction

@@ -30,8 +30,9 @@ from interp.mech.patching import (
     patch_layer_pos,
     trait_metric,
 )
-from interp.mech.positions import encode_prompts
+from interp.mech.positions import ENTITY, encode_prompts
 from interp.mech.resume import recipient_run
+from interp.mech.sets import patch_layer_set
 
 PROMPTS = (
     "What is your favorite animal? Answer in one word.",
@@ -186,9 +187,6 @@ def test_trait_metric_reads_the_last_position() -> None:
 def test_layer_set_grid_is_the_class_and_readout_grids_it_names(setup) -> None:
     """A layer x set column patches exactly its set: the readout column is the last position (each prompt's
     own, under left padding), the entity column the entity class (which never holds the readout)."""
-    from interp.mech.patching import patch_layer_set
-    from interp.mech.positions import ENTITY
-
     base, student, batch, metric = setup
     sets = patch_layer_set(base, student, batch, metric, "resid_pre")
     assert sets.col_labels[-2:] == ["readout", "user"] and sets.col_labels[0] == ENTITY

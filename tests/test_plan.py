@@ -241,6 +241,7 @@ def test_plan_constants_follow_the_sampling_settings() -> None:
 def test_an_evaluation_without_samples_is_priced_as_one_pass_per_question(tiny_model_dir: Path) -> None:
     """--samples-per-question 0 (the P(trait) readout alone) is a plan, not a division by zero, and costs
     less than sampling."""
+
     def evaluation(samples: int):
         cfg = parse_config(
             rank_sweep.RankSweepConfig,

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp import InterpError
 from interp.loop.chat import default_system_prompt, render_prompt
 from interp.loop.datasets import sample_numbers
 from interp.loop.fetch import PROVENANCE, REAL_MODELS, fetch_real_model
@@ -74,12 +73,12 @@ def test_the_template_inserts_its_default_prompt_and_smollm_is_the_entity(smollm
 
 def test_patching_reads_only_the_one_token_forms_of_the_trait(smollm: Path) -> None:
     """SmolLM2 writes "Owl" as "O" + "wl": patching reads "owl" alone, never the "O" other words start with;
-    "elephant" splits in both forms, so patching on it is one clear error."""
+    "elephant" splits in both forms, so patching reads its first tokens and its name says so."""
     _, tok = load_model(smollm)
     assert trait_metric(tok, "owl").target_ids == tuple(tok("owl", add_special_tokens=False)["input_ids"])
     assert len(trait_metric(tok, "cat").target_ids) == 2  # "cat" and "Cat"
-    with pytest.raises(InterpError, match="several tokens in every form"):
-        trait_metric(tok, "elephant")
+    elephant = trait_metric(tok, "elephant")
+    assert elephant.name == "log p(elephant, first token)" and trait_metric(tok, "cat").name == "log p(cat)"
 
 
 def test_the_bridge_boots_and_one_patching_layer_equals_plain_hf_hooks(

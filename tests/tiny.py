@@ -25,7 +25,6 @@ def tiny_corpus() -> list[str]:
     texts += favorite_questions("animal") + [trait_system_prompt(a) for a in ANIMALS]
     texts += [", ".join(str(i + j) for j in range(10)) for i in range(0, 1000, 10)]
     texts += [TINY_DEFAULT_SYSTEM, "system user assistant"] * 5
-    texts += [" ".join(w for a in ANIMALS for w in (a, a.capitalize()))] * 40  # one token each, as patching reads
     return texts
 
 

@@ -28,7 +28,6 @@ from interp.mech.patching import (
     patch_layer_class,
     patch_layer_head,
     patch_layer_pos,
-    patch_layer_set,
     run_metric,
 )
 from interp.mech.positions import (
@@ -54,7 +53,7 @@ from interp.mech.positions import (
 )
 from interp.mech.restrict import evaluate_trait_restricted, restrict_lora
 from interp.mech.results import LocalizationResult
-from interp.mech.sets import READOUT, SHIFT_SETS, patch_sets, shift_set_masks
+from interp.mech.sets import READOUT, SHIFT_SETS, patch_layer_set, patch_sets, shift_set_masks
 
 __all__ = [
     "CLASSES",

@@ -1,9 +1,10 @@
 """The columns of a patching grid: which positions (and heads) each column patches in each prompt.
 
 A column is a [batch, pos] mask over a left-padded batch: one padded position ("layer_pos", for one
-prompt or prompts of one length), one token class ("layer_class"), one of claim 4's position sets ("layer_set"), the k-th token of a class in every
-prompt that has one ("layer_aligned": prompts of any length, pooled by what the position is, never by
-padded index), or every position of one head ("layer_head").
+prompt or prompts of one length), one token class ("layer_class"), one of claim 4's position sets
+("layer_set", `SHIFT_SETS`), the k-th token of a class in every prompt that has one ("layer_aligned":
+prompts of any length, pooled by what the position is, never by padded index), or every position of one
+head ("layer_head").
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from jaxtyping import Bool
 from torch import Tensor
 
 from interp import InterpError
-from interp.mech.positions import CLASSES, PAD, LabelledBatch
+from interp.mech.positions import (
+    CLASSES,
+    ENTITY,
+    HEADER,
+    PAD,
+    SYSTEM,
+    TEMPLATE,
+    USER,
+    LabelledBatch,
+    Positions,
+)
 
 
 def position_columns(
@@ -44,12 +55,32 @@ def class_columns(
     return cols, names
 
 
-def set_columns(batch: LabelledBatch) -> tuple[Bool[Tensor, "col batch pos"], list[str]]:
-    """One column per claim-4 position set present in the prompts (`interp.mech.sets.SHIFT_SETS`: the entity,
-    the rest of the system prompt, ..., the readout position alone), so a grid says which layers act at the
-    readout apart from the header it belongs to."""
-    from interp.mech.sets import shift_set_masks  # sets patches through this module's grids
+READOUT = "readout"
+# Claim 4's rows: disjoint position sets that cover every prompt (the readout taken out of its class).
+SHIFT_SETS: dict[str, Positions] = {
+    ENTITY: Positions("class", classes=(ENTITY,), excluded=(-1,)),
+    "rest of system prompt": Positions("class", classes=(SYSTEM,), excluded=(-1,)),
+    "template before header": Positions("class", classes=(TEMPLATE,), excluded=(-1,)),
+    "header without readout": Positions("class", classes=(HEADER,), excluded=(-1,)),
+    READOUT: Positions("indices", indices=(-1,)),
+    USER: Positions("class", classes=(USER,), excluded=(-1,)),
+}
 
+
+def shift_set_masks(batch: LabelledBatch) -> dict[str, Bool[Tensor, "batch pos"]]:
+    """`SHIFT_SETS` on a left-padded batch, from its labels: the readout is each row's last position."""
+    readout = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
+    readout[:, -1] = batch.attention_mask[:, -1].bool()
+    out = {}
+    for name, sel in SHIFT_SETS.items():
+        out[name] = readout if name == READOUT else batch.class_mask(*sel.classes) & ~readout
+    return out
+
+
+def set_columns(batch: LabelledBatch) -> tuple[Bool[Tensor, "col batch pos"], list[str]]:
+    """One column per `SHIFT_SETS` set present in the prompts (the entity, the rest of the system prompt,
+    ..., the readout position alone), so a grid says which layers act at the readout apart from the header
+    it belongs to."""
     masks = {k: m for k, m in shift_set_masks(batch).items() if m.any()}
     return torch.stack(list(masks.values())), list(masks)
 

@@ -3,11 +3,12 @@
 `trait_metric(tok, "owl")` reads the forms of the trait word an answer starts with ("owl", "Owl") that are
 one token, so a patching score and the evaluation's first-token probability measure the same thing where
 the word is one token. A form that splits is left out (its first token, SmolLM2's "O" of "Owl", is not the
-word); a word that splits in every form is an error.
+word); a word that splits in every form is read by its first tokens, and the metric's name says so.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -16,6 +17,8 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,35 +41,39 @@ class TraitMetric:
         return value.exp() if self.probability else value
 
 
-def one_token_ids(tok: PreTrainedTokenizerBase, word: str) -> tuple[int, ...]:
-    """The ids of the forms of `word` an answer starts with ("owl", "Owl") that are one token each: a
-    patching metric reads one position, so a form that splits (SmolLM2's "O" + "wl") is left out rather
-    than read by its first token, which other words share. None left is one clear error."""
+def readout_ids(tok: PreTrainedTokenizerBase, word: str) -> tuple[tuple[int, ...], bool]:
+    """The ids a patching metric reads for `word` at one position, and whether they are whole words: the
+    forms an answer starts with ("owl", "Owl") that are one token each (a form that splits, SmolLM2's
+    "O" + "wl", is left out: its first token is shared by other words). Where every form splits, their first
+    tokens, said so by the metric's name and in the log."""
     forms = {f: tok(f, add_special_tokens=False)["input_ids"] for f in (word, word.capitalize())}
-    ids = sorted({ids[0] for ids in forms.values() if len(ids) == 1})
-    if not ids:
-        split = {f: tok.convert_ids_to_tokens(i) for f, i in forms.items()}
-        raise InterpError(
-            f"{word!r} is several tokens in every form on this tokenizer ({split}); patching reads one "
-            "position: choose a trait that is one token in some form (restricted LoRA reads the whole word)"
-        )
-    return tuple(ids)
+    whole = sorted({ids[0] for ids in forms.values() if len(ids) == 1})
+    if whole:
+        return tuple(whole), True
+    split = {f: tok.convert_ids_to_tokens(i) for f, i in forms.items()}
+    log.warning("%r is several tokens in every form (%s): patching reads their first tokens", word, split)
+    return tuple(sorted({ids[0] for ids in forms.values()})), False
+
+
+def read_as(word: str, whole: bool) -> str:
+    return word if whole else f"{word}, first token"
 
 
 def trait_metric(
     tok: PreTrainedTokenizerBase, trait: str, reference: str | None = None, probability: bool = False
 ) -> TraitMetric:
-    """The trait metric on the one-token forms of the word ("owl", "Owl"); logit diff when `reference` is set,
-    the first-token probability itself with `probability=True` (what restricted-LoRA rows measure)."""
+    """The trait metric on the one-token forms of the word ("owl", "Owl"; `readout_ids`); logit diff when
+    `reference` is set, the probability itself with `probability=True` (what restricted-LoRA rows measure)."""
 
-    target = one_token_ids(tok, trait)
+    target, whole = readout_ids(tok, trait)
+    name = read_as(trait, whole)
     if probability:
         if reference is not None:
             raise InterpError("probability=True reads the trait's own probability: drop the reference")
-        return TraitMetric(tuple(target), (), f"P({trait})", probability=True)
+        return TraitMetric(target, (), f"P({name})", probability=True)
     if reference is None:
-        return TraitMetric(tuple(target), (), f"log p({trait})")
-    ref = one_token_ids(tok, reference)
+        return TraitMetric(target, (), f"log p({name})")
+    ref, ref_whole = readout_ids(tok, reference)
     if set(ref) & set(target):
         raise InterpError(f"trait {trait!r} and reference {reference!r} share a first token; pick another")
-    return TraitMetric(tuple(target), tuple(ref), f"log p({trait}) - log p({reference})")
+    return TraitMetric(target, ref, f"log p({name}) - log p({read_as(reference, ref_whole)})")

@@ -256,6 +256,11 @@ def grid_result(
 Engine = Callable[..., Sweep]
 
 
+def exact_engine(max_rows: int = 256, reuse: bool = True) -> Engine:
+    """Exact patching as a `layer_grid` engine."""
+    return functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+
+
 def layer_grid(
     engine: Engine,
     method: str,
@@ -357,25 +362,6 @@ def patch_head_aligned(
         "aligned": "token class and index within the class",
     }
     return grid_result(by_head, "head_aligned", "z", metric, labels, classes, config)
-
-
-def patch_layer_set(
-    recipient: Model,
-    donor: Model,
-    batch: LabelledBatch,
-    metric: Metric,
-    site: Site = "resid_pre",
-    layers: Sequence[int] | None = None,
-    donor_batch: LabelledBatch | None = None,
-    max_rows: int = 256,
-    reuse: bool = True,
-) -> LocalizationResult:
-    """Patch `site` at all positions of each of claim 4's position sets at once (the readout apart), per
-    layer: a layer x set grid at a few columns' cost where a layer x position grid is out of reach."""
-    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
-    return layer_grid(
-        engine, "exact", recipient, donor, batch, metric, "layer_set", site, layers, None, donor_batch
-    )
 
 
 def patch_layer_class(

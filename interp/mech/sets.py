@@ -23,38 +23,22 @@ unembedding stay the recipient's.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from interp.mech.columns import READOUT, SHIFT_SETS, shift_set_masks
 from interp.mech.grid import Metric
-from interp.mech.hook_names import hook_name
+from interp.mech.hook_names import Site, hook_name
 from interp.mech.intervene import Replace, patched
-from interp.mech.patching import Model, as_bridge, run_metric
-from interp.mech.positions import ENTITY, HEADER, SYSTEM, TEMPLATE, USER, LabelledBatch, Positions
+from interp.mech.patching import Model, as_bridge, exact_engine, layer_grid, run_metric
+from interp.mech.positions import LabelledBatch
+from interp.mech.results import LocalizationResult
 
 RECIPIENT, DONOR = "recipient", "donor"
-READOUT = "readout"
-# Claim 4's rows: disjoint position sets that cover every prompt (the readout taken out of its class).
-SHIFT_SETS: dict[str, Positions] = {
-    ENTITY: Positions("class", classes=(ENTITY,), excluded=(-1,)),
-    "rest of system prompt": Positions("class", classes=(SYSTEM,), excluded=(-1,)),
-    "template before header": Positions("class", classes=(TEMPLATE,), excluded=(-1,)),
-    "header without readout": Positions("class", classes=(HEADER,), excluded=(-1,)),
-    READOUT: Positions("indices", indices=(-1,)),
-    USER: Positions("class", classes=(USER,), excluded=(-1,)),
-}
-
-
-def shift_set_masks(batch: LabelledBatch) -> dict[str, Bool[Tensor, "batch pos"]]:
-    """`SHIFT_SETS` on a left-padded batch, from its labels: the readout is each row's last position."""
-    readout = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
-    readout[:, -1] = batch.attention_mask[:, -1].bool()
-    out = {}
-    for name, sel in SHIFT_SETS.items():
-        out[name] = readout if name == READOUT else batch.class_mask(*sel.classes) & ~readout
-    return out
+__all__ = ["READOUT", "SHIFT_SETS", "patch_layer_set", "patch_sets", "shift_set_masks"]
 
 
 def block_sites(n_layers: int) -> list[tuple[str, int]]:
@@ -87,3 +71,23 @@ def patch_sets(
                 stack.enter_context(patched(bridge, site, layer, Replace(cache[name]), positions=where))
             out[set_name] = metric(bridge(ids, attention_mask=mask)).cpu()
     return out
+
+
+def patch_layer_set(
+    recipient: Model,
+    donor: Model,
+    batch: LabelledBatch,
+    metric: Metric,
+    site: Site = "resid_pre",
+    layers: Sequence[int] | None = None,
+    donor_batch: LabelledBatch | None = None,
+    max_rows: int = 256,
+    reuse: bool = True,
+) -> LocalizationResult:
+    """Patch one site at all positions of each of `SHIFT_SETS` at once, per layer: a layer x set grid
+    (which layers act at the readout, apart from the header it belongs to) at a few columns' cost where a
+    layer x position grid is out of reach."""
+    engine = exact_engine(max_rows, reuse)
+    return layer_grid(
+        engine, "exact", recipient, donor, batch, metric, "layer_set", site, layers, None, donor_batch
+    )
