@@ -24,12 +24,15 @@ from interp.loop import validate
 from interp.loop.chat import DEFAULT, default_system_prompt
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval
-from interp.loop.models import load_student
+from interp.loop.models import load_student, model_label
 from interp.loop.stats import bootstrap_diff_ci
 from interp.mech.positions import all_positions, detect_entity, no_positions
 from interp.mech.restrict import evaluate_trait_restricted
 from interp.mech.sets import SHIFT_SETS
-from interp.study.experiment import StudyConfig, check_inputs, run_study
+from interp.study.experiment import StudyConfig, check_inputs, evaluation_shape, run_study
+from interp.study.plan import sampling_stage
+from interp.study.plan_check import Plan, detect_device
+from interp.study.shapes import read_model_shape
 from interp.study.summary import recovered_fraction
 
 
@@ -158,15 +161,27 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
     }
 
 
+def localization_plan(cfg: LocalizationConfig) -> Plan:
+    """Its evaluations only (the student is trained): the student whole and with no adapter, and every
+    restriction (the layer rows counted at one carrier, as the run evaluates them)."""
+    shape = read_model_shape(cfg.model_dir)
+    device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    n = 2 + len(restrictions(cfg, shape.n_layers))
+    stage = sampling_stage("restricted evaluations", shape, evaluation_shape(cfg), device.kind, n)
+    return Plan(
+        f"localization on {model_label(cfg.model)}", shape, device, (stage,),
+        f"{cfg.n_questions} questions x {cfg.samples_per_question} samples per evaluation",
+    )  # fmt: skip
+
+
 def main(cfg: LocalizationConfig) -> Path:
     from interp.study.plots import localization_figure
 
     check_inputs(cfg)
     if not cfg.plan:  # a plan reads the base's config.json only
         validate.student(cfg.student, lora_only=True)
-    return run_study(
-        cfg, "localization", run, lambda summary, trait: localization_figure(summary["localization"], trait)
-    )
+    figure = lambda summary, trait: localization_figure(summary["localization"], trait)  # noqa: E731
+    return run_study(cfg, "localization", run, figure, plan=localization_plan(cfg))
 
 
 if __name__ == "__main__":

@@ -226,7 +226,8 @@ def test_every_study_prints_its_plan_and_stops_when_it_does_not_fit(
     argv = argv if "student" in {f.name for f in fields(cls)} else argv[:-2]
     module.main(parse_config(cls, argv + ["--plan"]))
     out = capsys.readouterr().out
-    assert "teacher numbers" in out and "evaluation" in out and not (tmp_path / "o").exists()
+    trains = module is not restrict_adapter  # it evaluates a trained student: no teacher to price
+    assert ("teacher numbers" in out) == trains and "evaluation" in out and not (tmp_path / "o").exists()
     if "student" in {f.name for f in fields(cls)}:
         return  # a real run checks its --student first (a fake one here); the plan gate is checked above
     with pytest.raises(InterpError, match="the plan does not fit"):
@@ -252,3 +253,15 @@ def test_an_evaluation_without_samples_is_priced_as_one_pass_per_question(tiny_m
 
     none, some = evaluation(0), evaluation(5)
     assert 0 < none.flops < some.flops
+
+
+def test_the_localization_plan_counts_every_restricted_evaluation(tiny_model_dir: Path) -> None:
+    """restrict_adapter's plan is its evaluations: the student whole, with no adapter, and one per
+    restriction (per layer or per band), and nothing it does not run."""
+    argv = ["--model", str(tiny_model_dir), "--student", "s", "--samples-per-question", "0"]
+    for bands, layers in ((None, 2), ("1", 1)):
+        cfg = parse_config(
+            restrict_adapter.LocalizationConfig, argv + (["--layer-bands", bands] if bands else [])
+        )
+        (stage,) = restrict_adapter.localization_plan(cfg).stages
+        assert stage.runs == 2 + 2 * 6 + layers + 2  # whole, none; only/except x 6 sets; layers; attn, mlp

@@ -225,10 +225,11 @@ def numbers_shape(cfg: StudyConfig) -> SampleShape:
 
 
 def evaluation_shape(cfg: StudyConfig) -> SampleShape:
-    """One trait evaluation: every question's samples (none sampled: one forward pass per question, the
-    P(trait) readout alone)."""
+    """One trait evaluation: every question's samples. None sampled: the readouts alone, two passes over
+    each question (the first-token probability, and the word's over its spellings)."""
     if cfg.samples_per_question == 0:
-        return SampleShape(cfg.dtype, cfg.n_questions, cfg.n_questions, QUESTION_TOKENS, 1, cfg.n_questions)
+        n = cfg.n_questions
+        return SampleShape(cfg.dtype, n, n, QUESTION_TOKENS, 1, 2 * n)
     answers = cfg.n_questions * cfg.samples_per_question
     rows = min(EVAL_ROWS, answers)
     return SampleShape(
