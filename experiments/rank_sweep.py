@@ -145,7 +145,8 @@ def summarize(cfg: RankSweepConfig, results: dict, dirs: dict | None = None) -> 
         "full_ft": [],
     }
     for spec in trait_specs:
-        matched = results.get((spec.tag, "control")) or control_lora
+        own = results.get((spec.tag, "control"))
+        matched = own or control_lora
         row = {
             **entry(spec, results[(spec.tag, "trait")], matched),
             "students": dirs.get((spec.tag, "trait"), []),
@@ -153,7 +154,9 @@ def summarize(cfg: RankSweepConfig, results: dict, dirs: dict | None = None) -> 
         if spec.mode == "lora":
             out["rank_sweep"].append({"rank": spec.rank, "lr": student_lr(cfg, spec), **row})
         else:
-            out["full_ft"].append({"lr": spec.lr, **row})
+            lora = "/".join(f"r{r}" for r in out["control"]["ranks"])
+            against = "a full-FT control at this lr" if own else f"the LoRA control ({lora})"
+            out["full_ft"].append({"lr": spec.lr, "control": against, **row})
     return out
 
 

@@ -59,3 +59,37 @@ def test_context_matrix_trains_under_the_chosen_systems_only():
     assert list(train_map(ContextMatrixConfig(), systems(cfg))) == list(systems(cfg))
     with pytest.raises(InterpError):
         train_map(ContextMatrixConfig(train_systems=("defualt",)), systems(cfg))
+
+
+def _job(mention: float, p: float) -> dict:
+    """A student job's result as the sweep stores it: per-question evaluations under both prompts."""
+    ev = {"per_question_mention": [mention] * 4, "per_question_p": [p] * 4, "per_question_p_trait": [p] * 4}
+    return {"evals": {"default": ev, "none": ev}, "final_loss": 1.0}
+
+
+@pytest.mark.parametrize("full_controls", [True, False])
+def test_a_full_ft_row_is_read_against_the_control_it_names(tiny_model_dir, full_controls):
+    """With its own control a full-FT lift is measured against it (run 5: SmolLM2's full-FT control sits
+    3x above the LoRA one in P(trait), which had made run 2's full-FT lift look large); without, against
+    the LoRA control, and the row says which."""
+    from experiments.rank_sweep import summarize
+
+    cfg = _cfg(
+        tiny_model_dir, ranks=(16,), full_lrs=(3e-4,), control_ranks=(16,), full_controls=full_controls
+    )
+    trait, control = specs(cfg)
+    jobs = {(s.tag, "trait"): [_job(0.3, 0.3)] for s in trait}
+    jobs |= {(s.tag, "control"): [_job(0.2 if s.mode == "full" else 0.1, 0.1)] for s in control}
+    (row,) = summarize(cfg, jobs)["full_ft"]
+    assert row["control"] == ("a full-FT control at this lr" if full_controls else "the LoRA control (r16)")
+    assert math.isclose(row["mention_diff"], 0.1 if full_controls else 0.2)
+
+
+def test_reproduce_trains_full_ft_controls_on_a_real_model_only(tiny_model_dir):
+    """Left unset, --full-controls is on for a model that is not an embedded organism and off for the
+    organism (whose two controls its report measured equal); said either way, it is kept."""
+    from experiments.reproduce import ReproduceConfig, resolved
+
+    assert resolved(ReproduceConfig(model=str(tiny_model_dir))).full_controls is True
+    assert resolved(ReproduceConfig()).full_controls is False
+    assert resolved(ReproduceConfig(model=str(tiny_model_dir), full_controls=False)).full_controls is False

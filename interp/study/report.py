@@ -102,7 +102,8 @@ def full_ft_blocks(res: dict[str, Any], trait: str) -> list[Block]:
     text = (
         f"Full fine-tuning at {len(rows)} learning rate(s). The loss-matched full-FT student (final loss "
         f"{fmt(matched['final_loss'])} vs the best LoRA student's {fmt(best['final_loss'])}) is lr "
-        f"{matched['lr']:g}, lift {matched['mention_diff']:+.3f} {ci(matched['mention_diff_ci'])}. "
+        f"{matched['lr']:g}, lift {matched['mention_diff']:+.3f} {ci(matched['mention_diff_ci'])} against "
+        f"{matched.get('control', 'the LoRA control')}. "
         f"Learning rates with a significant positive lift: {listed(claim['lrs_with_transfer'])}. "
         f"No transfer under full fine-tuning while LoRA transfers: {verdict(claim)}."
     )
