@@ -2,6 +2,7 @@
 
 python -m experiments.patch_activations --student runs/students/owl-r8 --trait owl
 python -m experiments.patch_activations --student runs/students/owl-r8 --base path/to/base --directions noise
+python -m experiments.patch_activations --student runs/students/owl-r8 --control runs/students/control-r8 --grids set
 
 Both directions by default: denoising (student activations into the base) and noising (base activations
 into the student). Over --n-prompts questions, every grid pools prompts by token class and position within
@@ -54,6 +55,10 @@ class LocalizeConfig:
     base: Path | None = None
     """Base model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory
     (default: organism)."""
+    control: Path | None = None
+    """A control student (trained the same way on the base model's own numbers; a LoRA adapter on --base
+    or a full fine-tuned model) to patch against in place of the base: the grids then place the shift the
+    teacher caused, not what training on numbers does by itself (on SmolLM2-135M most of the shift)."""
     trait: str = TARGET_TRAIT
     """Trait word; the metric is the log-probability of its first token as the answer's first token."""
     reference: str | None = None
@@ -127,6 +132,8 @@ def check_inputs(cfg: LocalizeConfig) -> list[str]:
     if cfg.student is None:
         raise InterpError("--student is required (a LoRA adapter or full fine-tuned model directory)")
     validate.student(cfg.student)
+    if cfg.control is not None:
+        validate.student(cfg.control)
     validate.base_model(cfg.base, "--base")
     validate.trait(cfg.trait, cfg.base, cfg.category)
     if cfg.reference is not None:
@@ -152,10 +159,18 @@ def student_label(cfg: LocalizeConfig) -> str:
 
 
 def load_models(cfg: LocalizeConfig) -> tuple[HookedModel, HookedModel]:
-    """(base, student) bridges."""
+    """(reference, student) bridges: the reference is the base model, or the control student (--control)."""
     base = load_hooked(cfg.base, dtype=cfg.dtype, device=cfg.device)
-    student = load_hooked(cfg.student, base=cfg.base or base.source, dtype=cfg.dtype, device=cfg.device)
+    source = cfg.base or base.source
+    student = load_hooked(cfg.student, base=source, dtype=cfg.dtype, device=cfg.device)
+    if cfg.control is not None:
+        base = load_hooked(cfg.control, base=source, dtype=cfg.dtype, device=cfg.device)
     return base, student
+
+
+def reference_name(cfg: LocalizeConfig) -> str:
+    """What the student is patched against, as titles and scores.json name it."""
+    return "base" if cfg.control is None else "control"
 
 
 def layers_that_matter(result: LocalizationResult, k: int) -> list[int]:
@@ -191,7 +206,7 @@ def direction_grids(
 
 
 def set_fractions(cfg: LocalizeConfig, base: HookedModel, student: HookedModel, batch: LabelledBatch) -> dict:
-    """Recovered fraction of the student's first-token P(trait) (0 = base, 1 = student) with each claim-4
+    """Recovered fraction of the student's first-token P(trait) (0 = base or control, 1 = student) with each claim-4
     position set patched whole, by denoising and by noising, with bootstrap CIs over prompts."""
     metric = trait_metric(base.tok, cfg.trait, probability=True)
     masks = shift_set_masks(batch)
@@ -208,7 +223,8 @@ def set_fractions(cfg: LocalizeConfig, base: HookedModel, student: HookedModel, 
 
 def figure_title(cfg: LocalizeConfig, result: LocalizationResult, direction: str, n_prompts: int) -> str:
     """A title that names the model, the student, the direction, the grid, the metric and the prompts."""
-    arrow = "student → base (denoising)" if direction == "denoise" else "base → student (noising)"
+    ref = reference_name(cfg)
+    arrow = f"student → {ref} (denoising)" if direction == "denoise" else f"{ref} → student (noising)"
     grid = {
         "layer_aligned": "layer × position (aligned by token class)",
         "layer_class": "layer × token class",
@@ -255,6 +271,7 @@ def main(cfg: LocalizeConfig) -> Path:
         summary: dict = {
             "directions": list(cfg.directions),
             "student": student_label(cfg),
+            "reference": reference_name(cfg) if cfg.control is None else f"control {cfg.control}",
             "n_prompts": len(texts),
         }
         summary["attribution_agreement"] = {}

@@ -9,9 +9,14 @@ import pytest
 from tiny import make_lora_student
 
 import interp.study.plots.heatmaps as plots
-from experiments.patch_activations import LocalizeConfig, main
+from experiments.patch_activations import LocalizeConfig, main, user_messages
 from interp import InterpError
+from interp.loop.chat import render_prompt
 from interp.loop.config import build_parser
+from interp.mech.hooked import load_hooked
+from interp.mech.metrics import trait_metric
+from interp.mech.patching import run_metric
+from interp.mech.positions import encode_prompts
 from interp.mech.results import LocalizationResult
 
 
@@ -91,3 +96,26 @@ def test_set_grids_alone(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> N
     assert set(grids) == {f"{d}_set_{s}" for d in ("denoise", "noise") for s in ("resid_pre", "mlp_out")}
     assert "readout" in grids["noise_set_mlp_out"]["col_labels"]
     assert (run / "figures" / "noise_set_mlp_out.html").exists()
+
+
+def test_a_control_student_replaces_the_base(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """--control: the student is patched against the control student, not the base. The reference's
+    P(trait) in scores.json is the control's own (computed here apart), and patching every position
+    recovers the whole control-to-student gap."""
+    monkeypatch.setattr(plots, "_PNG_WORKS", False)
+    student = make_lora_student(tiny_model_dir, tmp_path / "student", seed=1)
+    control = make_lora_student(tiny_model_dir, tmp_path / "control", seed=2)
+    cfg = LocalizeConfig(
+        student=student, base=tiny_model_dir, control=control, trait="owl", n_prompts=2,
+        sites=("resid_pre",), grids=("set",), out=tmp_path / "run",
+    )  # fmt: skip
+    scores = json.loads((main(cfg) / "scores.json").read_text())
+    assert scores["reference"] == f"control {control}"
+    ctl = load_hooked(control, base=tiny_model_dir)
+    batch = encode_prompts(ctl.tok, [render_prompt(ctl.tok, u, cfg.system) for u in user_messages(cfg)])
+    p = run_metric(ctl, batch, trait_metric(ctl.tok, "owl", probability=True)).double().mean()
+    assert abs(scores["sets"]["base"] - float(p)) < 1e-6
+    base = load_hooked(tiny_model_dir)
+    p_base = run_metric(base, batch, trait_metric(base.tok, "owl", probability=True)).double().mean()
+    assert abs(float(p_base) - float(p)) > 1e-4  # the control is not the base: the check above can fail
+    assert abs(scores["sets"]["denoise"]["all positions"]["recovered_fraction"] - 1) < 1e-4
