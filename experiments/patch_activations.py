@@ -233,7 +233,7 @@ def figure_title(cfg: LocalizeConfig, result: LocalizationResult, direction: str
     }.get(result.kind, result.kind)
     what = f"{'attribution estimate' if result.method == 'attribution' else 'patching'} of {result.site}"
     return (
-        f"{model_label(cfg.base)}, student {student_label(cfg)}: {what}, {arrow}<br>"
+        f"{model_label(cfg.base)}, student {student_label(cfg)}:<br>{what}, {arrow}<br>"
         f"<sup>{grid}; metric {result.metric}; mean over N = {n_prompts} prompts</sup>"
     )
 
@@ -244,7 +244,8 @@ def run_figures(cfg: LocalizeConfig, results: dict[str, LocalizationResult], n: 
     for key, result in results.items():
         direction = result.config["direction"]
         if result.method == "exact":
-            figs[key] = heatmap(result, figure_title(cfg, result, direction, n), direction)
+            title = figure_title(cfg, result, direction, n)
+            figs[key] = heatmap(result, title, direction, reference_name(cfg))
     for direction in cfg.directions:
         pairs = [
             (results[f"{direction}_aligned_{s}"], results[f"{direction}_attribution_{s}"], s)

@@ -55,6 +55,16 @@ def test_heatmap_names_its_scale_and_marks_structural_zeros() -> None:
     assert "structural zero" in fig.layout.title.text and fig.layout.title.text.startswith("a title")
     noise = plots.heatmap(_result("layer_aligned"), direction="noise")
     assert "0 = student, 1 = base" in noise.data[0].colorbar.title.text
+    control = plots.heatmap(_result("layer_aligned"), direction="denoise", reference="control")
+    assert "0 = control, 1 = student" in control.data[0].colorbar.title.text
+
+
+def test_long_set_names_wrap_on_the_axis() -> None:
+    """Claim 4's set names ("template before header") wrap, so six columns stay readable at 600 px."""
+    result = _result("layer_class")
+    result.col_labels = ["entity", "template before header", "header without readout", "readout", "user"]
+    ticks = list(plots.heatmap(result).layout.xaxis.ticktext)
+    assert ticks == ["entity", "template<br>before header", "header without<br>readout", "readout", "user"]
 
 
 def test_save_html_and_png_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,10 +34,19 @@ _PNG_WORKS: bool | None = None  # whether kaleido could render here (tried once 
 VISIBLE = {"Ġ": "␣", " ": "␣", "Ċ": "↵", "\n": "↵", "ĉ": "⇥", "\t": "⇥"}
 STRUCTURAL = "≡"
 SCALES = {
-    "denoise": "0 = base, 1 = student",
-    "noise": "0 = student, 1 = base",
+    "denoise": "0 = {ref}, 1 = student",
+    "noise": "0 = student, 1 = {ref}",
     None: "0 = recipient, 1 = donor",
 }
+
+
+def _wrapped(label: str, width: int = 12) -> str:
+    """A long column label broken at the space nearest its middle ("template before<br>header")."""
+    spaces = [i for i, c in enumerate(label) if c == " "]
+    if len(label) <= width or not spaces:
+        return label
+    cut = min(spaces, key=lambda i: abs(i - len(label) / 2))
+    return f"{label[:cut]}<br>{label[cut + 1 :]}"
 
 
 def visible(token: str) -> str:
@@ -138,13 +147,19 @@ def _hover(result: LocalizationResult, ticks: list[str], rows: list[str]) -> lis
     return out
 
 
-def heatmap(result: LocalizationResult, title: str | None = None, direction: str | None = None) -> go.Figure:
+def heatmap(
+    result: LocalizationResult,
+    title: str | None = None,
+    direction: str | None = None,
+    reference: str = "base",
+) -> go.Figure:
     """A row x column heatmap of normalised scores, diverging around 0. The colour bar names the metric and
-    its scale (`direction` "denoise": 0 = base, 1 = student; "noise": 0 = student, 1 = base); tokens show
-    their whitespace; a multi-token entity is bracketed; "≡" marks structural zeros."""
+    its scale (`direction` "denoise": 0 = `reference` (the base, or a control student), 1 = student;
+    "noise": 0 = student, 1 = `reference`); tokens show their whitespace; a multi-token entity is
+    bracketed; long class and set names wrap; "≡" marks structural zeros."""
     x = list(range(len(result.col_labels)))
     positional = result.kind in ("layer_pos", "layer_aligned", "head_aligned")
-    ticks = [_tick(t, i) for i, t in enumerate(result.col_labels)] if positional else list(result.col_labels)
+    ticks = [_tick(t, i) if positional else _wrapped(t) for i, t in enumerate(result.col_labels)]
     rows = [f"H{r}" if result.kind == "head_aligned" else f"L{r}" for r in result.layers]
     fig = go.Figure(
         go.Heatmap(
@@ -159,7 +174,7 @@ def heatmap(result: LocalizationResult, title: str | None = None, direction: str
             zmid=0.0,
             colorbar={
                 "title": {
-                    "text": f"{result.metric}<br>{SCALES.get(direction, SCALES[None])}",
+                    "text": f"{result.metric}<br>{SCALES.get(direction, SCALES[None]).format(ref=reference)}",
                     "side": "right",
                 }
             },
@@ -174,7 +189,7 @@ def heatmap(result: LocalizationResult, title: str | None = None, direction: str
     base_title = title or result.title
     fig.update_layout(
         title={"text": base_title + "".join(f"<br><sup>{n}</sup>" for n in notes), "y": 0.97},
-        width=max(600, min(4000, 18 * len(x) + 300)),
+        width=max(600, min(4000, (18 if positional else 110) * len(x) + 300)),
         height=max(420, 28 * len(rows) + 330),
         margin={"t": 150},
         plot_bgcolor="white",
