@@ -25,18 +25,21 @@ from interp import InterpError
 from interp.loop import validate
 from interp.loop.chat import render_prompt
 from interp.loop.config import cli_main
-from interp.loop.models import STUDENT_META, is_lora_student, model_label
+from interp.loop.models import STUDENT_META, is_lora_student, model_label, resolve_model_dir
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.loop.traits import favorite_questions
 from interp.mech.attribution import agreement, attribute_layer_aligned
 from interp.mech.hook_names import check_site
 from interp.mech.hooked import HookedModel, load_hooked
 from interp.mech.patching import patch_head_aligned, patch_layer_aligned, patch_layer_class, trait_metric
-from interp.mech.positions import LabelledBatch, encode_prompts
+from interp.mech.positions import CLASSES, LabelledBatch, encode_prompts
 from interp.mech.results import LocalizationResult
-from interp.mech.sets import DONOR, RECIPIENT, patch_layer_set, patch_sets, shift_set_masks
+from interp.mech.sets import DONOR, RECIPIENT, SHIFT_SETS, patch_layer_set, patch_sets, shift_set_masks
 from interp.organism import TARGET_TRAIT
+from interp.study.plan import QUESTION_TOKENS, hooked_stage
+from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
 from interp.study.plots import attribution_scatter, heatmap, save_figures
+from interp.study.shapes import read_model_shape
 from interp.study.summary import recovered_fraction
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ GRID_KINDS = {"aligned": patch_layer_aligned, "class": patch_layer_class, "set":
 
 
 @dataclass
-class LocalizeConfig:
+class LocalizeConfig(PlanFlags):
     """Localize the trait shift of a student by activation patching between it and its base model."""
 
     student: Path | None = None
@@ -260,13 +263,37 @@ def run_figures(cfg: LocalizeConfig, results: dict[str, LocalizationResult], n: 
     return figs
 
 
+GRID_COLUMNS = {"aligned": None, "class": len(CLASSES), "set": len(SHIFT_SETS)}
+"""Columns per layer of each grid (None: one per position)."""
+
+
+def patch_plan(cfg: LocalizeConfig) -> Plan:
+    """The grids' forward passes from the base's config.json (prompts of QUESTION_TOKENS tokens)."""
+    shape = read_model_shape(resolve_model_dir(cfg.base))
+    device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
+    per_position = "aligned" in cfg.grids
+    columns = sum(QUESTION_TOKENS if GRID_COLUMNS[g] is None else GRID_COLUMNS[g] for g in cfg.grids)
+    grid = {"sites": len(cfg.sites), "directions": len(cfg.directions), "columns": columns}
+    heads = cfg.head_layers if per_position and "attn_out" in cfg.sites else 0
+    stage = hooked_stage(
+        f"patching ({', '.join(cfg.grids)})", shape, cfg.dtype, cfg.n_prompts, QUESTION_TOKENS,
+        device.kind, head_layers=heads, **grid,
+    )  # fmt: skip
+    assumed = f"{cfg.n_prompts} prompts of {QUESTION_TOKENS} tokens, {columns} columns per layer and site"
+    return Plan(f"patch_activations on {model_label(cfg.base)}", shape, device, (stage,), assumed)
+
+
 def main(cfg: LocalizeConfig) -> Path:
     users = check_inputs(cfg)
+    out = cfg.out or Path("runs/patch_activations") / f"{cfg.trait}-{Path(cfg.student).name}"
+    plan = gate(patch_plan(cfg), cfg)
+    if cfg.plan:
+        print(plan)
+        return out
+    log.info("%s", plan)
     base, student = load_models(cfg)
     texts = [render_prompt(base.tok, u, cfg.system) for u in users]
     batch = encode_prompts(base.tok, texts, cfg.entity)
-    name = Path(cfg.student).name if cfg.student else "student"
-    out = cfg.out or Path("runs/patch_activations") / f"{cfg.trait}-{name}"
     with run_directory(out, cfg, cfg.overwrite) as run:
         results: dict[str, LocalizationResult] = {}
         summary: dict = {

@@ -9,7 +9,7 @@ import pytest
 from tiny import make_lora_student
 
 import interp.study.plots.heatmaps as plots
-from experiments.patch_activations import LocalizeConfig, main, user_messages
+from experiments.patch_activations import LocalizeConfig, main, patch_plan, user_messages
 from interp import InterpError
 from interp.loop.chat import render_prompt
 from interp.loop.config import build_parser
@@ -119,3 +119,16 @@ def test_a_control_student_replaces_the_base(tiny_model_dir: Path, tmp_path: Pat
     p_base = run_metric(base, batch, trait_metric(base.tok, "owl", probability=True)).double().mean()
     assert abs(float(p_base) - float(p)) > 1e-4  # the control is not the base: the check above can fail
     assert abs(scores["sets"]["denoise"]["all positions"]["recovered_fraction"] - 1) < 1e-4
+
+
+def test_the_plan_prices_the_grids_asked_for(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    """--plan prints before any model loads and writes nothing; a layer x set grid costs a fraction of the
+    per-position grid (6 columns per layer against one per position), and fewer sites cost less."""
+    student = make_lora_student(tiny_model_dir, tmp_path / "student")
+    cfg = LocalizeConfig(student=student, base=tiny_model_dir, out=tmp_path / "run", plan=True)
+    main(cfg)
+    assert "patching (aligned, class)" in capsys.readouterr().out and not (tmp_path / "run").exists()
+    cost = lambda **kw: patch_plan(LocalizeConfig(student=student, base=tiny_model_dir, **kw)).stages[0].flops  # noqa: E731
+    per_position, sets = cost(grids=("aligned",), head_layers=0), cost(grids=("set",), head_layers=0)
+    assert 0 < sets < per_position / 5
+    assert cost(grids=("set",), head_layers=0, sites=("resid_pre",)) == pytest.approx(sets / 3)

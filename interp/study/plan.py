@@ -264,13 +264,21 @@ def hooked_memory(
 
 
 def hooked_flops(
-    s: ModelShape, prompts: int, prompt_tokens: int, sites: int = 3, directions: int = 2, head_layers: int = 2
+    s: ModelShape,
+    prompts: int,
+    prompt_tokens: int,
+    sites: int = 3,
+    directions: int = 2,
+    head_layers: int = 2,
+    columns: int | None = None,
 ) -> float:
-    """Exact layer x position patching at `sites` sites in each direction, and head x position patching at
-    `head_layers` layers: one cell per (layer or head, position), each a forward pass of the prompts from
-    its layer on (half the model on average)."""
+    """Exact layer grids at `sites` sites in each direction, with `columns` columns per layer (None: one
+    per position, the layer x position grid), and head x position patching at `head_layers` layers: one
+    cell per (layer or head, column), each a forward pass of the prompts from its layer on (half the model
+    on average)."""
     counts = flop_counts(s)
-    cells = directions * (sites * s.n_layers + head_layers * s.n_heads) * prompt_tokens
+    per_layer = prompt_tokens if columns is None else columns
+    cells = directions * (sites * s.n_layers * per_layer + head_layers * s.n_heads * prompt_tokens)
     one = forward_flops(
         counts, prompts * prompt_tokens, prompts * sequence_attention_context(prompt_tokens), prompts
     )
@@ -304,9 +312,10 @@ def sampling_stage(name: str, s: ModelShape, g: SampleShape, device: str, runs: 
 
 
 def hooked_stage(
-    name: str, s: ModelShape, dtype: str, prompts: int, prompt_tokens: int, device: str, runs: int = 1
+    name: str, s: ModelShape, dtype: str, prompts: int, prompt_tokens: int, device: str, runs: int = 1, **grid
 ) -> Stage:
     """Activation patching and attribution between two bridges (a student and its base) as a plan stage;
-    `runs` students."""
+    `runs` students; `grid`: `hooked_flops`'s sites, directions, head_layers and columns."""
     memory = hooked_memory(s, dtype, prompts, prompt_tokens, 256, device)
-    return Stage(name, "hooked", memory, hooked_flops(s, prompts, prompt_tokens), runs, 2 * s.params().total)
+    flops = hooked_flops(s, prompts, prompt_tokens, **grid)
+    return Stage(name, "hooked", memory, flops, runs, 2 * s.params().total)
