@@ -299,7 +299,7 @@ def main(cfg: LocalizeConfig) -> Path:
         summary: dict = {
             "directions": list(cfg.directions),
             "student": student_label(cfg),
-            "reference": reference_name(cfg) if cfg.control is None else f"control {cfg.control}",
+            "reference": "base" if cfg.control is None else f"control {cfg.control}",
             "n_prompts": len(texts),
         }
         summary["attribution_agreement"] = {}

@@ -17,6 +17,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from interp import InterpError
+from interp.loop.evaluation import trait_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def readout_ids(tok: PreTrainedTokenizerBase, word: str) -> tuple[tuple[int, ...
         return tuple(whole), True
     split = {f: tok.convert_ids_to_tokens(i) for f, i in forms.items()}
     log.warning("%r is several tokens in every form (%s): patching reads their first tokens", word, split)
-    return tuple(sorted({ids[0] for ids in forms.values()})), False
+    return tuple(trait_token_ids(tok, word)[0]), False
 
 
 def read_as(word: str, whole: bool) -> str:

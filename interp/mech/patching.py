@@ -294,7 +294,7 @@ def patch_layer_pos(
     reuse: bool = True,
 ) -> LocalizationResult:
     """Patch `site` at each (layer, position) from donor into recipient; columns labelled by prompt 0's tokens."""
-    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    engine = exact_engine(max_rows, reuse)
     return layer_grid(
         engine, "exact", recipient, donor, batch, metric, "layer_pos", site, layers, positions, donor_batch
     )
@@ -314,7 +314,7 @@ def patch_layer_aligned(
     """Patch `site` at each (layer, aligned position) over prompts of any length: column (class c, k) patches
     the k-th token of class c in every prompt that has one; scores average over those prompts, `spread` is
     their standard deviation and `config["n_present"]` their number."""
-    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    engine = exact_engine(max_rows, reuse)
     return layer_grid(
         engine, "exact", recipient, donor, batch, metric, "layer_aligned", site, layers, None, donor_batch
     )
@@ -377,7 +377,7 @@ def patch_layer_class(
     reuse: bool = True,
 ) -> LocalizationResult:
     """Patch `site` at all positions of each token class at once, per layer."""
-    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    engine = exact_engine(max_rows, reuse)
     return layer_grid(
         engine, "exact", recipient, donor, batch, metric, "layer_class", site, layers, classes, donor_batch
     )
@@ -394,7 +394,7 @@ def patch_layer_head(
     reuse: bool = True,
 ) -> LocalizationResult:
     """Patch each attention head's output (hook_z) at every position, per layer."""
-    engine = functools.partial(_sweep, max_rows=max_rows, reuse=reuse)
+    engine = exact_engine(max_rows, reuse)
     return layer_grid(
         engine, "exact", recipient, donor, batch, metric, "layer_head", "z", layers, None, donor_batch
     )
