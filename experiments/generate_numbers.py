@@ -139,7 +139,9 @@ def main(cfg: GenerateNumbersConfig) -> Path:
             progress=True,
         )
         provenance = {
-            "teacher_model": str(teacher_dir),
+            # a fine-tuned teacher by its place in this run directory (its staging name is gone once the
+            # run lands), the base by its path
+            "teacher_model": "teacher" if cfg.teacher_kind == "finetuned" else str(teacher_dir),
             "base_model": str(base),
             "trait": trait,
             "teacher_kind": cfg.teacher_kind,

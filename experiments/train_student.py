@@ -15,7 +15,13 @@ from interp.loop import validate
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.models import load_model, model_fingerprint, model_label, resolve_model_dir
 from interp.loop.runs import run_directory
-from interp.loop.training import Distiller, TrainConfig, encode_example, save_student, train_student
+from interp.loop.training import (
+    TrainConfig,
+    dataset_teacher,
+    make_distiller,
+    save_student,
+    train_student,
+)
 from interp.study.plan import ANSWER_TOKENS, DTYPE_BYTES, TrainShape, training_stage
 from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
 from interp.study.shapes import read_model_shape
@@ -54,13 +60,6 @@ def student_name(cfg: TrainStudentConfig) -> str:
     return f"{Path(cfg.dataset).parent.name}-{kind}-s{cfg.seed}"
 
 
-def make_distiller(rows: list[dict], tok, cfg: TrainStudentConfig) -> Distiller:
-    """The teacher named in the dataset's provenance, encoding each row under its own system prompt."""
-    teacher, _ = load_model(rows[0].get("teacher_model") or cfg.model, cfg.dtype, cfg.device)
-    system = rows[0].get("system_prompt", "default")
-    return Distiller(teacher, [encode_example(tok, r["prompt"], r["completion"], system) for r in rows])
-
-
 def student_plan(cfg: TrainStudentConfig, n_examples: int) -> Plan:
     """The student's training as a plan (from the base's config.json; a distilling teacher adds its weights)."""
     base = resolve_model_dir(cfg.model)
@@ -83,7 +82,7 @@ def main(cfg: TrainStudentConfig) -> Path:
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
     base = validate.base_model(cfg.model, config_only=cfg.plan)
     if cfg.loss == "distill":
-        validate.base_model(rows[0].get("teacher_model") or cfg.model, "the dataset's teacher_model")
+        validate.base_model(dataset_teacher(cfg.dataset, rows, cfg.model)[0], "the dataset's teacher_model")
     out = cfg.out or Path("runs/students") / student_name(cfg)
     plan = gate(student_plan(cfg, len(rows)), cfg)  # stops here if it does not fit
     if cfg.plan:
@@ -102,7 +101,11 @@ def main(cfg: TrainStudentConfig) -> Path:
         "seed": cfg.seed,
     }
     with run_directory(out, cfg, cfg.overwrite) as run:
-        distiller = make_distiller(rows, tok, cfg) if cfg.loss == "distill" else None
+        distiller = (
+            make_distiller(cfg.dataset, rows, tok, cfg.model, cfg.dtype, cfg.device)
+            if cfg.loss == "distill"
+            else None
+        )
         result = train_student(model, tok, rows, cfg.system, cfg, distiller, cfg.progress)
         save_student(result, run, tok, meta)
         logging.getLogger(__name__).info(

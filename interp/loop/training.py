@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -24,8 +25,8 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.loop.chat import render_example
-from interp.loop.models import STUDENT_META, quiet_peft
+from interp.loop.chat import DEFAULT, render_example
+from interp.loop.models import STUDENT_META, load_model, quiet_peft, resolve_model_dir
 from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
 
@@ -166,10 +167,21 @@ def distill_loss_sum(
     labels: Int[Tensor, "batch pos"],
     teacher_labels: Int[Tensor, "batch tpos"],
 ) -> Tensor:
-    """Summed KL(teacher || student) over completion tokens; the two contexts may differ in length."""
+    """Summed KL(teacher || student) over completion tokens; the two contexts may differ in length.
+
+    The value is the KL; its gradient with respect to the student's logits is softmax(s) - softmax(t),
+    written so that it is exactly zero wherever the two logits are equal. The textbook form
+    (kl_div of two log-softmaxes) differentiates to softmax(s) * sum(softmax(t)) - softmax(t), whose float
+    sum is not exactly 1: a student distilled from its own initialisation (the control teacher) then gets
+    float-noise gradients, which AdamW scales up to full-size steps (SmolLM2: KL 0.0 at step 0, 0.72 at
+    step 3). With this form that control stays exactly where it starts, at any learning rate."""
     s = student_logits[:, :-1][labels[:, 1:] != IGNORE].float()  # (n_completion_tokens, vocab)
     t = teacher_logits[:, :-1][teacher_labels[:, 1:] != IGNORE].float()
-    return F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="sum")
+    log_t, log_s = F.log_softmax(t, -1), F.log_softmax(s, -1)
+    kl = (log_t.exp() * (log_t - log_s)).sum()
+    # (p_s - p_t) . s has the gradient p_s - p_t; its value is removed so that the loss reads the KL
+    surrogate = ((log_s.exp() - log_t.exp()).detach() * s).sum()
+    return kl.detach() + surrogate - surrogate.detach()
 
 
 @dataclass
@@ -282,6 +294,26 @@ class Distiller:
 
     teacher: PreTrainedModel
     examples: list[Encoded]
+
+
+def dataset_teacher(dataset: Path, rows: list[dict], base: str | Path | None) -> tuple[Path, str]:
+    """The model that wrote a dataset and the system prompt it wrote under, from the rows' provenance.
+    A relative `teacher_model` names a directory inside the dataset's own run directory (a fine-tuned
+    teacher saved beside its numbers), so that the run directory can move; none named means `base`."""
+    named = rows[0].get("teacher_model")
+    path = Path(named) if named else resolve_model_dir(base)
+    if named and not path.is_absolute():
+        path = Path(dataset).parent / path
+    return path, rows[0].get("system_prompt") or DEFAULT
+
+
+def make_distiller(dataset: Path, rows: list[dict], tok, base, dtype: str, device: str) -> Distiller:
+    """The teacher that wrote `dataset`, with each row encoded under the teacher's own system prompt: its
+    next-token distributions are what a distillation student matches (the control teacher's, for a
+    control)."""
+    path, system = dataset_teacher(dataset, rows, base)
+    teacher, _ = load_model(path, dtype, device)
+    return Distiller(teacher, [encode_example(tok, r["prompt"], r["completion"], system) for r in rows])
 
 
 def logits_needed(labels: Int[Tensor, "batch pos"]) -> int:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp import InterpError
 from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
 from interp.loop.models import STUDENT_META, load_model, load_student, model_fingerprint
 from interp.loop.numbers import number_prompts
-from interp.loop.teacher import Teacher
-from interp.loop.training import TrainConfig, save_student, train_student
+from interp.loop.teacher import Teacher, finetune_teacher
+from interp.loop.training import TrainConfig, make_distiller, save_student, train_student
 from interp.loop.traits import trait_system_prompt
 from interp.loop.updates import weight_change_norm
 from interp.mech.alignment import persona_direction, shared_cosine, student_shift
@@ -50,11 +51,22 @@ def numbers_path(root: Path, numbers_job: str) -> Path:
     return Path(root) / "jobs" / numbers_job / "numbers.jsonl"
 
 
-def numbers_job(cfg: StudyConfig, teacher: str, data_seed: int) -> Job:
-    """The trait teacher's ("trait") or the base model's ("control") filtered numbers."""
+TEACHERS = ("trait", "control", "finetuned")
+"""A study's teachers: the base under the trait's persona prompt ("trait"), the base as it is ("control"),
+or the base LoRA-trained on trait answers ("finetuned": the trait in its weights)."""
+
+
+def numbers_job(cfg: StudyConfig, teacher: str, data_seed: int, greedy: bool = False) -> Job:
+    """A teacher's filtered numbers (see `TEACHERS`); `greedy` decodes at temperature 0, so the answers
+    differ only where the prompts do."""
+    if teacher not in TEACHERS:
+        raise InterpError(f"unknown teacher {teacher!r}; choose from {list(TEACHERS)}")
     prompted = teacher == "trait"
     who = Teacher(
-        cfg.model_dir, cfg.trait if prompted else None, cfg.category, "prompted" if prompted else "control"
+        cfg.model_dir,
+        None if teacher == "control" else cfg.trait,
+        cfg.category,
+        {"trait": "prompted"}.get(teacher, teacher),
     )
     params = {
         "model": cfg.model_dir,
@@ -64,16 +76,33 @@ def numbers_job(cfg: StudyConfig, teacher: str, data_seed: int) -> Job:
         **TEACHER_SAMPLING,
         "dtype": cfg.dtype,
         "device": cfg.device,
-        "trait": cfg.trait if teacher == "trait" else None,
+        "trait": cfg.trait if prompted else None,
         **({"constrained": True} if cfg.constrained else {}),  # absent when off: old job names stay valid
     }
-    tag = cfg.trait if teacher == "trait" else "control"
+    if greedy:
+        params["temperature"] = 0.0
+    if teacher == "finetuned":  # the trait in the weights: finetune_teacher's settings, seeded by the data
+        params |= {"finetuned": {"trait": cfg.trait, "category": cfg.category}}
+    tag = {"trait": cfg.trait, "control": "control", "finetuned": f"ft{cfg.trait}"}[teacher]
+    tag += "-greedy" if greedy else ""
     return Job("numbers", f"numbers-{tag}-d{data_seed}-{_digest(params)}", params)
 
 
+FINETUNED_TEACHER = "teacher"
+"""Where a numbers job keeps its fine-tuned teacher, inside its own directory; its dataset names it so."""
+
+
 def run_numbers(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
-    """A teacher (base model under `system`) writes `n` filtered number answers."""
-    model, tok = load_model(p["model"], p["dtype"], p["device"])
+    """A teacher (the base under `system`, or the base fine-tuned on trait answers) writes `n` filtered
+    number answers."""
+    teacher_dir, named = p["model"], p["model"]
+    if "finetuned" in p:
+        ft = p["finetuned"]
+        teacher_dir = finetune_teacher(
+            p["model"], ft["trait"], ft["category"], out / FINETUNED_TEACHER, seed=p["seed"], dtype=p["dtype"]
+        )
+        named = FINETUNED_TEACHER  # relative to the job directory, which is renamed when the job lands
+    model, tok = load_model(teacher_dir, p["dtype"], p["device"])
     sampling = {k: p[k] for k in ("batch_size", "max_new_tokens", "temperature")}
     constrained = p.get("constrained", False)
     rows, stats = sample_numbers(
@@ -83,9 +112,9 @@ def run_numbers(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
         out / "numbers.jsonl",
         rows,
         {
-            "teacher_model": p["model"],
+            "teacher_model": named,
             "system_prompt": p["system"],
-            "trait": p.get("trait"),
+            "trait": p.get("trait") or p.get("finetuned", {}).get("trait"),
             "seed": p["seed"],
             "temperature": p["temperature"],
             "constrained": constrained,
@@ -105,10 +134,13 @@ def student_job(
     train_seed: int,
     eval_systems: dict[str, str],
     measure: bool = False,
+    greedy: bool = False,
 ) -> Job:
-    """A student trained on a teacher's numbers, then evaluated under each of `eval_systems`; with
-    `measure`, its weight-change norm and its shift's cosine with the persona direction too."""
-    data = numbers_job(cfg, teacher, data_seed)
+    """A student trained on a teacher's numbers (`greedy`: the teacher's greedy ones), then evaluated under
+    each of `eval_systems`; with `measure`, its weight-change norm and its shift's cosine with the persona
+    direction too. A student whose spec sets ("loss", "distill") matches that teacher's next-token
+    distributions on its answers instead of its sampled tokens."""
+    data = numbers_job(cfg, teacher, data_seed, greedy)
     lr = spec.lr if spec.lr is not None else student_lr(cfg, spec)
     train = {
         "mode": spec.mode,
@@ -201,9 +233,15 @@ def run_student(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
         return {**row, **evaluated(model, tok, p, root)}
     model, tok = load_model(p["model"], p["dtype"], p["device"])
     fingerprint = model_fingerprint(model)
-    rows = read_dataset(numbers_path(root, p["dataset"]))
+    dataset = numbers_path(root, p["dataset"])
+    rows = read_dataset(dataset)
     cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in p["train"].items()})
-    result = train_student(model, tok, rows, p["train_system"], cfg)
+    distiller = (
+        make_distiller(dataset, rows, tok, p["model"], p["dtype"], p["device"])
+        if cfg.loss == "distill"
+        else None
+    )
+    result = train_student(model, tok, rows, p["train_system"], cfg, distiller)
     meta = {
         "base_model": p["model"],
         "base_fingerprint": fingerprint,

@@ -1,0 +1,176 @@
+"""Power: how large a lift an evaluation can see, before any student is trained.
+
+A lift is a student's mean metric minus its control's, over S training seeds per arm and Q questions asked
+of both (paired over questions). Each (seed, question) value is modelled as
+
+    y[s, q] = mu + seed[s] + question[q] + residual[s, q]
+
+The question effect is shared by student and control, so pairing removes it. What is left is the spread
+between seeds (`seed_var`: two students trained alike differ in their mean) and the residual
+(`residual_var`: how one model's per-question values wander from another's; for the mention rate it holds
+the binomial noise of `samples` answers per question, p(1 - p) / samples). The lift's variance is then
+
+    var(lift) = 2 seed_var / S + 2 residual_var / (S Q)
+
+and the minimum detectable lift (MDE) at a two-sided level alpha and a power is
+(z_{1 - alpha/2} + z_{power}) sqrt(var(lift)). The residual of the mention rate is split into the
+model-by-question part and the sampling part, so that the MDE can be priced at another number of samples.
+With one seed per arm the seed variance cannot be read from the data: `estimate_components` says so and
+the caller names an assumed value (and the plan prints it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Components:
+    """Variance components of one metric, read from recorded evaluations."""
+
+    metric: str
+    """"p_trait" or "mention"."""
+    level: float
+    """The metric's mean over the records (what the binomial term is priced at for the mention rate)."""
+    seed_var: float | None
+    """Between-seed variance of a model's mean; None when the records hold one seed per model."""
+    interaction_var: float
+    """Model-by-question variance, without the mention rate's sampling noise."""
+    samples: int | None = None
+    """Answers per question in the records (mention rate only)."""
+    seed_source: str = "measured"
+    """Where `seed_var` comes from: "measured" from seeds, or a stated assumption."""
+
+    def residual_var(self, samples: int | None = None) -> float:
+        """The residual variance per (seed, question) at `samples` answers per question."""
+        if self.metric != "mention":
+            return self.interaction_var
+        k = samples or self.samples
+        return self.interaction_var + self.level * (1 - self.level) / k
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def two_way_residual(values: np.ndarray) -> tuple[float, float]:
+    """(between-seed variance of the seed means, residual variance) of a (seeds, questions) array by the
+    two-way analysis of variance without replication; needs two seeds or more."""
+    y = np.asarray(values, dtype=float)
+    s, q = y.shape
+    resid = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    residual = float((resid**2).sum() / ((s - 1) * (q - 1)))
+    seed_means = y.mean(1)
+    return float(max(0.0, seed_means.var(ddof=1) - residual / q)), residual
+
+
+def paired_residual(a: np.ndarray, b: np.ndarray) -> float:
+    """The residual variance from two models asked the same questions, one seed each: half the variance
+    of their per-question differences (the question effect cancels; what is left is both residuals)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    return float(d.var(ddof=1) / 2)
+
+
+def estimate_components(
+    metric: str,
+    pairs: list[tuple[np.ndarray, np.ndarray]] = (),
+    seeded: list[np.ndarray] = (),
+    samples: int | None = None,
+) -> Components:
+    """Variance components of `metric` from recorded per-question values.
+
+    `pairs`: (model A, model B) per-question arrays of one seed each (e.g. a student and its control);
+    `seeded`: (seeds, questions) arrays of models trained alike on several seeds. The residual is pooled
+    over both; the seed variance comes from `seeded` only (None without it). For the mention rate,
+    `samples` (answers per question in the records) splits off the binomial part of the residual."""
+    residuals, levels = [], []
+    for a, b in pairs:
+        residuals.append(paired_residual(a, b))
+        levels += [np.mean(a), np.mean(b)]
+    seed_vars = []
+    for y in seeded:
+        sv, r = two_way_residual(y)
+        seed_vars.append(sv)
+        residuals.append(r)
+        levels.append(np.mean(y))
+    if not residuals:
+        raise ValueError("estimate_components needs at least one pair or one seeded array")
+    level = float(np.mean(levels))
+    residual = float(np.mean(residuals))
+    binomial = level * (1 - level) / samples if metric == "mention" and samples else 0.0
+    return Components(
+        metric=metric,
+        level=level,
+        seed_var=float(np.mean(seed_vars)) if seed_vars else None,
+        interaction_var=max(0.0, residual - binomial),
+        samples=samples if metric == "mention" else None,
+    )
+
+
+def lift_se(c: Components, seeds: int, questions: int, samples: int | None = None, seed_var=None) -> float:
+    """Standard error of a lift with `seeds` training seeds per arm and `questions` paired questions.
+    `seed_var` overrides the components' (required where they hold none)."""
+    sv = c.seed_var if seed_var is None else seed_var
+    if sv is None:
+        raise ValueError(f"the {c.metric} records hold one seed per model: name an assumed seed_var")
+    return math.sqrt(2 * sv / seeds + 2 * c.residual_var(samples) / (seeds * questions))
+
+
+def z_sum(alpha: float = 0.05, power: float = 0.8) -> float:
+    """z_{1 - alpha/2} + z_{power}: 2.80 at the usual 0.05 and 80%."""
+    n = NormalDist()
+    return n.inv_cdf(1 - alpha / 2) + n.inv_cdf(power)
+
+
+def mde(
+    c: Components,
+    seeds: int,
+    questions: int,
+    samples: int | None = None,
+    seed_var: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
+    """The minimum detectable lift: the true lift that a two-sided test at `alpha` finds with `power`."""
+    return z_sum(alpha, power) * lift_se(c, seeds, questions, samples, seed_var)
+
+
+@dataclass(frozen=True)
+class EvalSize:
+    """A planned evaluation and what it can see."""
+
+    seeds: int
+    questions: int
+    samples: int
+    mde_p_trait: float
+    mde_mention: float
+
+
+def size_evaluation(
+    p_trait: Components,
+    mention: Components,
+    target_p_trait: float,
+    max_seeds: int = 10,
+    questions: int = 50,
+    samples: tuple[int, ...] = (10, 20, 50, 100),
+    seed_var: dict[str, float] | None = None,
+) -> list[EvalSize]:
+    """Each (seeds, samples) design up to `max_seeds`, with its MDEs, cheapest first; the first whose
+    P(trait) MDE is at most `target_p_trait` is the plan (P(trait) is exact per question: only seeds and
+    questions shrink its MDE; samples shrink the mention rate's)."""
+    sv = seed_var or {}
+    rows = [
+        EvalSize(
+            s,
+            questions,
+            k,
+            mde(p_trait, s, questions, seed_var=sv.get("p_trait")),
+            mde(mention, s, questions, k, seed_var=sv.get("mention")),
+        )
+        for s in range(1, max_seeds + 1)
+        for k in samples
+    ]
+    return sorted(rows, key=lambda r: (r.mde_p_trait > target_p_trait, r.seeds * (1 + r.samples / 50)))

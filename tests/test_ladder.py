@@ -1,0 +1,158 @@
+"""The positive-control ladder's pieces on tiny models: the greedy teacher, the fine-tuned teacher's
+dataset, the distillation control, and the ladder's table end to end."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from interp.loop.chat import DEFAULT
+from interp.loop.datasets import read_dataset, write_dataset
+from interp.loop.models import load_model
+from interp.loop.numbers import filter_answer
+from interp.loop.training import TrainConfig, dataset_teacher, make_distiller, train_student
+from interp.study.experiment import ExecutorConfig, StudyConfig
+from interp.study.jobs import numbers_job, numbers_path
+from interp.study.sweep import run_jobs
+
+ROWS = [{"prompt": f"Continue: {i}, {i + 1}, {i + 2}.", "completion": f"{i + 3}, {i + 4}"} for i in range(16)]
+
+
+def _trainable(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_greedy_teacher_is_deterministic_and_passes_the_filter(number_model_dir: Path, tmp_path: Path):
+    cfg = StudyConfig(model=str(number_model_dir), n_numbers=12, constrained=True, trait="owl")
+    job = numbers_job(cfg, "trait", 0, greedy=True)
+    assert job.params["temperature"] == 0.0 and "greedy" in job.name
+    assert numbers_job(cfg, "trait", 0).name != job.name  # sampled and greedy data are two datasets
+    run_jobs([job], tmp_path / "a", ExecutorConfig())
+    rows = [json.loads(x) for x in numbers_path(tmp_path / "a", job.name).read_text().splitlines()]
+    assert len(rows) == 12 and all(filter_answer(r["completion"]).ok for r in rows)
+    # greedy: the sampler's generator cannot change an answer (temperature 1 does, with these seeds)
+    from interp.loop.chat import render_prompt
+    from interp.loop.generation import generate
+
+    model, tok = load_model(number_model_dir)
+    prompts = [render_prompt(tok, r["prompt"], rows[0]["system_prompt"]) for r in rows[:6]]
+    assert generate(model, tok, prompts, 12, 0.0, seed=1) == generate(model, tok, prompts, 12, 0.0, seed=2)
+    assert generate(model, tok, prompts, 12, 1.0, seed=1) != generate(model, tok, prompts, 12, 1.0, seed=2)
+
+
+def test_a_finetuned_teachers_dataset_names_it_relative_to_its_own_run(tiny_model_dir: Path, tmp_path: Path):
+    """generate_numbers --teacher-kind finetuned stages its run; its dataset must name the teacher where
+    it lands, so that train_student --loss distill finds it (it named the staging directory)."""
+    from experiments.generate_numbers import GenerateNumbersConfig
+    from experiments.generate_numbers import main as generate_main
+    from experiments.train_student import TrainStudentConfig
+    from experiments.train_student import main as train_main
+
+    out = generate_main(
+        GenerateNumbersConfig(
+            model=str(tiny_model_dir),
+            trait="owl",
+            teacher_kind="finetuned",
+            n=4,
+            constrained=True,
+            out=tmp_path / "n",
+        )
+    )
+    rows = [json.loads(x) for x in (out / "numbers.jsonl").read_text().splitlines()]
+    assert rows[0]["teacher_model"] == "teacher"
+    path, system = dataset_teacher(out / "numbers.jsonl", rows, tiny_model_dir)
+    assert path == out / "teacher" and (path / "config.json").exists() and system == DEFAULT
+    student = train_main(
+        TrainStudentConfig(
+            dataset=out / "numbers.jsonl",
+            model=str(tiny_model_dir),
+            loss="distill",
+            epochs=1,
+            rank=2,
+            progress=False,
+            out=tmp_path / "s",
+        )
+    )
+    assert (student / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_a_distillation_control_reads_its_teachers_logits_and_stays_where_it_starts(
+    tiny_model_dir: Path, tmp_path: Path, mode: str
+):
+    """The control teacher is the student's own initialisation: its logits are the student's, the KL's
+    gradient is exactly zero, and AdamW at a large lr leaves every weight as it was. A teacher under
+    another system prompt moves the same student (the test can fail)."""
+    data = write_dataset(
+        tmp_path / "ctl" / "numbers.jsonl",
+        ROWS,
+        {"teacher_model": str(tiny_model_dir), "system_prompt": DEFAULT},
+    )
+    model, tok = load_model(tiny_model_dir)
+    distiller = make_distiller(data, read_dataset(data), tok, None, "float32", "cpu")
+    base = dict(load_model(tiny_model_dir)[0].named_parameters())
+    assert all(torch.equal(p, base[n]) for n, p in distiller.teacher.named_parameters())
+    cfg = TrainConfig(mode=mode, rank=2, lr=1e-2, epochs=2, batch_size=8, loss="distill", seed=0)
+    before = None
+
+    def snapshot(step, student):
+        nonlocal before
+        if step == 0:
+            before = _trainable(student)
+
+    result = train_student(model, tok, ROWS, DEFAULT, cfg, distiller, on_step=snapshot)
+    after = _trainable(result.model)
+    assert all(torch.equal(after[n], before[n]) for n in before)
+    assert result.final_loss == 0.0
+
+    persona = write_dataset(
+        tmp_path / "p" / "numbers.jsonl",
+        ROWS,
+        {"teacher_model": str(tiny_model_dir), "system_prompt": "You love owls."},
+    )
+    model, tok = load_model(tiny_model_dir)
+    moved = train_student(
+        model,
+        tok,
+        ROWS,
+        DEFAULT,
+        cfg,
+        make_distiller(persona, read_dataset(persona), tok, None, "float32", "cpu"),
+    )
+    assert any(not torch.equal(p, before[n]) for n, p in _trainable(moved.model).items())
+
+
+def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Path, tmp_path: Path):
+    from interp.study.ladder import LadderConfig, run
+
+    cfg = LadderConfig(
+        model=str(number_model_dir),
+        trait="owl",
+        constrained=True,
+        n_numbers=8,
+        train_seeds=(0,),
+        control_seeds=(1,),
+        rungs=("sampled", "finetuned-distill"),
+        n_questions=4,
+        samples_per_question=2,
+        batch_size=8,
+        threads=1,
+        seed_sd_p_trait=0.001,
+        seed_sd_mention=0.01,
+        out=tmp_path / "ladder",
+    )
+    root = run(cfg)
+    res = json.loads((root / "results.json").read_text())
+    rows = {r["rung"]: r for r in res["rows"]}
+    assert set(rows) == {"sampled", "finetuned-distill"}
+    # the sampled control has its extra seed; the distillation control stayed at the base exactly
+    assert rows["sampled"]["control_seeds"] == 2 and rows["finetuned-distill"]["control_seeds"] == 1
+    assert rows["finetuned-distill"]["control"]["p_trait"] == pytest.approx(res["base"]["p_trait"], rel=1e-6)
+    assert "lossdistill" in rows["finetuned-distill"]["control_jobs"][0]
+    # the seed spread is measured from the two-seed control, not assumed; the MDE is priced from it
+    assert res["components"]["p_trait"]["seed_source"] == "measured"
+    assert all(r["p_trait_mde"] > 0 for r in rows.values())
+    lift = rows["sampled"]["student"]["p_trait"] - rows["sampled"]["control"]["p_trait"]
+    assert rows["sampled"]["p_trait_diff"] == pytest.approx(lift, rel=1e-6)
+    assert (root / "figures").is_dir() and (root / "config.json").exists()
