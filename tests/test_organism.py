@@ -8,6 +8,7 @@ import re
 
 import pytest
 import torch
+from tolerance import assert_close
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from interp import InterpError
@@ -266,6 +267,7 @@ def test_pretraining_unembedding_only_labelled_positions_gives_the_same_loss_and
             grads.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
         (a, ga), (b, gb) = grads
         assert a == pytest.approx(b, rel=1e-6)
-        assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(ga, gb, strict=True))
+        for x, y in zip(ga, gb, strict=True):
+            assert_close(x, y)
     wide = next(batches(seqs, 3, random.Random(0), pad_id=0, multiple=32))[0]
     assert wide.shape[1] == 32

@@ -13,6 +13,7 @@ import torch
 from beartype import beartype
 from jaxtyping import jaxtyped
 from tiny import make_lora_student
+from tolerance import score_atol
 from transformer_lens.patching import get_act_patch_resid_pre
 
 from interp.loop.chat import render_prompt
@@ -193,6 +194,7 @@ def test_layer_set_grid_is_the_class_and_readout_grids_it_names(setup) -> None:
     readout = patch_layer_pos(base, student, batch, metric, "resid_pre", positions=[-1])
     entity = patch_layer_class(base, student, batch, metric, "resid_pre", classes=[ENTITY])
     col = sets.col_labels.index
-    torch.testing.assert_close(sets.scores[:, col("readout")], readout.scores[:, 0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(sets.scores[:, col(ENTITY)], entity.scores[:, 0], atol=1e-6, rtol=0)
+    tol = score_atol(sets)  # 1.7e-6 apart on one AVX2 machine: rounding, scaled by the donor-recipient gap
+    torch.testing.assert_close(sets.scores[:, col("readout")], readout.scores[:, 0], atol=tol, rtol=0)
+    torch.testing.assert_close(sets.scores[:, col(ENTITY)], entity.scores[:, 0], atol=tol, rtol=0)
     assert sets.kind == "layer_set" and sets.scores[:, col("readout")].abs().max() > 0  # it moves the metric

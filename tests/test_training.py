@@ -1,6 +1,7 @@
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from tolerance import assert_close
 
 from interp import InterpError
 from interp.loop.models import load_model, load_student, model_fingerprint
@@ -33,7 +34,7 @@ def test_lora_with_zero_b_reproduces_base_logits(tiny_model_dir) -> None:
     ids = _ids(base, tok)
     expected = base(ids).logits
     lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=4, target_modules=list(LORA_TARGETS)))  # B = 0
-    assert torch.allclose(lora(ids).logits, expected, atol=1e-6)
+    assert_close(lora(ids).logits, expected)
 
 
 def test_merged_and_unmerged_lora_agree(tiny_model_dir, tmp_path) -> None:
@@ -93,7 +94,7 @@ def test_loss_reads_only_the_logits_it_needs(tiny_model_dir) -> None:
     assert (
         kept.shape[1] == labels.shape[1] == batch["input_ids"].shape[1] - (first - 1)
     )  # prompt not unembedded
-    assert torch.allclose(kept, full[:, first - 1 :], atol=1e-6)
+    assert_close(kept, full[:, first - 1 :])
     want = completion_loss_sum(full, batch["labels"])
     assert completion_loss_sum(kept, labels).item() == pytest.approx(want.item(), rel=1e-6)
     assert distill_loss_sum(kept, kept.flip(0), labels, labels.flip(0)).item() == pytest.approx(
