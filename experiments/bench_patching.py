@@ -33,7 +33,7 @@ class BenchPatchingConfig:
     """Time the batched layer x position patching sweep against TransformerLens's per-cell one."""
 
     model: str | None = None
-    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default: organism)."""
+    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded) (default: organism)."""
     repeats: int = 1
     """Runs of each sweep; the fastest is reported."""
 

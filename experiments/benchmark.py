@@ -53,7 +53,7 @@ class BenchmarkConfig:
     """Time the loop's hot paths on one model, each as a share of the machine's matmul rate."""
 
     model: str | None = None
-    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default: organism)."""
+    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded) (default: organism)."""
     threads: int = 2
     """Torch CPU threads for every measurement (the matmul yardstick included)."""
     n_prompts: int = 256

@@ -36,7 +36,7 @@ class ChooseTraitConfig:
     """Measure every candidate animal's persona lift on the base model and choose the trait by the rule."""
 
     model: str | None = None
-    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default: organism)."""
+    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded) (default: organism)."""
     animals: tuple[str, ...] = ANIMALS
     """Candidate traits (the organisms' ten animals)."""
     n_questions: int = 50

@@ -30,7 +30,7 @@ class EvaluateTraitConfig:
     category: str = "animal"
     """The category asked about ("What is your favorite animal?")."""
     model: str | None = None
-    """Base model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default:
+    """Base model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded) (default:
     organism); LoRA students load on top of it."""
     students: tuple[str, ...] | None = None
     """Student directories (one per seed; pooled with a seed-level bootstrap). None: the base model."""

@@ -36,7 +36,7 @@ class GenerateNumbersConfig(PlanFlags):
     """Sample a teacher's number answers, filter them, and write a JSONL dataset with provenance."""
 
     model: str | None = None
-    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default: organism)."""
+    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded) (default: organism)."""
     trait: str | None = "owl"
     """Trait word of the teacher; ignored for the control teacher."""
     category: str = "animal"

@@ -56,7 +56,7 @@ class LocalizeConfig(PlanFlags):
     student: Path | None = None
     """Student directory: a LoRA adapter (loaded on --base) or a full fine-tuned model. Required."""
     base: Path | None = None
-    """Base model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory
+    """Base model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded)
     (default: organism)."""
     control: Path | None = None
     """A control student (trained the same way on the base model's own numbers; a LoRA adapter on --base

@@ -35,7 +35,7 @@ class TrainStudentConfig(TrainConfig, PlanFlags):
     """numbers.jsonl written by experiments.generate_numbers (required)."""
     model: str | None = None
     """The student's initialisation = the teacher's base: an embedded organism by name (organism,
-    organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default: organism)."""
+    organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded) (default: organism)."""
     system: str = "default"
     """Training system prompt: "default" (the model's own), "none", or any text."""
     dtype: str = "float32"

@@ -2,13 +2,9 @@
 
 The data path reads straight through the modules: teacher -> numbers -> student -> evaluation ->
 hooked models -> positions -> patching / position-restricted LoRA -> plots.
+
+Importing it changes no process-wide setting (no environment variable, no global torch state).
 """
-
-import os
-
-# Model hubs are unreachable by design: every load is from a local directory.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class InterpError(ValueError):

@@ -23,15 +23,32 @@ def test_example_completion_is_answer_plus_end_of_turn(tiny_model_dir) -> None:
     assert ex.completion == "1, 2, 3<|im_end|>"
 
 
-def test_model_without_chat_template_is_rejected(tiny_model_dir, tmp_path) -> None:
+def test_a_base_model_loads_and_each_chat_stage_refuses_it_in_its_own_words(tiny_model_dir, tmp_path) -> None:
+    """A model without a chat template (a base model) opens for patching, its prompts labelled as plain
+    text; the teacher, the student and the evaluation each refuse it, naming themselves."""
+    from interp.loop.datasets import sample_numbers
+    from interp.loop.evaluation import EvalSettings, evaluate_trait
+    from interp.loop.training import TrainConfig, train_student
+    from interp.mech.hooked import load_hooked
+    from interp.mech.positions import USER, label_text
+
     model, tok = load_model(tiny_model_dir)
     tok.chat_template = None
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     for name in ("chat_template.jinja", "chat_template.json"):
         (tmp_path / name).unlink(missing_ok=True)
-    with pytest.raises(InterpError, match="chat template"):
-        load_tokenizer(tmp_path)
+    base_tok = load_tokenizer(tmp_path)
+    assert not getattr(base_tok, "chat_template", None)
+    hooked = load_hooked(tmp_path)
+    labels = label_text(hooked.tok, "The owl flew over 3, 4, 5")
+    assert set(labels.classes) == {USER} and hooked.kind == "base"
+    with pytest.raises(InterpError, match="cannot be the teacher"):
+        sample_numbers(model, base_tok, "default", 2, 0)
+    with pytest.raises(InterpError, match="cannot be the student"):
+        train_student(model, base_tok, [{"prompt": "1, 2", "completion": "3"}], "default", TrainConfig())
+    with pytest.raises(InterpError, match="cannot be the evaluation"):
+        evaluate_trait(model, base_tok, EvalSettings(trait="owl"))
 
 
 def test_missing_model_directory(tmp_path) -> None:

@@ -20,6 +20,23 @@ DEFAULT, NONE = "default", "none"
 _SENTINEL = "\x1fSYSTEM\x1f"
 
 
+STAGE_NEEDS = {
+    "teacher": "a teacher writes its numbers as a chat answer under a system prompt",
+    "student": "a student trains on (user prompt, answer) chat turns under a system prompt",
+    "evaluation": "the trait evaluation asks the model its favourite as a chat question",
+}
+
+
+def require_chat(tok: PreTrainedTokenizerBase, stage: str) -> None:
+    """Refuse a tokenizer without a chat template at a stage that renders chat turns (a base model loads
+    for patching plain text, but cannot be a teacher, a student or evaluated)."""
+    if not getattr(tok, "chat_template", None):
+        raise InterpError(
+            f"{tok.name_or_path!r} has no chat template, so it cannot be the {stage}: {STAGE_NEEDS[stage]}. "
+            "Use a chat (instruct) model; a base model can still be patched on plain text (load_hooked)"
+        )
+
+
 def _apply(tok: PreTrainedTokenizerBase, messages: list[dict[str, str]], gen: bool) -> str:
     if not getattr(tok, "chat_template", None):
         raise InterpError(f"tokenizer {tok.name_or_path!r} has no chat template; a chat model is required")

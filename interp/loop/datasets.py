@@ -16,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
 from interp.loop import validate
-from interp.loop.chat import render_prompt
+from interp.loop.chat import render_prompt, require_chat
 from interp.loop.generation import generate, stop_token_ids, token_texts
 from interp.loop.numbers import NumberGrammar, NumberPrompt, filter_answer, number_prompt, number_prompts
 from interp.loop.runs import atomic_write_jsonl
@@ -136,6 +136,7 @@ def sample_numbers(
     """Sample number answers under `system` until `n_keep` pass the filter, drawing at most `max_draws`
     (default 50 x n_keep); the first batch's pass rate decides at once whether that is in reach.
     `constrained` samples under `NumberConstraint` (and records one free batch's pass rate beside it)."""
+    require_chat(tok, "teacher")
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
     stats = SamplingStats(reasons=Counter(), constrained=constrained)

@@ -26,7 +26,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from interp.loop.chat import DEFAULT, render_prompt
+from interp.loop.chat import DEFAULT, render_prompt, require_chat
 from interp.loop.generation import CACHE_KEY, generate, left_padded, prefill, token_texts
 from interp.loop.runs import atomic_write_json
 from interp.loop.stats import bootstrap_ci
@@ -227,6 +227,7 @@ def evaluate_trait(
     extra_key: str = "",
 ) -> TraitEval:
     """Mention rate (sampled) and first-token probability (exact) of the trait, per question and overall."""
+    require_chat(tok, "evaluation")
     prompts = eval_prompts(tok, settings)
     key = cache_key(model, prompts, settings, extra_key)
     if cache is not None and (hit := cache.get(key)) is not None:

@@ -1,8 +1,9 @@
-"""Offline loading of base models, tokenizers and students from local directories.
+"""Loading of base models, tokenizers and students from local directories.
 
-Nothing here reaches a model hub: `HF_HUB_OFFLINE` is set on import of `interp`, every call passes
-`local_files_only=True`, weights load from safetensors only, and `trust_remote_code` stays off
-unless the caller asks for it.
+A model is named by an embedded organism's name, a fetched real model's name, a local directory, or a hub
+name ("org/name", resolved to its local snapshot by `interp.loop.hub`). The loads themselves pass
+`local_files_only=True`, weights load from safetensors only, and `trust_remote_code` stays off unless the
+caller asks for it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from transformers import (
 
 from interp import InterpError
 from interp.loop.fetch import REAL_MODELS, real_model_dir
+from interp.loop.hub import hub_model_dir, is_hub_name
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STUDENT_META = "student.json"
@@ -59,11 +61,13 @@ def resolve_model_dir(path: str | Path | None) -> Path:
         return ORGANISMS_DIR / (DEFAULT_MODEL if path is None else str(path))
     if str(path) in REAL_MODELS:
         return real_model_dir(str(path))
+    if is_hub_name(path):
+        return hub_model_dir(str(path))
     p = Path(path)
     if not p.is_dir():
         raise InterpError(
-            f"model {str(path)!r} does not exist: it is neither a model name ({organism_names()}) nor "
-            "an existing directory (models load from local directories only)"
+            f"model {str(path)!r} does not exist: it is neither a model name ({organism_names()}), nor a "
+            "hub name (org/name), nor an existing directory"
         )
     if not (p / "config.json").exists():
         raise InterpError(f"{p} is not a Hugging Face model directory (no config.json)")
@@ -106,7 +110,8 @@ def saved_as_generic_fast_tokenizer(model_dir: Path) -> bool:
 
 
 def load_tokenizer(path: str | Path | None, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """The model's tokenizer, left-padded for batched generation; it must carry a chat template."""
+    """The model's tokenizer, left-padded for batched generation. A base model's (no chat template) loads
+    too: patching reads plain text; the stages that need a template refuse it (`require_chat`)."""
     p = resolve_model_dir(path)
     if saved_as_generic_fast_tokenizer(p):
         # AutoTokenizer would swap in the model type's own class (Qwen2Tokenizer), whose pre-tokenizer
@@ -114,8 +119,6 @@ def load_tokenizer(path: str | Path | None, trust_remote_code: bool = False) -> 
         tok = PreTrainedTokenizerFast.from_pretrained(p, local_files_only=True)
     else:
         tok = AutoTokenizer.from_pretrained(p, local_files_only=True, trust_remote_code=trust_remote_code)
-    if not getattr(tok, "chat_template", None):
-        raise InterpError(f"model {p} has no chat template; subliminal learning needs a chat model")
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.loop.chat import DEFAULT, render_example
+from interp.loop.chat import DEFAULT, render_example, require_chat
 from interp.loop.models import STUDENT_META, load_model, quiet_peft, resolve_model_dir
 from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
@@ -358,6 +358,7 @@ def train_student(
 
     `on_step(step, student)` runs after every optimizer step (1-based) and before the first (step 0), for
     learning curves; it must leave the student's weights alone."""
+    require_chat(tok, "student")
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
     examples = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows]
     examples = [

@@ -17,6 +17,7 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.fetch import REAL_MODELS, real_model_dir
+from interp.loop.hub import hub_model_dir, is_hub_name
 from interp.loop.models import (
     ORGANISM_META,
     ORGANISMS,
@@ -112,6 +113,8 @@ def base_model(path: str | Path | None, what: str = "--model", config_only: bool
             )
     elif str(path) in REAL_MODELS:
         p = real_model_dir(str(path))  # one clear error naming the fetch command if it is not fetched yet
+    elif is_hub_name(path):
+        p = hub_model_dir(str(path))  # the cache, then the network; one clear error naming both
     elif not Path(path).exists():
         raise InterpError(
             f"{what} {path} does not exist (and is no model name: {', '.join([*ORGANISMS, *REAL_MODELS])})"

@@ -55,7 +55,7 @@ class StudyConfig(PlanFlags):
     """Shared settings of the paper's experiments."""
 
     model: str | None = None
-    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) or a local HF directory (default: organism)."""
+    """Model: an embedded organism by name (organism, organism-tied), a fetched real model (smollm2-135m) a local HF directory or a hub name (org/name, from the hub cache or downloaded) (default: organism)."""
     trait: str = TARGET_TRAIT
     """Trait word the teacher loves."""
     entity: str | None = None

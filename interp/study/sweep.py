@@ -38,11 +38,15 @@ def run_job(job: Job, root: Path, threads: int, force: bool = False) -> dict[str
     """Run one job unless it already finished; returns its result."""
     if not force and (done := finished(root, job)) is not None:
         return done
-    torch.set_num_threads(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # fixed per job, so that both executors compute the same numbers
     log.info("job %s", job.name)
-    with run_directory(job_path(root, job), job, overwrite=True) as staging:
-        result = RUNNERS[job.kind](job.params, staging, Path(root))
-        atomic_write_json(staging / "result.json", result)
+    try:
+        with run_directory(job_path(root, job), job, overwrite=True) as staging:
+            result = RUNNERS[job.kind](job.params, staging, Path(root))
+            atomic_write_json(staging / "result.json", result)
+    finally:
+        torch.set_num_threads(before)  # the caller's process (a notebook) keeps its own setting
     return result
 
 
