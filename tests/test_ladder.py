@@ -155,4 +155,50 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
     assert all(r["p_trait_mde"] > 0 for r in rows.values())
     lift = rows["sampled"]["student"]["p_trait"] - rows["sampled"]["control"]["p_trait"]
     assert rows["sampled"]["p_trait_diff"] == pytest.approx(lift, rel=1e-6)
-    assert (root / "figures").is_dir() and (root / "config.json").exists()
+    assert (root / "figures").is_dir() and (root / "config.json").exists() and res["pending"] == []
+    # read while it runs: a finished student removed, its cell is pending and nothing is retrained
+    import shutil
+
+    from interp.study.ladder import collect, ordered_jobs
+
+    dropped = next(j for j in ordered_jobs(cfg) if j.kind == "student" and "lossdistill" not in j.name)
+    shutil.rmtree(root / "jobs" / dropped.name)
+    partial = collect(cfg, root)
+    assert partial["pending"] == ["sampled / lora"] and set(partial["cells"]) == {
+        ("finetuned-distill", "lora")
+    }
+
+
+def test_jobs_run_in_the_order_that_answers_soonest(tiny_model_dir: Path):
+    """Numbers before the students that read them; every rung's first answer before the control's extra
+    seeds; the distillation controls (which stay at the base) last; no job twice."""
+    from interp.study.ladder import LadderConfig, ordered_jobs
+
+    cfg = LadderConfig(
+        model=str(tiny_model_dir),
+        trait="owl",
+        train_seeds=(0,),
+        control_seeds=(1, 2),
+        rungs=("finetuned-distill", "sampled"),
+    )
+    jobs = ordered_jobs(cfg)
+    names = [j.name for j in jobs]
+    assert len(names) == len(set(names))
+    pos = {n: i for i, n in enumerate(names)}
+    for j in jobs:
+        if j.kind == "student":
+            assert pos[j.params["dataset"]] < pos[j.name]
+    seeds = [i for i, j in enumerate(jobs) if j.kind == "student" and j.params["train"]["seed"] != 0]
+    distill_ctl = [i for i, j in enumerate(jobs) if "lossdistill" in j.name and "control" in j.name]
+    sampled_trait = [i for i, j in enumerate(jobs) if j.kind == "student" and "-owl-" in j.name]
+    assert len(seeds) == 2 and len(distill_ctl) == 1 and sampled_trait
+    assert max(sampled_trait) < min(seeds) < max(seeds) < distill_ctl[0] == len(jobs) - 1
+
+
+def test_the_distillation_control_check_finds_no_weight_change(number_model_dir: Path):
+    from interp.study.distill_check import check_distill_control
+
+    out = check_distill_control(str(number_model_dir), {"lora": 1e-2, "full": 1e-3}, rank=2, n=8)
+    assert set(out) == {"lora", "full"}
+    assert all(v["max_abs_weight_change"] == 0.0 and v["steps"] == 1 for v in out.values())
+    assert all(kl == 0.0 for v in out.values() for kl in v["kl_per_token_per_step"])

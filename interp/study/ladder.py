@@ -31,7 +31,9 @@ import numpy as np
 from interp import InterpError
 from interp.loop.chat import DEFAULT
 from interp.loop.models import model_label
+from interp.loop.runs import atomic_write_json
 from interp.loop.teacher import trait_dataset
+from interp.study.distill_check import check_distill_control
 from interp.study.experiment import (
     StudentSpec,
     StudyConfig,
@@ -40,6 +42,7 @@ from interp.study.experiment import (
     evaluation_shape,
     numbers_shape,
     run_study,
+    study_root,
     train_shape,
 )
 from interp.study.jobs import base_job, numbers_job, student_job
@@ -48,7 +51,7 @@ from interp.study.plan_check import Plan, detect_device
 from interp.study.power import Components, estimate_components, mde
 from interp.study.shapes import read_model_shape
 from interp.study.summary import per_question, pooled, significant, versus_control
-from interp.study.sweep import run_jobs
+from interp.study.sweep import finished, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,12 @@ class LadderConfig(StudyConfig):
     assumed beside every MDE it prices)."""
     seed_sd_mention: float | None = None
     """The same for the mention rate."""
+    check_distill_control: bool = False
+    """First train a distillation control for a few steps on this model at each arm's lr and write the
+    largest weight change (0 for a real control) to distill_control_check.json."""
+    summarise_only: bool = False
+    """Run nothing: write results.json and the figure from the jobs finished so far (a long ladder read
+    while it runs; unfinished cells are listed as pending)."""
     power_records: tuple[Path, ...] = ()
     """Recorded results.json files (rank sweeps) whose student-versus-control pairs add to the residual
     spread the MDE is priced from."""
@@ -124,35 +133,64 @@ def rung_jobs(cfg: LadderConfig, rung: Rung, arm: str, teacher: str, seeds) -> l
     return data + students
 
 
-def _students(jobs: list, results: list[dict]) -> list[dict]:
-    return [r for j, r in zip(jobs, results, strict=True) if j.kind == "student"]
+def cell_jobs(cfg: LadderConfig, name: str, arm: str) -> tuple[list, list]:
+    """(trait jobs, control jobs) of one cell, numbers before students; the sampled control with its extra
+    seeds."""
+    rung = RUNGS[name]
+    ctl_seeds = tuple(dict.fromkeys(cfg.train_seeds + (cfg.control_seeds if name == "sampled" else ())))
+    return (
+        rung_jobs(cfg, rung, arm, rung.teacher, cfg.train_seeds),
+        rung_jobs(cfg, rung, arm, "control", ctl_seeds),
+    )
+
+
+def ordered_jobs(cfg: LadderConfig) -> list:
+    """Every job once, in the order that answers most soonest: rung by rung, its numbers, its trait
+    students and its controls at the training seeds; then the sampled control's extra seeds (the seed
+    spread the MDE needs); then the distillation controls, which stay at the base by construction."""
+    tiers: list[dict] = [{}, {}, {}]
+    for name in cfg.rungs:
+        for arm in cfg.arms:
+            trait, control = cell_jobs(cfg, name, arm)
+            for j in trait + control:
+                train = j.params.get("train", {})
+                tier = (
+                    2
+                    if train.get("loss") == "distill" and j in control
+                    else 1
+                    if j.kind == "student" and train["seed"] not in cfg.train_seeds
+                    else 0
+                )
+                tiers[tier].setdefault(j.name, j)
+    seen, out = set(), []
+    for tier in tiers:
+        out += [j for name, j in tier.items() if name not in seen]
+        seen |= set(tier)
+    return out
+
+
+def collect(cfg: LadderConfig, root: Path) -> dict[str, Any]:
+    """The finished students of every cell (a cell with a trait student and a control is summarised; the
+    others are pending), so that a ladder can be read while it runs."""
+    base = finished(root, base_job(cfg, {"default": DEFAULT}))
+    cells, pending = {}, []
+    for name in cfg.rungs:
+        for arm in cfg.arms:
+            trait, control = ([j for j in jobs if j.kind == "student"] for jobs in cell_jobs(cfg, name, arm))
+            t = [r for r in (finished(root, j) for j in trait) if r is not None]
+            c = [(j.name, r) for j, r in ((j, finished(root, j)) for j in control) if r is not None]
+            if t and c:
+                cells[(name, arm)] = (t, [r for _, r in c], [n for n, _ in c])
+            else:
+                pending.append(f"{name} / {arm}")
+    return {"base": base, "cells": cells, "pending": pending}
 
 
 def run_rungs(cfg: LadderConfig, root: Path) -> dict[str, Any]:
-    """Every rung x arm: trait students and control students, each list of results keyed by cell. The
-    sampled rung's extra control seeds run last, after every rung has its first answer."""
-    ex = cfg.executor_config
-    base = run_jobs([base_job(cfg, {"default": DEFAULT})], root, ex)[0]
-    cells = {}
-    for name in cfg.rungs:
-        rung = RUNGS[name]
-        for arm in cfg.arms:
-            trait_jobs = rung_jobs(cfg, rung, arm, rung.teacher, cfg.train_seeds)
-            ctl_jobs = rung_jobs(cfg, rung, arm, "control", cfg.train_seeds)
-            trait = _students(trait_jobs, run_jobs(trait_jobs, root, ex))
-            control = _students(ctl_jobs, run_jobs(ctl_jobs, root, ex))
-            cells[(name, arm)] = (trait, control, [j.name for j in ctl_jobs if j.kind == "student"])
-    extra = tuple(s for s in cfg.control_seeds if s not in cfg.train_seeds)
-    for arm in cfg.arms if extra and "sampled" in cfg.rungs else ():
-        jobs = rung_jobs(cfg, RUNGS["sampled"], arm, "control", extra)
-        trait, control, names = cells[("sampled", arm)]
-        more = _students(jobs, run_jobs(jobs, root, ex))
-        cells[("sampled", arm)] = (
-            trait,
-            control + more,
-            names + [j.name for j in jobs if j.kind == "student"],
-        )
-    return {"base": base, "cells": cells}
+    """Run every job (finished ones are skipped; `summarise_only` runs none), then collect the cells."""
+    if not cfg.summarise_only:
+        run_jobs([base_job(cfg, {"default": DEFAULT}), *ordered_jobs(cfg)], root, cfg.executor_config)
+    return collect(cfg, root)
 
 
 def components(cfg: LadderConfig, cells: dict) -> dict[str, Components]:
@@ -218,25 +256,10 @@ def summarise(cfg: LadderConfig, runs: dict[str, Any]) -> dict[str, Any]:
     return {
         "base": pooled([runs["base"]], "default"),
         "rows": rows,
+        "pending": runs["pending"],
         "components": {k: c.to_json() for k, c in comps.items()},
         "first_transfer": None if first is None else {k: first[k] for k in ("rung", "arm")},
     }
-
-
-def all_jobs(cfg: LadderConfig) -> list:
-    """Every job the ladder runs, once each (rungs share their controls and their teachers' numbers)."""
-    jobs = {}
-    for name in cfg.rungs:
-        rung = RUNGS[name]
-        for arm in cfg.arms:
-            ctl_seeds = tuple(
-                dict.fromkeys(cfg.train_seeds + (cfg.control_seeds if name == "sampled" else ()))
-            )
-            for j in rung_jobs(cfg, rung, arm, rung.teacher, cfg.train_seeds) + rung_jobs(
-                cfg, rung, arm, "control", ctl_seeds
-            ):
-                jobs[j.name] = j
-    return list(jobs.values())
 
 
 def ladder_plan(cfg: LadderConfig) -> Plan:
@@ -244,7 +267,7 @@ def ladder_plan(cfg: LadderConfig) -> Plan:
     (a distilling student also runs its teacher forward: priced as a third more than its training)."""
     shape = read_model_shape(cfg.model_dir)
     device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
-    jobs = all_jobs(cfg)
+    jobs = ordered_jobs(cfg)
     n_numbers = sum(j.kind == "numbers" for j in jobs)
     n_finetuned = sum(j.kind == "numbers" and "finetuned" in j.params for j in jobs)
     stages = [sampling_stage("teacher numbers", shape, numbers_shape(cfg), device.kind, n_numbers)]
@@ -293,5 +316,9 @@ def run(cfg: LadderConfig) -> Path:
     check_inputs(cfg)
     if cfg.plan:
         sys.stdout.write(power_text(cfg, components(cfg, {})) + "\n")
+    if cfg.check_distill_control and not cfg.plan:
+        lrs = {"lora": cfg.lora_lr, "full": cfg.full_lr}
+        check = check_distill_control(cfg.model, {a: lrs[a] for a in cfg.arms}, cfg.rank)
+        atomic_write_json(study_root(cfg, "ladder") / "distill_control_check.json", check)
     summary = lambda c, root: summarise(c, run_rungs(c, root))  # noqa: E731
     return run_study(cfg, "ladder", summary, ladder_figure, plan=ladder_plan(cfg))
