@@ -106,12 +106,8 @@ def test_rank_figure_band_has_no_markers_and_the_axis_shows_only_the_swept_ranks
     fig = plots.rank_sweep_figure(summary, "wolf")
     bands = [t for t in fig.data if t.fill == "toself"]
     assert bands and all(t.mode == "lines" for t in bands)
-    assert list(fig.layout.xaxis.tickvals) == [1, 4, 16, 64] and list(fig.layout.xaxis.ticktext) == [
-        "1",
-        "4",
-        "16",
-        "64",
-    ]
+    assert list(fig.layout.xaxis.tickvals) == [1, 4, 16, 64]
+    assert [t.split("<br>")[0] for t in fig.layout.xaxis.ticktext] == ["r1", "r4", "r16", "r64"]
 
 
 def test_report_markdown_shows_the_png_and_links_the_interactive_html() -> None:
@@ -121,3 +117,64 @@ def test_report_markdown_shows_the_png_and_links_the_interactive_html() -> None:
     })  # fmt: skip
     assert "![rank_sweep](figures/rank_sweep.png)" in md and "(figures/rank_sweep.html)" in md
     assert "other.png" not in md and "(figures/other.html)" in md
+
+
+def test_the_context_matrix_draws_both_metrics_with_cis_and_never_saturates_a_ci() -> None:
+    from interp.study.plots import context_matrix_figure
+
+    cells = [
+        {
+            "train_system": t,
+            "eval_system": e,
+            "seeds": 3,
+            "mention_diff": 0.02 * i,
+            "mention_diff_ci": [0.02 * i - 0.018, 0.02 * i + 0.02],
+            "p_trait_diff": 0.001 * i,
+            "p_trait_diff_ci": [0.001 * i - 0.0005, 0.001 * i + 0.0007],
+            "per_question_mention": [0.0] * 50,
+        }
+        for i, (t, e) in enumerate((t, e) for t in ("default", "none") for e in ("default", "none"))
+    ]
+    fig = context_matrix_figure(cells, "cat")
+    mention, p_trait = fig.data
+    for heat, value, ci in (
+        (mention, "mention_diff", "mention_diff_ci"),
+        (p_trait, "p_trait_diff", "p_trait_diff_ci"),
+    ):
+        assert [x for row in heat.z for x in row] == [
+            c[value] for c in cells
+        ]  # the figure's metric is the table's
+        assert heat.zmax >= max(c[ci][1] for c in cells) and heat.zmin <= min(c[ci][0] for c in cells)
+        assert all("[" in t for row in heat.text for t in row)  # every cell shows its CI
+    assert (
+        "mention-rate lift" in mention.colorbar.title.text and "P(trait) lift" in p_trait.colorbar.title.text
+    )
+    assert "3 seed(s), 50 questions" in fig.layout.title.text
+
+
+def test_every_rank_sweep_point_says_its_lr_and_seeds() -> None:
+    from interp.study.plots import rank_sweep_figure
+
+    def row(rank, lr, seeds):
+        return {
+            "rank": rank,
+            "lr": lr,
+            "seeds": seeds,
+            "mention_rate": 0.1,
+            "ci": [0.0, 0.2],
+            "p_first_token": 0.1,
+            "p_ci": [0.0, 0.2],
+        }
+
+    control = {**row(0, 0, 3), "per_question_mention": [0.1] * 50}
+    fig = rank_sweep_figure(
+        {"rank_sweep": [row(4, 3e-3, 3), row(64, 1.5e-3, 1)], "full_ft": [], "control": control}, "cat"
+    )
+    ticks = fig.layout.xaxis.ticktext
+    assert (
+        "lr 0.003" in ticks[0]
+        and "3 seed(s)" in ticks[0]
+        and "lr 0.0015" in ticks[1]
+        and "1 seed(s)" in ticks[1]
+    )
+    assert "3 seed(s); 50 questions" in fig.layout.title.text

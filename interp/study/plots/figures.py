@@ -65,7 +65,8 @@ def rank_sweep_figure(summary: dict[str, Any], trait: str) -> go.Figure:
         subplot_titles=("LoRA students", "full fine-tuning", "", ""),
     )
     ranks = [r["rank"] for r in lora]
-    labels = [f"lr {r['lr']:g}" for r in full]
+    labels = [f"lr {r['lr']:g}<br>{r.get('seeds', '?')} seed(s)" for r in full]
+    ticks = [f"r{r['rank']}<br>lr {r['lr']:g}<br>{r.get('seeds', '?')} seed(s)" for r in lora]
     for row, (value, ci, name) in enumerate(METRICS, start=1):
         _control_band(fig, control, value, ci, row, 1, [min(ranks) / 1.5, max(ranks) * 1.5])
         fig.add_trace(
@@ -100,43 +101,64 @@ def rank_sweep_figure(summary: dict[str, Any], trait: str) -> go.Figure:
         fig.update_xaxes(
             type="log",
             tickvals=ranks,
-            ticktext=[str(r) for r in ranks],
+            ticktext=ticks,  # every point says its lr and its seeds: ranks may differ in both
             title_text="LoRA rank" if row == 2 else None,
             row=row,
             col=1,
         )
     fig.update_layout(
-        title=f"Subliminal transfer of '{trait}' vs LoRA rank", height=650, width=950, template="plotly_white"
+        title=f"Subliminal transfer of '{trait}' vs LoRA rank (control: {control.get('seeds', '?')} seed(s); "
+        f"{len(control.get('per_question_mention') or []) or '?'} questions)",
+        height=650,
+        width=950,
+        template="plotly_white",
     )
     return fig
 
 
-def context_matrix_figure(cells: list[dict[str, Any]], trait: str, value: str = "mention_rate") -> go.Figure:
-    """Training system prompt x evaluation system prompt heatmap of the student's lift over control."""
+CONTEXT_PANELS = (
+    ("mention_diff", "mention_diff_ci", "mention-rate lift"),
+    ("p_trait_diff", "p_trait_diff_ci", "P(trait) lift"),
+)
+
+
+def context_matrix_figure(cells: list[dict[str, Any]], trait: str) -> go.Figure:
+    """Training x evaluation system prompt: the student's lift over its control, by mention rate and by
+    P(trait), each cell with its 95% CI; each panel's colour range reaches its largest CI bound, so no
+    cell saturates. The title says the seeds and questions every cell rests on."""
     trains = list(dict.fromkeys(c["train_system"] for c in cells))
     evals = list(dict.fromkeys(c["eval_system"] for c in cells))
     grid = {(c["train_system"], c["eval_system"]): c for c in cells}
-    z = [[grid[(t, e)]["lift"] for e in evals] for t in trains]
-    text = [[f"{grid[(t, e)][value]:.3f}<br>lift {grid[(t, e)]['lift']:+.3f}" for e in evals] for t in trains]
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=evals,
-            y=trains,
-            text=text,
-            texttemplate="%{text}",
-            colorscale="RdBu",
-            zmid=0,
-            colorbar={"title": "lift"},
-        )
-    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[p[2] for p in CONTEXT_PANELS], horizontal_spacing=0.2)
+    for col, (value, ci, name) in enumerate(CONTEXT_PANELS, start=1):
+        z = [[grid[(t, e)][value] for e in evals] for t in trains]
+        bound = max(abs(x) for c in cells for x in (*c[ci], c[value])) or 1.0
+        fmt = ".3f" if value == "mention_diff" else ".4f"
+        text = [
+            [
+                f"{grid[(t, e)][value]:+{fmt}}<br>[{grid[(t, e)][ci][0]:{fmt}}, {grid[(t, e)][ci][1]:{fmt}}]"
+                for e in evals
+            ]
+            for t in trains
+        ]
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=evals, y=trains, text=text, texttemplate="%{text}", colorscale="RdBu_r",
+                zmin=-bound, zmax=bound,
+                colorbar={"title": {"text": f"{name}<br>(student - control)"}, "x": 0.42 if col == 1 else 1.0},
+            ),
+            row=1,
+            col=col,
+        )  # fmt: skip
+        fig.update_xaxes(title_text="evaluation system prompt", row=1, col=col)
+    seeds = sorted({c.get("seeds", 1) for c in cells})
+    n_q = len(cells[0]["per_question_mention"]) if cells and cells[0].get("per_question_mention") else "?"
+    fig.update_yaxes(title_text="training system prompt", autorange="reversed", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
     fig.update_layout(
-        title=f"'{trait}' {value.replace('_', ' ')} of students minus control",
-        xaxis_title="evaluation system prompt",
-        yaxis_title="training system prompt",
-        yaxis_autorange="reversed",
-        height=480,
-        width=720,
+        title=f"'{trait}': students minus control, 95% CIs ({'/'.join(map(str, seeds))} seed(s), {n_q} questions)",
+        height=520,
+        width=1150,
         template="plotly_white",
     )
     return fig
