@@ -202,3 +202,18 @@ def test_the_distillation_control_check_finds_no_weight_change(number_model_dir:
     assert set(out) == {"lora", "full"}
     assert all(v["max_abs_weight_change"] == 0.0 and v["steps"] == 1 for v in out.values())
     assert all(kl == 0.0 for v in out.values() for kl in v["kl_per_token_per_step"])
+
+
+def test_plan_prints_the_power_before_anything_runs(tiny_model_dir: Path, tmp_path: Path, capsys):
+    from interp.study.ladder import LadderConfig, run
+
+    record = Path(__file__).parents[1] / "docs" / "smollm2-135m" / "run2" / "results.json"
+    cfg = LadderConfig(
+        model=str(tiny_model_dir), trait="owl", train_seeds=(0, 1, 2), rungs=("sampled",), plan=True,
+        power_records=(record,), seed_sd_p_trait=0.0005, out=tmp_path / "l",
+    )  # fmt: skip
+    run(cfg)
+    out = capsys.readouterr().out
+    assert "3 seed(s) per arm" in out and "p_trait: MDE" in out and "MDE <= 0.0015 needs" in out
+    assert "mention: MDE >=" in out and "seed spread is unknown" in out  # no seed SD given for it
+    assert "Plan: ladder" in out and not (tmp_path / "l" / "jobs").exists()  # nothing ran

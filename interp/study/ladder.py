@@ -99,6 +99,8 @@ class LadderConfig(StudyConfig):
     check_distill_control: bool = False
     """First train a distillation control for a few steps on this model at each arm's lr and write the
     largest weight change (0 for a real control) to distill_control_check.json."""
+    target_p_trait: float = 0.0015
+    """The P(trait) MDE the evaluation is sized for (--plan says how many seeds reach it)."""
     summarise_only: bool = False
     """Run nothing: write results.json and the figure from the jobs finished so far (a long ladder read
     while it runs; unfinished cells are listed as pending)."""
@@ -288,24 +290,29 @@ def ladder_plan(cfg: LadderConfig) -> Plan:
 
 
 def power_text(cfg: LadderConfig, comps: dict[str, Components]) -> str:
-    """The MDE of each metric at the planned seeds, questions and samples, and where its spread comes from."""
-    seeds = len(cfg.train_seeds)
-    lines = [
-        f"Power (80%, two-sided 0.05), {seeds} seed(s) per arm, {cfg.n_questions} questions x "
-        f"{cfg.samples_per_question} samples:"
-    ]
+    """The MDE of each metric at the planned seeds, questions and samples, where its spread comes from, and
+    how many seeds bring the P(trait) MDE to `target_p_trait`. With the seed spread unknown, the MDE from
+    the question spread alone is a floor: the true MDE is larger."""
+    seeds, q, k = len(cfg.train_seeds), cfg.n_questions, cfg.samples_per_question
+    lines = [f"Power (80%, two-sided 0.05), {seeds} seed(s) per arm, {q} questions x {k} samples:"]
     for metric, c in comps.items():
-        resid = c.residual_var(cfg.samples_per_question) ** 0.5
+        resid = c.residual_var(k) ** 0.5
         if c.seed_var is None:
+            floor = mde(c, seeds, q, k, seed_var=0.0)
             lines.append(
-                f"  {metric}: residual SD {resid:.3g}; seed SD unknown (one seed per model; give --seed-sd)"
+                f"  {metric}: MDE >= {floor:.3g} from the question spread alone (residual SD {resid:.3g}); the "
+                "seed spread is unknown (one seed per model): give --seed-sd-* or --control-seeds"
             )
             continue
-        m = mde(c, seeds, cfg.n_questions, cfg.samples_per_question)
-        lines.append(
-            f"  {metric}: MDE {m:.3g} (residual SD {resid:.3g}, seed SD {c.seed_var**0.5:.3g} {c.seed_source}, "
-            f"level {c.level:.3g})"
+        by_seeds = {s: mde(c, s, q, k) for s in range(1, 11)}
+        line = (
+            f"  {metric}: MDE {by_seeds[seeds]:.3g} (residual SD {resid:.3g}, seed SD {c.seed_var**0.5:.3g} "
+            f"{c.seed_source}, level {c.level:.3g})"
         )
+        if metric == "p_trait":
+            enough = next((s for s, m in by_seeds.items() if m <= cfg.target_p_trait), None)
+            line += f"; MDE <= {cfg.target_p_trait:g} needs {enough or 'more than 10'} seed(s) per arm"
+        lines.append(line)
     return "\n".join(lines)
 
 
