@@ -156,6 +156,8 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
     lift = rows["sampled"]["student"]["p_trait"] - rows["sampled"]["control"]["p_trait"]
     assert rows["sampled"]["p_trait_diff"] == pytest.approx(lift, rel=1e-6)
     assert (root / "figures").is_dir() and (root / "config.json").exists() and res["pending"] == []
+    report = (root / "report.md").read_text()
+    assert f"{rows['sampled']['p_trait_diff']:+.4f}" in report and f"{rows['sampled']['p_trait_mde']:.4f}" in report
     # read while it runs: a finished student removed, its cell is pending and nothing is retrained
     import shutil
 

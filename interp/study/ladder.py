@@ -31,7 +31,7 @@ import numpy as np
 from interp import InterpError
 from interp.loop.chat import DEFAULT
 from interp.loop.models import model_label
-from interp.loop.runs import atomic_write_json
+from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.loop.teacher import trait_dataset
 from interp.study.distill_check import check_distill_control
 from interp.study.experiment import (
@@ -46,6 +46,7 @@ from interp.study.experiment import (
     train_shape,
 )
 from interp.study.jobs import base_job, numbers_job, student_job
+from interp.study.ladder_report import ladder_markdown
 from interp.study.plan import QUESTION_TOKENS, TrainShape, sampling_stage, training_stage
 from interp.study.plan_check import Plan, detect_device
 from interp.study.power import Components, estimate_components, mde
@@ -328,4 +329,18 @@ def run(cfg: LadderConfig) -> Path:
         check = check_distill_control(cfg.model, {a: lrs[a] for a in cfg.arms}, cfg.rank)
         atomic_write_json(study_root(cfg, "ladder") / "distill_control_check.json", check)
     summary = lambda c, root: summarise(c, run_rungs(c, root))  # noqa: E731
-    return run_study(cfg, "ladder", summary, ladder_figure, plan=ladder_plan(cfg))
+    root = run_study(cfg, "ladder", summary, ladder_figure, plan=ladder_plan(cfg))
+    if not cfg.plan:
+        write_report(cfg, root)
+    return root
+
+
+def write_report(cfg: LadderConfig, root: Path) -> Path:
+    """report.md beside results.json: the power at the ladder's own spread, the table, the checks."""
+    res = json.loads((root / "results.json").read_text())
+    comps = {k: Components(**v) for k, v in res["components"].items()}
+    check = root / "distill_control_check.json"
+    text = ladder_markdown(
+        res, power_text(cfg, comps), json.loads(check.read_text()) if check.exists() else None
+    )
+    return atomic_write_text(root / "report.md", text)

@@ -1,0 +1,72 @@
+"""The ladder's report: one table, rung x arm, each lift with its CI over seeds and questions and the
+minimum detectable lift beside it, and a sentence on which rung transfers first, by which metric."""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERDICT = {True: "transfers", False: "null"}
+
+
+def _ci(lo_hi: list[float], fmt: str) -> str:
+    return f"[{lo_hi[0]:{fmt}}, {lo_hi[1]:{fmt}}]"
+
+
+def _mde(value: float | None, fmt: str) -> str:
+    return "unknown" if value is None else f"{value:{fmt}}"
+
+
+def ladder_table(summary: dict[str, Any]) -> str:
+    """The markdown table of a ladder's results.json."""
+    head = (
+        "| rung | arm (lr) | seeds: student / control | P(trait) student / control | P(trait) lift [95% CI] "
+        "| P(trait) MDE | mention-rate lift [95% CI] | mention MDE |\n|---|---|---|---|---|---|---|---|"
+    )
+    rows = []
+    for r in summary["rows"]:
+        p = f"{r['p_trait_diff']:+.4f} {_ci(r['p_trait_diff_ci'], '.4f')} ({VERDICT[r['p_trait_transfers']]})"
+        m = f"{r['mention_diff']:+.3f} {_ci(r['mention_diff_ci'], '.3f')} ({VERDICT[r['mention_transfers']]})"
+        rows.append(
+            f"| {r['rung']} | {r['arm']} ({r['lr']:g}) | {r['seeds']} / {r['control_seeds']} "
+            f"| {r['student']['p_trait']:.4f} / {r['control']['p_trait']:.4f} | {p} | {_mde(r['p_trait_mde'], '.4f')} "
+            f"| {m} | {_mde(r['mention_mde'], '.3f')} |"
+        )
+    return "\n".join([head, *rows])
+
+
+def first_transfer(summary: dict[str, Any]) -> str:
+    """Which rung transfers first (the ladder's order), and by which metric; or that none does."""
+    for r in summary["rows"]:
+        metrics = [
+            m for m, k in (("P(trait)", "p_trait_transfers"), ("mention rate", "mention_transfers")) if r[k]
+        ]
+        if metrics:
+            return f"The first rung that transfers is {r['rung']} ({r['arm']}), by {' and '.join(metrics)}."
+    return "No rung transfers: every lift's 95% CI includes 0; read each null against its MDE."
+
+
+def ladder_markdown(summary: dict[str, Any], power: str, check: dict[str, Any] | None) -> str:
+    """report.md: the power, the table, the first transfer, the pending cells and the distillation check."""
+    parts = [
+        "# Positive-control ladder",
+        "",
+        "Each rung is read against a control trained the same way on the control teacher's output. "
+        f"Base P(trait) {summary['base']['p_trait']:.4f}, mention rate {summary['base']['mention_rate']:.3f}.",
+        "",
+        "```",
+        power,
+        "```",
+        "",
+        ladder_table(summary),
+        "",
+        first_transfer(summary),
+    ]
+    if summary.get("pending"):
+        parts += ["", f"Pending (not finished yet): {', '.join(summary['pending'])}."]
+    if check:
+        moved = ", ".join(f"{a} lr {v['lr']:g}: {v['max_abs_weight_change']:g}" for a, v in check.items())
+        parts += [
+            "",
+            f"Distillation control on this model, largest weight change after one short epoch: {moved}.",
+        ]
+    return "\n".join(parts) + "\n"
