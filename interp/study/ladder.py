@@ -90,8 +90,8 @@ class LadderConfig(StudyConfig):
     rank: int = 16
     """LoRA rank of the lora arm."""
     control_seeds: tuple[int, ...] = ()
-    """Extra training seeds of the sampled rung's control alone: the seed-to-seed spread the MDE needs,
-    measured where the ladder itself runs one seed."""
+    """Extra training seeds of the sampled-answer control (the control of the sampled and finetuned rungs):
+    the seed-to-seed spread the MDE needs, measured where the ladder itself runs one seed."""
     seed_sd_p_trait: float | None = None
     """Assumed between-seed SD of a model's mean P(trait), where no control has two seeds (stated as
     assumed beside every MDE it prices)."""
@@ -140,7 +140,8 @@ def cell_jobs(cfg: LadderConfig, name: str, arm: str) -> tuple[list, list]:
     """(trait jobs, control jobs) of one cell, numbers before students; the sampled control with its extra
     seeds."""
     rung = RUNGS[name]
-    ctl_seeds = tuple(dict.fromkeys(cfg.train_seeds + (cfg.control_seeds if name == "sampled" else ())))
+    sampled_control = not rung.greedy and rung.loss == "ce"  # the base's sampled numbers, cross-entropy
+    ctl_seeds = tuple(dict.fromkeys(cfg.train_seeds + (cfg.control_seeds if sampled_control else ())))
     return (
         rung_jobs(cfg, rung, arm, rung.teacher, cfg.train_seeds),
         rung_jobs(cfg, rung, arm, "control", ctl_seeds),
