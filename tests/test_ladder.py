@@ -157,7 +157,27 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
     assert rows["sampled"]["p_trait_diff"] == pytest.approx(lift, rel=1e-6)
     assert (root / "figures").is_dir() and (root / "config.json").exists() and res["pending"] == []
     report = (root / "report.md").read_text()
-    assert f"{rows['sampled']['p_trait_diff']:+.4f}" in report and f"{rows['sampled']['p_trait_mde']:.4f}" in report
+    assert (
+        f"{rows['sampled']['p_trait_diff']:+.4f}" in report
+        and f"{rows['sampled']['p_trait_mde']:.4f}" in report
+    )
+    # the distillation control kept every weight: read against the base instead, every number is the same
+    from dataclasses import replace
+
+    from interp.study.ladder import BASE_AS_DISTILL_CONTROL
+
+    trained = rows["finetuned-distill"]
+    shutil_rm = __import__("shutil").rmtree
+    shutil_rm(root / "jobs" / trained["control_jobs"][0])
+    again = run(replace(cfg, distill_control="base", check_distill_control=True, summarise_only=True))
+    row = next(
+        r
+        for r in json.loads((again / "results.json").read_text())["rows"]
+        if r["rung"] == "finetuned-distill"
+    )
+    assert row["control_jobs"] == [BASE_AS_DISTILL_CONTROL]
+    for key in ("p_trait_diff", "mention_diff", "p_trait_diff_ci"):
+        assert row[key] == pytest.approx(trained[key], rel=1e-9)
     # read while it runs: a finished student removed, its cell is pending and nothing is retrained
     import shutil
 
@@ -165,7 +185,7 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
 
     dropped = next(j for j in ordered_jobs(cfg) if j.kind == "student" and "lossdistill" not in j.name)
     shutil.rmtree(root / "jobs" / dropped.name)
-    partial = collect(cfg, root)
+    partial = collect(replace(cfg, distill_control="base"), root)
     assert partial["pending"] == ["sampled / lora"] and set(partial["cells"]) == {
         ("finetuned-distill", "lora")
     }

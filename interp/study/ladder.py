@@ -10,7 +10,9 @@ way on the control teacher's output (its sampled numbers, its greedy numbers or 
   name the trait), sampled or distilled.
 
 A distillation control matches its own initialisation's logits, so its gradient is zero and it stays at
-the base by construction (`distill_loss_sum`); it is trained all the same, and its evaluation says so.
+the base by construction (`distill_loss_sum`). It is trained by default; `--check-distill-control` checks on
+the model itself that it keeps every weight, and `--distill-control base` then reads the distillation rungs
+against the base, which is that control bit for bit, without training it.
 
 `run(cfg)` trains and evaluates every rung on every arm and seed (jobs shared between rungs run once; a
 rerun resumes), and returns one row per (rung, arm): the P(trait) and mention-rate lifts with their CIs
@@ -97,6 +99,10 @@ class LadderConfig(StudyConfig):
     assumed beside every MDE it prices)."""
     seed_sd_mention: float | None = None
     """The same for the mention rate."""
+    distill_control: str = "train"
+    """train: train each distillation rung's control; base: read distillation rungs against the base,
+    which is what their control is when --check-distill-control (this run or an earlier one in --out)
+    found that it keeps every weight exactly (refused otherwise)."""
     check_distill_control: bool = False
     """First train a distillation control for a few steps on this model at each arm's lr and write the
     largest weight change (0 for a real control) to distill_control_check.json."""
@@ -112,6 +118,8 @@ class LadderConfig(StudyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         unknown = sorted(set(self.rungs) - set(RUNGS)) + sorted(set(self.arms) - set(ARMS))
+        if self.distill_control not in ("train", "base"):
+            unknown.append(f"--distill-control {self.distill_control}")
         if unknown or not self.rungs or not self.arms:
             raise InterpError(f"unknown or no rung/arm {unknown}; rungs {list(RUNGS)}, arms {list(ARMS)}")
 
@@ -156,6 +164,8 @@ def ordered_jobs(cfg: LadderConfig) -> list:
     for name in cfg.rungs:
         for arm in cfg.arms:
             trait, control = cell_jobs(cfg, name, arm)
+            if RUNGS[name].loss == "distill" and cfg.distill_control == "base":
+                control = [j for j in control if j.kind == "numbers"]  # read against the base instead
             for j in trait + control:
                 train = j.params.get("train", {})
                 tier = (
@@ -173,6 +183,18 @@ def ordered_jobs(cfg: LadderConfig) -> list:
     return out
 
 
+BASE_AS_DISTILL_CONTROL = "base (a distillation control keeps every weight: distill_control_check.json)"
+CHECK_FILE = "distill_control_check.json"
+
+
+def distill_control_holds(root: Path, arm: str) -> bool:
+    """Whether this ladder's check found that a distillation control of `arm` keeps every weight exactly
+    (then its evaluation is the base's, bit for bit, and need not be trained)."""
+    path = Path(root) / CHECK_FILE
+    check = json.loads(path.read_text()).get(arm) if path.exists() else None
+    return bool(check) and check["max_abs_weight_change"] == 0.0
+
+
 def collect(cfg: LadderConfig, root: Path) -> dict[str, Any]:
     """The finished students of every cell (a cell with a trait student and a control is summarised; the
     others are pending), so that a ladder can be read while it runs."""
@@ -183,6 +205,8 @@ def collect(cfg: LadderConfig, root: Path) -> dict[str, Any]:
             trait, control = ([j for j in jobs if j.kind == "student"] for jobs in cell_jobs(cfg, name, arm))
             t = [r for r in (finished(root, j) for j in trait) if r is not None]
             c = [(j.name, r) for j, r in ((j, finished(root, j)) for j in control) if r is not None]
+            if not c and RUNGS[name].loss == "distill" and cfg.distill_control == "base":
+                c = [(BASE_AS_DISTILL_CONTROL, base)] if distill_control_holds(root, arm) else []
             if t and c:
                 cells[(name, arm)] = (t, [r for _, r in c], [n for n, _ in c])
             else:
@@ -328,7 +352,14 @@ def run(cfg: LadderConfig) -> Path:
     if cfg.check_distill_control and not cfg.plan:
         lrs = {"lora": cfg.lora_lr, "full": cfg.full_lr}
         check = check_distill_control(cfg.model, {a: lrs[a] for a in cfg.arms}, cfg.rank)
-        atomic_write_json(study_root(cfg, "ladder") / "distill_control_check.json", check)
+        atomic_write_json(study_root(cfg, "ladder") / CHECK_FILE, check)
+    if cfg.distill_control == "base" and not cfg.plan:
+        unproven = [a for a in cfg.arms if not distill_control_holds(study_root(cfg, "ladder"), a)]
+        if unproven:
+            raise InterpError(
+                f"--distill-control base needs a check that a distillation control keeps every weight on "
+                f"this model ({unproven}): add --check-distill-control"
+            )
     summary = lambda c, root: summarise(c, run_rungs(c, root))  # noqa: E731
     root = run_study(cfg, "ladder", summary, ladder_figure, plan=ladder_plan(cfg))
     if not cfg.plan:
@@ -340,7 +371,7 @@ def write_report(cfg: LadderConfig, root: Path) -> Path:
     """report.md beside results.json: the power at the ladder's own spread, the table, the checks."""
     res = json.loads((root / "results.json").read_text())
     comps = {k: Components(**v) for k, v in res["components"].items()}
-    check = root / "distill_control_check.json"
+    check = root / CHECK_FILE
     text = ladder_markdown(
         res, power_text(cfg, comps), json.loads(check.read_text()) if check.exists() else None
     )
