@@ -3,7 +3,7 @@
     python -m experiments.bench_patching [--model MODEL] [--repeats N]
 
 Both run on the same bridge, prompt and metric; prints the times, the speed-up (target >= 10x) and the
-largest absolute difference between the two grids. With a matmul `rate` (from `interp.study.flops`), also the
+largest absolute difference between the two grids. With a matmul `rate` (from `interp.plan.flops`), also the
 FLOP/s each side would need to run one full forward pass per cell in that time, as a share of the rate
 (the batched sweep can exceed 100%: it skips the layers and positions a patch cannot change).
 `experiments.benchmark` calls `bench_patching`.
@@ -25,7 +25,7 @@ from interp.loop.config import cli_main
 from interp.mech.hooked import load_hooked
 from interp.mech.patching import TraitMetric, patch_layer_pos
 from interp.mech.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
-from interp.study.flops import MatmulRate, inference_flops, matmul_rate, sequence_attention_context
+from interp.plan.flops import MatmulRate, inference_flops, matmul_rate, sequence_attention_context
 
 
 @dataclass

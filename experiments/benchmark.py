@@ -6,7 +6,7 @@
 First measures the machine's sustained fp32 matmul rate (the yardstick, at the benchmark's thread count)
 and the rate the model's own matmul shapes reach (the practical ceiling), then prints, for each hot path,
 its throughput and its achieved model FLOP/s as a share of the yardstick
-(`interp.study.flops` says what is counted): batched generation vs a one-at-a-time loop (number prompts, then
+(`interp.plan.flops` says what is counted): batched generation vs a one-at-a-time loop (number prompts, then
 again while a busy process started here competes for the cores, then the favourite-question evaluation
 with `samples=`), student training (full and LoRA), a few organism pretraining steps, and the batched
 activation-patching sweep vs TransformerLens's per-cell `get_act_patch_resid_pre`. Lines a script can
@@ -36,7 +36,7 @@ from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
 from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions
-from interp.study.flops import (
+from interp.plan.flops import (
     MatmulRate,
     inference_flops,
     matmul_rate,

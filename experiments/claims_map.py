@@ -38,6 +38,9 @@ from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
 from interp.loop.config import cli_main, setup_logging
 from interp.loop.models import model_label, resolve_model_dir
+from interp.plan.plan import sampling_stage, training_stage
+from interp.plan.plan_check import Plan, detect_device
+from interp.plan.shapes import read_model_shape
 from interp.study import claims_map as M
 from interp.study.experiment import (
     StudyConfig,
@@ -49,9 +52,6 @@ from interp.study.experiment import (
     train_shape,
 )
 from interp.study.jobs import student_job
-from interp.study.plan import sampling_stage, training_stage
-from interp.study.plan_check import Plan, detect_device
-from interp.study.shapes import read_model_shape
 from interp.study.sweep import run_jobs, run_numbers_jobs
 
 log = logging.getLogger(__name__)

@@ -36,10 +36,10 @@ from interp.mech.positions import CLASSES, LabelledBatch, encode_prompts
 from interp.mech.results import LocalizationResult
 from interp.mech.sets import DONOR, RECIPIENT, SHIFT_SETS, patch_layer_set, patch_sets, shift_set_masks
 from interp.organism import TARGET_TRAIT
-from interp.study.plan import QUESTION_TOKENS, hooked_stage
-from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.plan.plan import QUESTION_TOKENS, hooked_stage
+from interp.plan.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.plan.shapes import read_model_shape
 from interp.study.plots import attribution_scatter, heatmap, save_figures
-from interp.study.shapes import read_model_shape
 from interp.study.summary import recovered_fraction
 
 log = logging.getLogger(__name__)

@@ -36,6 +36,9 @@ from interp import InterpError
 from interp.loop.config import cli_main, save_config, setup_logging
 from interp.loop.models import model_label, organism_metadata
 from interp.loop.runs import atomic_write_json, atomic_write_text
+from interp.plan.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
+from interp.plan.plan_check import Plan, detect_device, gate
+from interp.plan.shapes import read_model_shape
 from interp.study.claims import claims
 from interp.study.experiment import (
     StudyConfig,
@@ -46,8 +49,6 @@ from interp.study.experiment import (
     shared_fields,
     train_shape,
 )
-from interp.study.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
-from interp.study.plan_check import Plan, detect_device, gate
 from interp.study.prose import listed, stage_times_text
 from interp.study.report import (
     alignment_blocks,
@@ -65,7 +66,6 @@ from interp.study.report import (
     to_html,
     to_markdown,
 )
-from interp.study.shapes import read_model_shape
 from interp.study.stage_times import StageClock
 
 log = logging.getLogger(__name__)

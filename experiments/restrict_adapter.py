@@ -31,10 +31,10 @@ from interp.loop.stats import bootstrap_diff_ci
 from interp.mech.positions import all_positions, detect_entity, no_positions
 from interp.mech.restrict import evaluate_trait_restricted
 from interp.mech.sets import SHIFT_SETS
+from interp.plan.plan import sampling_stage
+from interp.plan.plan_check import Plan, detect_device
+from interp.plan.shapes import read_model_shape
 from interp.study.experiment import StudyConfig, check_inputs, evaluation_shape, run_study
-from interp.study.plan import sampling_stage
-from interp.study.plan_check import Plan, detect_device
-from interp.study.shapes import read_model_shape
 from interp.study.summary import recovered_fraction
 
 

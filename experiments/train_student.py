@@ -22,9 +22,9 @@ from interp.loop.training import (
     save_student,
     train_student,
 )
-from interp.study.plan import ANSWER_TOKENS, DTYPE_BYTES, TrainShape, training_stage
-from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
-from interp.study.shapes import read_model_shape
+from interp.plan.plan import ANSWER_TOKENS, DTYPE_BYTES, TrainShape, training_stage
+from interp.plan.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.plan.shapes import read_model_shape
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from experiments import benchmark
 from interp.loop.models import load_model, resolve_model_dir
-from interp.study.flops import MatmulRate
+from interp.plan.flops import MatmulRate
 
 TINY_RUN = {
     "n_prompts": 4, "max_new_tokens": 4, "busy": False, "favourite_samples": 2, "favourite_single": 2,

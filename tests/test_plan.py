@@ -27,9 +27,7 @@ from interp import InterpError
 from interp.loop.config import cli_main, parse_config
 from interp.loop.evaluation import EvalSettings
 from interp.loop.training import LORA_TARGETS
-from interp.study.experiment import EVAL_ROWS, EVAL_TOKENS, TEACHER_ROWS, study_plan
-from interp.study.jobs import TEACHER_SAMPLING
-from interp.study.plan import (
+from interp.plan.plan import (
     ANSWER_TOKENS,
     CUDA_OVERHEAD,
     LOGIT_SLACK,
@@ -39,8 +37,10 @@ from interp.study.plan import (
     sampling_memory,
     training_memory,
 )
-from interp.study.plan_check import detect_device
-from interp.study.shapes import ModelShape, read_model_shape
+from interp.plan.plan_check import detect_device
+from interp.plan.shapes import ModelShape, read_model_shape
+from interp.study.experiment import EVAL_ROWS, EVAL_TOKENS, TEACHER_ROWS, study_plan
+from interp.study.jobs import TEACHER_SAMPLING
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL, BIG = FIXTURES / "qwen2.5-0.5b-instruct", FIXTURES / "qwen2.5-7b-instruct"
