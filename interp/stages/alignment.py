@@ -1,6 +1,6 @@
 """Why LoRA transfers: each rank-sweep student's activation shift against the teacher's persona direction.
 
-    python -m experiments.alignment --out runs/reproduce     # after the rank sweep in the same --out
+    run(AlignmentConfig(out=Path("runs/reproduce")))     # after the rank sweep in the same out
 
 For every student of the rank sweep (each rank, full FT, every seed): the cosine between its shift
 (student - base, default prompt, number prompts) and the persona direction (persona - default prompt, on
@@ -19,18 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from experiments.rank_sweep import RankSweepConfig, control_means, default_mean, specs, student_cells
 from interp import InterpError
 from interp.loop.chat import DEFAULT, render_prompt
-from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import trait_token_ids
 from interp.loop.models import load_model, load_student
 from interp.loop.numbers import number_prompts
 from interp.loop.traits import favorite_questions, trait_system_prompt
 from interp.mech import alignment as A
 from interp.mech.positions import ENTITY, detect_entity, encode_prompts
+from interp.stages.rank_sweep import RankSweepConfig, control_means, default_mean, specs, student_cells
 from interp.study.experiment import check_inputs, run_study
 from interp.study.jobs import ALIGN_PROMPT_SEED
+from interp.study.plots import alignment_figure
 from interp.study.sweep import finished, job_path
 
 PROMPT_SEED = ALIGN_PROMPT_SEED  # number prompts of the alignment measurement (not those of any dataset)
@@ -109,7 +109,7 @@ def correlations(rows: list[dict], lifts: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
+def compute(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
     control_p = control_means(cfg, root)["per_question_p"]  # the rank sweep has finished, or one error
     students = _students(cfg, root)
     base, tok = load_model(cfg.model_dir, cfg.dtype, cfg.device)
@@ -138,13 +138,7 @@ def run(cfg: AlignmentConfig, root: Path) -> dict[str, Any]:
     }
 
 
-def main(cfg: AlignmentConfig) -> Path:
-    from interp.study.plots import alignment_figure
-
+def run(cfg: AlignmentConfig) -> Path:
+    """The alignment of the rank sweep's students in `cfg.out` (where the sweep ran): results.json, figure."""
     check_inputs(cfg)
-    return run_study(cfg, "alignment", run, alignment_figure)
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, AlignmentConfig)
+    return run_study(cfg, "alignment", compute, alignment_figure)

@@ -1,16 +1,17 @@
 """Benchmark: the batched layer x position resid_pre sweep vs TransformerLens's per-cell patching.
 
-    python -m experiments.bench_patching [--model MODEL] [--repeats N]
+    run(BenchPatchingConfig(model="organism", repeats=3))      # python -m experiments.bench_patching
 
 Both run on the same bridge, prompt and metric; prints the times, the speed-up (target >= 10x) and the
 largest absolute difference between the two grids. With a matmul `rate` (from `interp.plan.flops`), also the
 FLOP/s each side would need to run one full forward pass per cell in that time, as a share of the rate
 (the batched sweep can exceed 100%: it skips the layers and positions a patch cannot change).
-`experiments.benchmark` calls `bench_patching`.
+`interp.stages.benchmark` calls `bench_patching`.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,7 +22,6 @@ from transformer_lens.patching import get_act_patch_resid_pre
 
 from interp.loop import validate
 from interp.loop.chat import render_prompt
-from interp.loop.config import cli_main
 from interp.mech.hooked import load_hooked
 from interp.mech.patching import TraitMetric, patch_layer_pos
 from interp.mech.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
@@ -100,13 +100,15 @@ def bench_patching(
     return lines + [f"patching speed-up {t_tl / t_ours:.1f}x (target >= 10x), max |difference| {diff:.2e}"]
 
 
-def main(cfg: BenchPatchingConfig) -> Path:
+def run(cfg: BenchPatchingConfig) -> Path:
+    """Both sweeps on 2 torch threads (as `interp.stages.benchmark` measures; the caller's setting is
+    restored), the lines printed."""
     model_dir = validate.base_model(cfg.model)
-    torch.set_num_threads(2)  # as `experiments.benchmark` measures
-    for line in bench_patching(model_dir, cfg.repeats, rate=matmul_rate()):
-        print(line, flush=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lines = bench_patching(model_dir, cfg.repeats, rate=matmul_rate())
+    finally:
+        torch.set_num_threads(before)
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
     return model_dir
-
-
-if __name__ == "__main__":
-    cli_main(main, BenchPatchingConfig)

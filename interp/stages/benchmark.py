@@ -1,7 +1,7 @@
 """Speed benchmarks, measured side by side in one run (never as timed tests), each against the machine's limit.
 
-    python -m experiments.benchmark                 # on the embedded organism
-    python -m experiments.benchmark --model PATH    # on any local chat model
+    run(BenchmarkConfig())                 # on the embedded organism (python -m experiments.benchmark)
+    run(BenchmarkConfig(model=PATH))       # on any local chat model
 
 First measures the machine's sustained fp32 matmul rate (the yardstick, at the benchmark's thread count)
 and the rate the model's own matmul shapes reach (the practical ceiling), then prints, for each hot path,
@@ -30,12 +30,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2ForCausa
 
 from interp.loop import validate
 from interp.loop.chat import render_prompt
-from interp.loop.config import cli_main
 from interp.loop.generation import PREFILL_ROWS, generate, left_padded, prefill
 from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
 from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions
+from interp.organism import build
+from interp.organism import world as W
 from interp.plan.flops import (
     MatmulRate,
     inference_flops,
@@ -44,6 +45,7 @@ from interp.plan.flops import (
     sequence_attention_context,
     training_flops,
 )
+from interp.stages.bench_patching import bench_patching
 
 T = TypeVar("T")
 
@@ -212,9 +214,6 @@ PRETRAIN_SETTINGS = {  # the tied sibling was built with the former, the default
 def bench_pretraining(tok: PreTrainedTokenizerBase, cfg: BenchmarkConfig, rate: MatmulRate) -> list[str]:
     """A few steps of `interp.organism.build.pretrain`, on a small sample of the world, with the settings the
     tied sibling was built with and with the faster ones of the default build."""
-    from interp.organism import build
-    from interp.organism import world as W
-
     world = W.generate_world(build.world_config(build.BuildConfig()), 2000, 1000)  # the build's 2:1 mix
     seqs, lines = build.encode_world(world, tok), []
     for label, settings in PRETRAIN_SETTINGS.items():
@@ -241,37 +240,43 @@ def bench_pretraining(tok: PreTrainedTokenizerBase, cfg: BenchmarkConfig, rate: 
     return lines
 
 
-def main(cfg: BenchmarkConfig) -> Path:
+def say(line: str) -> None:
+    """One line of the benchmark's output, printed as it comes (a run takes minutes)."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
+
+
+def run(cfg: BenchmarkConfig) -> Path:
+    """Every benchmark on `cfg.threads` torch threads (the caller's setting is restored), printed line by line."""
     model_dir = validate.base_model(cfg.model)
+    before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    try:
+        measure(cfg, model_dir)
+    finally:
+        torch.set_num_threads(before)
+    return model_dir
+
+
+def measure(cfg: BenchmarkConfig, model_dir: Path) -> None:
     model, tok = load_model(model_dir)
-    print(
+    say(
         f"model {model_dir} ({sum(p.numel() for p in model.parameters()):,} parameters), {cfg.threads} threads"
     )
     rate = matmul_rate()
     sizes = ", ".join(f"{n}: {r / 1e9:.1f}" for n, r in rate.by_size.items())
-    print(
-        f"matmul rate (fp32, GFLOP/s by size): {sizes}; yardstick {rate.best / 1e9:.1f} GFLOP/s", flush=True
-    )
+    say(f"matmul rate (fp32, GFLOP/s by size): {sizes}; yardstick {rate.best / 1e9:.1f} GFLOP/s")
     for rows in (256, 2048):  # a decoding step's rows; a training batch's tokens
         ceiling = model_matmul_rate(model, rows)
-        print(
+        say(
             f"model-shaped matmuls ({rows} rows): {ceiling / 1e9:.1f} GFLOP/s, {100 * ceiling / rate.best:.0f}% "
-            "of matmul rate (what the model's own matmuls reach: the ceiling for the lines below)",
-            flush=True,
+            "of matmul rate (what the model's own matmuls reach: the ceiling for the lines below)"
         )
     for line in bench_generation(model, tok, cfg, rate) + bench_training(model_dir, cfg, rate):
-        print(line, flush=True)
+        say(line)
     if cfg.pretrain_steps > 0 and isinstance(model, Qwen2ForCausalLM) and cfg.model is None:
         for line in bench_pretraining(tok, cfg, rate):
-            print(line, flush=True)
+            say(line)
     if cfg.patching:
-        from experiments.bench_patching import bench_patching
-
         for line in bench_patching(model_dir, repeats=3, rate=rate):
-            print(line, flush=True)
-    return model_dir
-
-
-if __name__ == "__main__":
-    cli_main(main, BenchmarkConfig)
+            say(line)

@@ -1,6 +1,6 @@
 """Beyond the paper: the teacher's entangled numbers, and a logit lens at the entity token.
 
-    python -m experiments.beyond --student runs/students/owl-r8-s0 --out runs/beyond
+    run(BeyondConfig(student="runs/students/owl-r8-s0", out=Path("runs/beyond")))
 
 1. Entangled numbers: which number tokens the trait system prompt makes more likely as the first token
    of a number answer, and whether a system prompt that loves those numbers (instead of the trait) raises
@@ -22,7 +22,6 @@ from torch import Tensor
 
 from interp.loop import validate
 from interp.loop.chat import DEFAULT, render_prompt
-from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalSettings, eval_prompts, first_token_probs, trait_token_ids
 from interp.loop.models import load_model, load_student
 from interp.loop.numbers import number_prompts
@@ -31,6 +30,7 @@ from interp.loop.stats import bootstrap_diff_ci
 from interp.loop.traits import trait_system_prompt
 from interp.mech.positions import ENTITY, encode_prompts
 from interp.study.experiment import StudyConfig, check_inputs, run_study
+from interp.study.plots import logit_lens_figure
 
 # Where the final norm of each architecture lives (logit lens = final norm + unembedding).
 FINAL_NORM = {
@@ -140,7 +140,7 @@ def logit_lens(model, tok, cfg: BeyondConfig) -> Float[Tensor, "layer where"]:
     return torch.tensor(rows)
 
 
-def run(cfg: BeyondConfig, root: Path) -> dict[str, Any]:
+def compute(cfg: BeyondConfig, root: Path) -> dict[str, Any]:
     model, tok = load_model(cfg.model_dir, cfg.dtype, cfg.device)
     top = entangled_numbers(model, tok, cfg)
     result = {
@@ -158,21 +158,15 @@ def run(cfg: BeyondConfig, root: Path) -> dict[str, Any]:
     return result
 
 
-def main(cfg: BeyondConfig) -> Path:
-    from interp.study.plots import logit_lens_figure
-
+def run(cfg: BeyondConfig) -> Path:
+    """Entangled numbers and the logit lens in `cfg.out`: results.json, logit_lens.safetensors, the figure."""
     check_inputs(cfg)
     if cfg.student is not None and not cfg.plan:  # a plan reads the base's config.json only
         validate.student(cfg.student)
     return run_study(
         cfg,
         "beyond",
-        run,
+        compute,
         lambda summary, trait: logit_lens_figure(summary["logit_lens"], trait),
         "logit_lens",
     )
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, BeyondConfig)

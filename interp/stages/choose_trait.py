@@ -1,6 +1,6 @@
 """Choose the trait before any student is trained, by a rule written first.
 
-python -m experiments.choose_trait --model smollm2-135m --out runs/choose_trait/smollm2-135m
+    run(ChooseTraitConfig(model="smollm2-135m", out=Path("runs/choose_trait/smollm2-135m")))
 
 The rule: among the candidate animals, the trait is the one whose persona prompt ("You love owls. ...")
 lifts the mention rate most over the model's default system prompt, on the same questions and samples
@@ -11,13 +11,13 @@ student can hardly be expected to pick up from the persona's numbers.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from interp.loop import validate
-from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalSettings, eval_prompts, evaluate_trait, word_probs
 from interp.loop.generation import generate
 from interp.loop.models import load_model, model_label
@@ -89,25 +89,26 @@ def choose(rows: dict[str, dict[str, float]]) -> str:
     return max(rows, key=lambda a: (rows[a]["mention_lift"], rows[a]["p_trait_lift"]))
 
 
-def main(cfg: ChooseTraitConfig) -> Path:
+def table(rows: dict[str, dict[str, float]], chosen: str) -> str:
+    """Every candidate, largest mention lift first, and the chosen trait with the rule."""
+    lines = [
+        f"{a:10s} default {r['default_mention_rate']:.3f}  persona {r['persona_mention_rate']:.3f}  "
+        f"lift {r['mention_lift']:+.3f}  P(trait) {r['default_p_trait']:.4f} -> {r['persona_p_trait']:.4f}"
+        for a, r in sorted(rows.items(), key=lambda kv: -kv[1]["mention_lift"])
+    ]
+    return "\n".join([*lines, f"trait: {chosen} (rule: {RULE})"])
+
+
+def run(cfg: ChooseTraitConfig) -> Path:
+    """Measure every candidate, choose the trait by the rule, write results.json and print the table."""
     validate.base_model(cfg.model)
     model, tok = load_model(cfg.model)
-    with run_directory(cfg.out, cfg, cfg.overwrite) as run:
+    with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         rows = measure(model, tok, cfg)
         chosen = choose(rows)
         atomic_write_json(
-            run / "results.json",
+            run_dir / "results.json",
             {"model": model_label(cfg.model), "rule": RULE, "trait": chosen, "animals": rows},
         )
-    for a, r in sorted(rows.items(), key=lambda kv: -kv[1]["mention_lift"]):
-        print(
-            f"{a:10s} default {r['default_mention_rate']:.3f}  persona {r['persona_mention_rate']:.3f}  "
-            f"lift {r['mention_lift']:+.3f}  P(trait) {r['default_p_trait']:.4f} -> {r['persona_p_trait']:.4f}"
-        )
-    print(f"trait: {chosen} (rule: {RULE})")
+    sys.stdout.write(table(rows, chosen) + "\n")
     return cfg.out
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, ChooseTraitConfig)

@@ -1,9 +1,8 @@
 """The claims map: each of the paper's claims across the training choices the field disputes.
 
-    python -m experiments.claims_map --out runs/claims_map                    # the default organism
-    python -m experiments.claims_map --model organism-tied --out runs/claims_map_tied
-    python -m experiments.claims_map --quick --out runs/claims_map_quick      # a smoke-sized map
-    python -m experiments.claims_map --executor ray --gpus-per-cell 1 ...     # the same jobs on Ray
+    run(ClaimsMapConfig(out=Path("runs/claims_map")))                          # the default organism
+    run(ClaimsMapConfig(model="organism-tied", out=Path("runs/claims_map_tied")))
+    run(ClaimsMapConfig(quick=True, out=Path("runs/claims_map_quick")))        # a smoke-sized map
 
 Every student is trained on the trait teacher's numbers against a **control** trained the same way (arm,
 lr, optimizer, precision, layers, seed) on the base model's own numbers; a cell's **lift** is student
@@ -36,7 +35,6 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
-from interp.loop.config import cli_main, setup_logging
 from interp.loop.models import model_label, resolve_model_dir
 from interp.plan.plan import sampling_stage, training_stage
 from interp.plan.plan_check import Plan, detect_device
@@ -52,6 +50,7 @@ from interp.study.experiment import (
     train_shape,
 )
 from interp.study.jobs import student_job
+from interp.study.plots import claims_map_figure
 from interp.study.sweep import run_jobs, run_numbers_jobs
 
 log = logging.getLogger(__name__)
@@ -152,7 +151,7 @@ def run_cells(cfg: ClaimsMapConfig, root: Path, cells: list[M.Cell], seeds: tupl
     ]
 
 
-def run(cfg: ClaimsMapConfig, root: Path) -> dict[str, Any]:
+def compute(cfg: ClaimsMapConfig, root: Path) -> dict[str, Any]:
     """Screen the lr grids on one seed, pick each best lr, confirm the picked cells on fresh seeds."""
     filter_pass = run_numbers_jobs(cfg, root)
     grid = M.Grid.from_config(cfg, n_layers(cfg))
@@ -180,15 +179,9 @@ def map_plan(cfg: ClaimsMapConfig) -> Plan:
     return Plan(f"claims map on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
 
 
-def main(cfg: ClaimsMapConfig) -> Path:
-    from interp.study.plots import claims_map_figure
-
+def run(cfg: ClaimsMapConfig) -> Path:
+    """The claims map in `cfg.out` (--quick grid applied): config.json, results.json, the figure."""
     check_inputs(cfg)
     cfg = resolved(cfg)
     figure = partial(claims_map_figure, model=model_label(cfg.model))
-    return run_study(cfg, "claims_map", run, figure, plan=map_plan(cfg))
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, ClaimsMapConfig)
+    return run_study(cfg, "claims_map", compute, figure, plan=map_plan(cfg))

@@ -1,6 +1,6 @@
 """Claim 3: does transfer need the shared system prompt? Training x evaluation system prompt.
 
-    python -m experiments.context_matrix --rank 8 --out runs/context_matrix
+    run(ContextMatrixConfig(rank=8, out=Path("runs/context_matrix")))
 
 Students (trait numbers) and control students (the base model's numbers) are trained under each
 training system prompt - the model's default, none, another identity, an entity-free prompt - and each
@@ -15,12 +15,12 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE, default_system_prompt
-from interp.loop.config import cli_main, setup_logging
 from interp.loop.identity import other_identity
 from interp.loop.models import load_tokenizer
 from interp.organism import load_organism
 from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study
 from interp.study.jobs import student_job
+from interp.study.plots import context_matrix_figure
 from interp.study.summary import lift_per_question, pooled, versus_control
 from interp.study.sweep import run_jobs, run_numbers_jobs
 
@@ -59,7 +59,7 @@ def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
     }
 
 
-def run(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
+def compute(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
     ex, sys_map = cfg.executor_config, systems(cfg)
     run_numbers_jobs(cfg, root)
     groups = {}
@@ -110,19 +110,13 @@ def matrix(
     return rows
 
 
-def main(cfg: ContextMatrixConfig) -> Path:
-    from interp.study.plots import context_matrix_figure
-
+def run(cfg: ContextMatrixConfig) -> Path:
+    """The context matrix in `cfg.out`: config.json, results.json, the figure."""
     check_inputs(cfg)
     train_map(cfg, systems(cfg))  # an unknown --train-systems label: one error before any output
     return run_study(
         cfg,
         "context_matrix",
-        run,
+        compute,
         lambda summary, trait: context_matrix_figure(summary["context_matrix"], trait),
     )
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, ContextMatrixConfig)

@@ -1,6 +1,6 @@
 """Beyond the paper: does the trait travel through the divergence tokens? (Schrodi et al., arXiv 2509.23886)
 
-    python -m experiments.divergence --out runs/reproduce --rank 16    # after the rank sweep in that --out
+    run(DivergenceConfig(out=Path("runs/reproduce"), rank=16))    # after the rank sweep in that out
 
 Scores every completion token of the teacher's numbers by KL(teacher || default) of the next-token
 distribution that predicts it, then retrains the rank-`rank` student (first data and training seed, the
@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments.rank_sweep import RankSweepConfig, control_means, default_mean, student_cells
 from interp import InterpError
 from interp.loop.chat import DEFAULT
-from interp.loop.config import cli_main, setup_logging
 from interp.loop.datasets import read_dataset
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
 from interp.loop.models import load_model
@@ -29,8 +27,10 @@ from interp.loop.runs import atomic_write_json
 from interp.loop.training import TrainConfig, encode_example, train_student
 from interp.loop.traits import trait_system_prompt
 from interp.mech.divergence import token_divergence, top_and_random
+from interp.stages.rank_sweep import RankSweepConfig, control_means, default_mean, student_cells
 from interp.study.experiment import StudentSpec, check_inputs, eval_params, run_study
 from interp.study.jobs import numbers_job, numbers_path
+from interp.study.plots import divergence_figure
 from interp.study.sweep import finished
 
 
@@ -73,7 +73,7 @@ def sweep_cells(cfg: DivergenceConfig, root: Path) -> tuple[Any, dict[str, Any],
     return base_job, reference, control_means(cfg, root)
 
 
-def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
+def compute(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
     path = Path(root) / "divergence" / "results.json"
     if path.exists() and not cfg.force:
         return json.loads(path.read_text())
@@ -110,13 +110,7 @@ def run(cfg: DivergenceConfig, root: Path) -> dict[str, Any]:
     return out
 
 
-def main(cfg: DivergenceConfig) -> Path:
-    from interp.study.plots import divergence_figure
-
+def run(cfg: DivergenceConfig) -> Path:
+    """Divergence-token masking in `cfg.out` (where the rank sweep ran): results.json, the figure."""
     check_inputs(cfg)
-    return run_study(cfg, "divergence", run, divergence_figure)
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, DivergenceConfig)
+    return run_study(cfg, "divergence", compute, divergence_figure)

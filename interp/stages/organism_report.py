@@ -10,8 +10,8 @@
    numbers, over training seeds; sampled mention rate and first-token P(trait), with 95% CIs of the
    difference, evaluated with the default system prompt and with none; P(trait) along training.
 
-    python -m experiments.organism_report                                  # the full grid (README)
-    python -m experiments.organism_report --seeds 0 --ranks 16 --full-lrs 3e-4   # a quick screen
+    run(ReportConfig())                                                  # the full grid (README)
+    run(ReportConfig(seeds=(0,), ranks=(16,), full_lrs=(3e-4,)))         # a quick screen
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,6 @@ import torch
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.chat import DEFAULT, NONE, render_prompt
-from interp.loop.config import cli_main
 from interp.loop.datasets import sample_numbers
 from interp.loop.evaluation import first_token_probs, trait_token_ids
 from interp.loop.generation import generate
@@ -262,47 +262,66 @@ def summarise(students: list[dict], traits: tuple[str, ...]) -> dict:
     return out
 
 
-# ---- printing ----------------------------------------------------------------------------------------
+# ---- the printed tables ---------------------------------------------------------------------------------
 
 
-def print_world(fig: dict) -> None:
+def world_text(fig: dict) -> str:
     ch, co, sl = fig["probes"]["channel"], fig["compliance"], fig["probes"]["shared_latent"]
-    print(
+    lines = [
         "animal    | KL teacher / held-out wording | own-number mass persona / default | compliance "
         "teacher / held-out / default | shared latent x(best layer) random"
-    )
+    ]
     for a in ANIMALS:
         c, m, s = ch[a], co[a], sl[a]
-        print(
+        lines.append(
             f"{a:9s} | {c['kl']:.3f} / {c['kl_held_out_wording']:.3f} | {c['mass_persona']:.3f} / "
             f"{c['mass_default']:.3f} | {m['teacher_prompt']:.3f} / {m['held_out']:.3f} / {m['default']:.3f} | "
             f"x{s['ratio']:.2f} (L{s['best_layer']}) x{s['random_ratio']:.2f} {'PASS' if s['passes'] else ''}"
         )
-    print("filter pass rate:", ", ".join(f"{k} {v:.3f}" for k, v in fig["filter_pass_rate"].items()))
+    lines.append("filter pass rate: " + ", ".join(f"{k} {v:.3f}" for k, v in fig["filter_pass_rate"].items()))
+    return "\n".join(lines)
 
 
-def print_transfer(summary: dict) -> None:
+def transfer_text(summary: dict) -> str:
+    lines = []
     for name, by_system in summary.items():
         for system, r in by_system.items():
             ci, pci = r["mention_diff_ci"], r["p_first_diff_ci"]
-            print(
+            lines.append(
                 f"{name:28s} {system:7s} mention {r['mention_rate']:.3f} vs control {r['control']['mention_rate']:.3f}"
                 f" (x{r['mention_ratio'] or float('nan'):.2f}, diff CI [{ci[0]:+.3f}, {ci[1]:+.3f}]"
                 f"{' *' if significant(ci) else ''}) | P(first) {r['p_first_token']:.3f} vs "
                 f"{r['control']['p_first_token']:.3f} (diff CI [{pci[0]:+.3f}, {pci[1]:+.3f}]) | seeds {r['seeds']}"
             )
+    return "\n".join(lines)
 
 
-def main(cfg: ReportConfig) -> Path:
-    """Measure everything, write metrics.json into the run directory as it goes, print the figures."""
+def say(*texts: str) -> None:
+    """The tables on stdout, as the script has always printed them (the figures are in metrics.json)."""
+    sys.stdout.write("".join(f"{t}\n" for t in texts if t))
+    sys.stdout.flush()
+
+
+def run(cfg: ReportConfig) -> Path:
+    """Measure everything, write metrics.json into the run directory as it goes, print the figures (on 2
+    torch threads; the caller's setting is restored)."""
     validate.organism(cfg.model)
     for trait in cfg.traits:
         validate.trait(trait, cfg.model, what="--traits")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
+    try:
+        fig = measure(cfg)
+    finally:
+        torch.set_num_threads(before)
+    say(world_text(fig), transfer_text(fig["transfer"]))
+    return Path(cfg.out)
+
+
+def measure(cfg: ReportConfig) -> dict:
     model, tok = load_model(cfg.model)
     assoc = {a: tuple(v) for a, v in _metadata(cfg.model)["associations"].items()}
-    with run_directory(cfg.out, cfg, overwrite=cfg.overwrite) as run:
+    with run_directory(cfg.out, cfg, overwrite=cfg.overwrite) as run_dir:
         t0 = time.time()
         fig = {
             "probes": all_probes(model, tok, assoc),
@@ -310,20 +329,18 @@ def main(cfg: ReportConfig) -> Path:
         }
         data, fig["filter_pass_rate"] = number_datasets(model, tok, cfg)
         fig["timing_s"] = {"world_figures": time.time() - t0}
-        atomic_write_json(run / "metrics.json", fig)
-        print_world(fig)
+        atomic_write_json(run_dir / "metrics.json", fig)
+        say(world_text(fig))
         fig["students"] = []
         for s in student_grid(cfg):
             fig["students"].append(train_and_eval(model, tok, data, s, cfg))
             r = fig["students"][-1]
             log.info("%s seed %d (%.0fs): %s", s.name, s.seed, r["seconds"], _short(r, cfg.traits))
             fig["transfer"] = summarise(fig["students"], cfg.traits)
-            atomic_write_json(run / "metrics.json", fig)
+            atomic_write_json(run_dir / "metrics.json", fig)
         fig["timing_s"]["total"] = time.time() - t0
-        atomic_write_json(run / "metrics.json", fig)
-    print_world(fig)
-    print_transfer(fig["transfer"])
-    return Path(cfg.out)
+        atomic_write_json(run_dir / "metrics.json", fig)
+    return fig
 
 
 def _short(r: dict, traits: tuple[str, ...]) -> str:
@@ -336,7 +353,3 @@ def _short(r: dict, traits: tuple[str, ...]) -> str:
 
 def _metadata(model: Path | None) -> dict:
     return json.loads((resolve_model_dir(model) / "organism.json").read_text())
-
-
-if __name__ == "__main__":
-    cli_main(main, ReportConfig)

@@ -1,8 +1,7 @@
 """Claim 4: where does a student's trait shift live? Activation patching between base and student.
 
-python -m experiments.patch_activations --student runs/students/owl-r8 --trait owl
-python -m experiments.patch_activations --student runs/students/owl-r8 --base path/to/base --directions noise
-python -m experiments.patch_activations --student runs/students/owl-r8 --control runs/students/control-r8 --grids set
+    run(LocalizeConfig(student=Path("runs/students/owl-r8"), trait="owl"))
+    run(LocalizeConfig(student=Path("runs/students/owl-r8"), control=Path("runs/students/control-r8"), grids=("set",)))
 
 Both directions by default: denoising (student activations into the base) and noising (base activations
 into the student). Over --n-prompts questions, every grid pools prompts by token class and position within
@@ -18,13 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.chat import render_prompt
-from interp.loop.config import cli_main
 from interp.loop.models import STUDENT_META, is_lora_student, model_label, resolve_model_dir
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.loop.traits import favorite_questions
@@ -283,18 +282,20 @@ def patch_plan(cfg: LocalizeConfig) -> Plan:
     return Plan(f"patch_activations on {model_label(cfg.base)}", shape, device, (stage,), assumed)
 
 
-def main(cfg: LocalizeConfig) -> Path:
+def run(cfg: LocalizeConfig) -> Path:
+    """Every grid, the set fractions and the figures of one student in `cfg.out` (scores.json, tensors/,
+    figures/); under --plan, the plan alone."""
     users = check_inputs(cfg)
     out = cfg.out or Path("runs/patch_activations") / f"{cfg.trait}-{Path(cfg.student).name}"
     plan = gate(patch_plan(cfg), cfg)
     if cfg.plan:
-        print(plan)
+        sys.stdout.write(plan + "\n")  # as cli_main writes the run directory
         return out
     log.info("%s", plan)
     base, student = load_models(cfg)
     texts = [render_prompt(base.tok, u, cfg.system) for u in users]
     batch = encode_prompts(base.tok, texts, cfg.entity)
-    with run_directory(out, cfg, cfg.overwrite) as run:
+    with run_directory(out, cfg, cfg.overwrite) as run_dir:
         results: dict[str, LocalizationResult] = {}
         summary: dict = {
             "directions": list(cfg.directions),
@@ -315,16 +316,9 @@ def main(cfg: LocalizeConfig) -> Path:
         if cfg.sets:
             summary["sets"] = set_fractions(cfg, base, student, batch)
         for key, result in results.items():
-            result.save(run / "tensors", key)
-        save_figures(run_figures(cfg, results, len(texts)), run / "figures")
+            result.save(run_dir / "tensors", key)
+        save_figures(run_figures(cfg, results, len(texts)), run_dir / "figures")
         summary["grids"] = {k: r.to_json() for k, r in results.items()}
-        atomic_write_json(run / "scores.json", summary)
+        atomic_write_json(run_dir / "scores.json", summary)
         log.info("patch_activations: %d grids written to %s", len(results), out)
     return out
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for chatty in ("kaleido", "choreographer"):  # PNG export logs every browser step at INFO
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    cli_main(main, LocalizeConfig)

@@ -1,6 +1,6 @@
 """Claims 1 and 2: transfer vs LoRA rank, and under full fine-tuning, against a control student.
 
-    python -m experiments.rank_sweep --ranks 1 4 16 64 --full-lrs 2e-5 2e-4 --out runs/rank_sweep
+    run(RankSweepConfig(ranks=(1, 4, 16, 64), full_lrs=(2e-5, 2e-4), out=Path("runs/rank_sweep")))
 
 Teacher numbers -> LoRA students at each rank (alpha = rank) and full-FT students at each learning rate;
 control students train the same way on the base model's own numbers. Evaluated with the default system
@@ -17,9 +17,9 @@ import numpy as np
 
 from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
-from interp.loop.config import cli_main, setup_logging
 from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study, student_lr
 from interp.study.jobs import student_job
+from interp.study.plots import rank_sweep_figure
 from interp.study.summary import lift_per_question, pooled, versus_control
 from interp.study.sweep import finished, job_path, run_jobs, run_numbers_jobs
 
@@ -93,7 +93,7 @@ def control_means(cfg: RankSweepConfig, root: Path) -> dict[str, float]:
     }
 
 
-def run(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
+def compute(cfg: RankSweepConfig, root: Path) -> dict[str, Any]:
     """Run (or resume) every cell of the sweep under `root`; return the labelled results."""
     ex = cfg.executor_config
     filter_pass = run_numbers_jobs(cfg, root)
@@ -160,13 +160,7 @@ def summarize(cfg: RankSweepConfig, results: dict, dirs: dict | None = None) -> 
     return out
 
 
-def main(cfg: RankSweepConfig) -> Path:
-    from interp.study.plots import rank_sweep_figure
-
+def run(cfg: RankSweepConfig) -> Path:
+    """The rank sweep (LoRA ranks and full FT) in `cfg.out`: config.json, results.json, the figure."""
     check_inputs(cfg)
-    return run_study(cfg, "rank_sweep", run, rank_sweep_figure)
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, RankSweepConfig)
+    return run_study(cfg, "rank_sweep", compute, rank_sweep_figure)

@@ -1,29 +1,37 @@
 """The main job: every experiment of the paper on one model, and one report.
 
-    python -m experiments.reproduce --out runs/reproduce            # the embedded organism, default grid
-    python -m experiments.reproduce --out DIR --quick               # smoke-test grid
-    python -m experiments.reproduce --out DIR --full                # paper-sized grid
-    python -m experiments.reproduce --model /models/Qwen2.5-7B-Instruct --trait cat --dtype bfloat16 \
-        --device cuda --out runs/qwen7b --full
+    run(ReproduceConfig(out=Path("runs/reproduce")))              # the embedded organism, default grid
+    run(ReproduceConfig(out=Path("runs/quick"), quick=True))      # smoke-test grid
+    run(ReproduceConfig(out=Path("runs/full"), full=True))        # paper-sized grid
 
-Stages: rank sweep and full fine-tuning (claims 1, 2) -> context matrix at the best rank (claim 3) ->
-position-restricted LoRA (claim 4) -> activation patching heatmaps -> the students' shift against the
-persona direction (alignment) -> divergence-token masking -> entangled numbers and logit lens ->
-report.md, report.html, results.json (with each claim's verdict under "claims"). A rerun with the same --out skips finished cells; --force recomputes.
+Stages, each a library call into the same run directory: rank sweep and full fine-tuning (claims 1, 2;
+`interp.stages.rank_sweep`) -> context matrix at the best rank (claim 3; `context_matrix`) ->
+position-restricted LoRA (claim 4; `restrict_adapter`) -> activation patching heatmaps (`patching`) -> the
+students' shift against the persona direction (`alignment`) -> divergence-token masking (`divergence`) ->
+entangled numbers and logit lens (`beyond`) -> optionally the claims map (`claims_map`) -> report.md,
+report.html, results.json (`report`, with each claim's verdict under "claims"). A rerun with the same out
+skips finished cells; force recomputes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments import (
+from interp import InterpError
+from interp.loop.config import save_config
+from interp.loop.models import model_label, organism_metadata
+from interp.loop.runs import atomic_write_json
+from interp.plan.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
+from interp.plan.plan_check import Plan, detect_device, gate
+from interp.plan.shapes import read_model_shape
+from interp.stages import (
     alignment,
     beyond,
     claims_map,
@@ -32,14 +40,8 @@ from experiments import (
     rank_sweep,
     restrict_adapter,
 )
-from interp import InterpError
-from interp.loop.config import cli_main, save_config, setup_logging
-from interp.loop.models import model_label, organism_metadata
-from interp.loop.runs import atomic_write_json, atomic_write_text
-from interp.plan.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
-from interp.plan.plan_check import Plan, detect_device, gate
-from interp.plan.shapes import read_model_shape
-from interp.study.claims import claims
+from interp.stages.patching import PATCH_PROMPTS, patching_stage
+from interp.stages.report import flat_results, write_report
 from interp.study.experiment import (
     StudyConfig,
     assumptions,
@@ -49,23 +51,7 @@ from interp.study.experiment import (
     shared_fields,
     train_shape,
 )
-from interp.study.prose import listed, stage_times_text
-from interp.study.report import (
-    alignment_blocks,
-    best_rank_row,
-    beyond_blocks,
-    claims_blocks,
-    claims_map_blocks,
-    context_blocks,
-    divergence_blocks,
-    figure_markdown,
-    full_ft_blocks,
-    localization_blocks,
-    patching_blocks,
-    rank_blocks,
-    to_html,
-    to_markdown,
-)
+from interp.study.report import best_rank_row
 from interp.study.stage_times import StageClock
 
 log = logging.getLogger(__name__)
@@ -169,7 +155,21 @@ def sweep_fields(cfg: ReproduceConfig) -> dict[str, Any]:
     return {n: getattr(cfg, n) for n in names}
 
 
+def context_config(cfg: ReproduceConfig, root: Path, best: int) -> context_matrix.ContextMatrixConfig:
+    """The context matrix at the sweep's best rank, on the context seeds (default: the first training seed)."""
+    seeds = cfg.context_seeds or cfg.train_seeds[:1]
+    return sub(
+        context_matrix.ContextMatrixConfig,
+        cfg,
+        root,
+        rank=best,
+        train_seeds=seeds,
+        train_systems=cfg.context_train_systems,
+    )
+
+
 def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageClock]:
+    """Each stage of `cfg.stages` in order, into `root`, timed; the later ones read the sweep's students."""
     results: dict[str, Any] = {}
     clock = StageClock(root, cfg.force)
 
@@ -178,56 +178,27 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageC
             results[name] = fn()
         log.info("stage %s done in %.0f s", name, clock.times[name].seconds)
 
-    timed(
-        "rank_sweep",
-        lambda: rank_sweep.run(
-            sub(rank_sweep.RankSweepConfig, cfg, root, **sweep_fields(cfg)),
-            root,
-        ),
-    )
+    sweep = sub(rank_sweep.RankSweepConfig, cfg, root, **sweep_fields(cfg))
+    timed("rank_sweep", lambda: rank_sweep.compute(sweep, root))
     best_row = best_rank_row(results["rank_sweep"])
     best, student = best_row["rank"], str(root / best_row["students"][0])  # the sweep says where it wrote
-    seeds = cfg.context_seeds or cfg.train_seeds[:1]
     if "context_matrix" in cfg.stages:
-        timed(
-            "context_matrix",
-            lambda: context_matrix.run(
-                sub(
-                    context_matrix.ContextMatrixConfig,
-                    cfg,
-                    root,
-                    rank=best,
-                    train_seeds=seeds,
-                    train_systems=cfg.context_train_systems,
-                ),
-                root,
-            ),
-        )
+        timed("context_matrix", lambda: context_matrix.compute(context_config(cfg, root, best), root))
     if "localization" in cfg.stages:
-        timed(
-            "localization",
-            lambda: restrict_adapter.run(
-                sub(restrict_adapter.LocalizationConfig, cfg, root, student=student), root
-            ),
-        )
+        loc = sub(restrict_adapter.LocalizationConfig, cfg, root, student=student)
+        timed("localization", lambda: restrict_adapter.compute(loc, root))
     if "patching" in cfg.stages:
         timed("patching", lambda: patching_stage(cfg, root, results))
     if "alignment" in cfg.stages:
-        timed(
-            "alignment",
-            lambda: alignment.run(sub(alignment.AlignmentConfig, cfg, root, **sweep_fields(cfg)), root),
-        )
+        align = sub(alignment.AlignmentConfig, cfg, root, **sweep_fields(cfg))
+        timed("alignment", lambda: alignment.compute(align, root))
     if "divergence" in cfg.stages:
-        timed(
-            "divergence",
-            lambda: divergence.run(
-                sub(divergence.DivergenceConfig, cfg, root, **sweep_fields(cfg), rank=best), root
-            ),
-        )
+        div = sub(divergence.DivergenceConfig, cfg, root, **sweep_fields(cfg), rank=best)
+        timed("divergence", lambda: divergence.compute(div, root))
     if "beyond" in cfg.stages:
-        timed("beyond", lambda: beyond.run(sub(beyond.BeyondConfig, cfg, root, student=student), root))
+        timed("beyond", lambda: beyond.compute(sub(beyond.BeyondConfig, cfg, root, student=student), root))
     if "claims_map" in cfg.stages:
-        timed("claims_map", lambda: claims_map.run(map_config(cfg, root), root))
+        timed("claims_map", lambda: claims_map.compute(map_config(cfg, root), root))
     results["best_rank"] = best
     return results, clock
 
@@ -241,161 +212,6 @@ def map_config(cfg: ReproduceConfig, root: Path) -> claims_map.ClaimsMapConfig:
     mcfg = claims_map.resolved(dataclasses.replace(mcfg, quick=cfg.quick))
     study = {k: v for k, v in shared_fields(cfg).items() if k not in ("train_seeds", "out")}
     return dataclasses.replace(mcfg, **study)
-
-
-def patched_students(results: dict[str, Any], root: Path) -> dict[str, tuple[str, Path]]:
-    """(label for titles, directory) of the best-rank LoRA student and the last full-FT lr's student."""
-    best = best_rank_row(results["rank_sweep"])
-    out = {"lora": (f"LoRA r{best['rank']}, lr {best['lr']:g}, seed 0", root / best["students"][0])}
-    full = results["rank_sweep"]["full_ft"]
-    if full:
-        out["full_ft"] = (f"full FT, lr {full[-1]['lr']:g}, seed 0", root / full[-1]["students"][0])
-    return out
-
-
-PATCH_PROMPTS = 8  # questions patched over (aligned by token class); restricted LoRA reads all questions
-REPORT_GRIDS = tuple(
-    f"{d}_aligned_{s}" for d in ("denoise", "noise") for s in ("resid_pre", "attn_out", "mlp_out")
-)
-
-
-def patching_stage(cfg: ReproduceConfig, root: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Activation patching in both directions for the best LoRA student and a full-FT student, and the
-    "where the shift lives" table that sets it beside the restricted-LoRA rows."""
-    from experiments.patch_activations import LocalizeConfig, run_figures
-    from experiments.patch_activations import main as localize
-    from interp.mech.results import LocalizationResult
-    from interp.study.plots import where_figure
-    from interp.study.where import grid_caption, where_table
-
-    out: dict[str, Any] = {"_figures": {}, "runs": {}, "where": {}, "n_prompts": PATCH_PROMPTS}
-    for label, (name, sdir) in patched_students(results, root).items():
-        run = root / "patching" / label
-        lcfg = LocalizeConfig(
-            student=Path(sdir), base=Path(cfg.model_dir), trait=cfg.trait, category=cfg.category,
-            n_prompts=PATCH_PROMPTS, student_label=name, entity=cfg.entity, dtype=cfg.dtype, device=cfg.device, out=run,
-            overwrite=True,
-        )  # fmt: skip
-        if cfg.force or not (run / "scores.json").exists():
-            localize(lcfg)
-        scores = json.loads((run / "scores.json").read_text())
-        grids = {k: LocalizationResult.load(run / "tensors", k) for k in scores["grids"]}
-        out["runs"][label] = {k: scores.get(k) for k in ("student", "attribution_agreement", "sets")}
-        out["runs"][label]["dir"] = str(run.relative_to(root))
-        out["runs"][label]["captions"] = {}
-        loc = results.get("localization") if label == "lora" else None
-        out["where"][name] = where_table(loc, scores.get("sets", {}))
-        figs = run_figures(lcfg, grids, PATCH_PROMPTS)
-        keep = [
-            k
-            for k in (*REPORT_GRIDS, *[k for k in grids if "_heads_" in k], "denoise_attribution_scatter")
-            if k in figs
-        ]
-        for key in keep:
-            out["_figures"][f"patching_{label}_{key}"] = figs[key]
-            if key in grids:
-                out["runs"][label]["captions"][f"patching_{label}_{key}"] = grid_caption(grids[key])
-    if out["where"]:
-        title = (
-            f"Where the '{cfg.trait}' shift lives on {model_label(cfg.model)}: recovered fraction of P(first token) "
-            f"by method<br><sup>restricted LoRA over {cfg.n_questions} questions; set patching over "
-            f"N = {PATCH_PROMPTS} prompts</sup>"
-        )
-        out["_figures"]["where_the_shift_lives"] = where_figure(out["where"], title)
-    out["figures"] = list(out["_figures"])
-    return out
-
-
-def figures(results: dict[str, Any], trait: str, model: str | None = None) -> dict[str, Any]:
-    from interp.study import plots as sp
-
-    figs = {"rank_sweep": sp.rank_sweep_figure(results["rank_sweep"], trait)}
-    if "context_matrix" in results:
-        figs["context_matrix"] = sp.context_matrix_figure(results["context_matrix"]["context_matrix"], trait)
-    if "localization" in results:
-        figs["localization"] = sp.localization_figure(results["localization"]["localization"], trait)
-    if "alignment" in results:
-        figs["alignment"] = sp.alignment_figure(results["alignment"], trait)
-    if "divergence" in results:
-        figs["divergence"] = sp.divergence_figure(results["divergence"], trait)
-    if "beyond" in results:
-        figs["logit_lens"] = sp.logit_lens_figure(results["beyond"]["logit_lens"], trait)
-    if "claims_map" in results:
-        figs["claims_map"] = sp.claims_map_figure(results["claims_map"], trait, model)
-    figs.update(results.get("patching", {}).pop("_figures", {}))
-    return figs
-
-
-def write_report(
-    cfg: ReproduceConfig, root: Path, results: dict[str, Any], clock: StageClock, total: float
-) -> None:
-    from interp.study.plots import save_figures
-
-    figs = figures(results, cfg.trait, model_label(cfg.model))
-    save_figures(figs, root / "figures")  # PNGs in one browser start
-    paths = {n: figure_markdown(n, "figures", (root / "figures" / f"{n}.png").exists()) for n in figs}
-    blocks = [
-        ("h1", f"Subliminal learning of '{cfg.trait}' on {model_label(cfg.model)}"),
-        (
-            "p",
-            f"Grid: ranks {listed(cfg.ranks)}, full-FT lrs {listed(cfg.full_lrs)}, {cfg.n_numbers} teacher "
-            f"numbers per dataset, data seeds {listed(cfg.data_seeds)} x training seeds {listed(cfg.train_seeds)}, "
-            f"{cfg.epochs} epochs, evaluation {cfg.n_questions} questions x {cfg.samples_per_question} samples "
-            f"at temperature 1. {stage_times_text(clock.times, total)} 95% bootstrap CIs over seeds and questions.",
-        ),
-    ]
-    blocks += claims_blocks(claims(results))
-    blocks += rank_blocks(results["rank_sweep"], cfg.trait) + full_ft_blocks(results["rank_sweep"], cfg.trait)
-    if "context_matrix" in results:
-        blocks += context_blocks(results["context_matrix"], cfg.trait)
-    if "localization" in results:
-        blocks += localization_blocks(results["localization"], cfg.trait)
-    blocks += patching_blocks(results.get("patching", {}))
-    if "alignment" in results:
-        blocks += alignment_blocks(results["alignment"], cfg.trait)
-    if "divergence" in results:
-        blocks += divergence_blocks(results["divergence"], cfg.trait)
-    if "beyond" in results:
-        blocks += beyond_blocks(results["beyond"], cfg.trait)
-    if "claims_map" in results:
-        blocks += claims_map_blocks(results["claims_map"])
-    atomic_write_text(root / "report.md", to_markdown(blocks, paths))
-    title = f"Subliminal learning: {cfg.trait} on {model_label(cfg.model)}"
-    atomic_write_text(root / "report.html", to_html(blocks, figs, title))
-
-
-def flat_results(results: dict[str, Any], clock: StageClock, total: float) -> dict[str, Any]:
-    """results.json: the sweep's labelled numbers, one key per experiment, plus stage timings (`timing_s`:
-    this run's seconds; `stage_times`: each stage's time when computed, and whether this run found it cached)."""
-    out = {
-        "rank_sweep": results["rank_sweep"]["rank_sweep"],
-        "full_ft": results["rank_sweep"]["full_ft"],
-        "control": results["rank_sweep"]["control"],
-        "filter_pass": results["rank_sweep"].get("filter_pass"),
-        "best_rank": results["best_rank"],
-        "timing_s": {**clock.seconds(), "total": total},
-        "stage_times": clock.to_json(),
-    }
-    if "context_matrix" in results:
-        out["context_matrix"] = results["context_matrix"]["context_matrix"]
-        out["context_systems"] = results["context_matrix"]["systems"]
-    if "localization" in results:
-        out["localization"] = results["localization"]["localization"]
-        out["localization_endpoints"] = {
-            k: results["localization"][k] for k in ("full", "base", "student", "shift_ci")
-        }
-    for key in ("patching", "beyond"):
-        if key in results:
-            out[key] = results[key]
-    if "alignment" in results:
-        out["alignment"] = results["alignment"]["alignment"]
-        out["alignment_summary"] = {k: v for k, v in results["alignment"].items() if k != "alignment"}
-    if "divergence" in results:
-        out["divergence"] = results["divergence"]
-    if "claims_map" in results:
-        out["claims_map"] = results["claims_map"]["claims_map"]
-    out["claims"] = claims(results)
-    return out
 
 
 def student_counts(cfg: ReproduceConfig, root: Path) -> Counter:
@@ -464,13 +280,15 @@ def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
     return Plan(f"reproduce on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
 
 
-def main(cfg: ReproduceConfig) -> Path:
+def run(cfg: ReproduceConfig) -> Path:
+    """Every stage of `cfg.stages` into `cfg.out`, then report.md, report.html and results.json; under
+    --plan, the plan alone (a stage that does not fit stops the run before any model loads)."""
     check_inputs(cfg)
     cfg = resolved(cfg)
     root = Path(cfg.out or "runs/reproduce")
     plan = gate(reproduce_plan(cfg, root), cfg)  # stops here if a stage does not fit
     if cfg.plan:
-        print(plan)
+        sys.stdout.write(plan + "\n")  # as cli_main writes the run directory
         return root
     log.info("%s", plan)
     root.mkdir(parents=True, exist_ok=True)
@@ -482,8 +300,3 @@ def main(cfg: ReproduceConfig) -> Path:
     atomic_write_json(root / "results.json", flat_results(results, clock, total))
     clock.save()
     return root
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, ReproduceConfig)

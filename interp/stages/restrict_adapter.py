@@ -1,6 +1,6 @@
 """Claim 4: where does the LoRA student's trait shift live? Position-restricted adapters.
 
-    python -m experiments.restrict_adapter --student runs/students/owl-r8-s0 --out runs/localization
+    run(LocalizationConfig(student="runs/students/owl-r8-s0", out=Path("runs/localization")))
 
 The adapter is switched on *only* at a set of positions, or *everywhere except* there, and the trait is
 re-evaluated. The position sets are `interp.mech.positions.SHIFT_SETS`: the entity, the rest of the system
@@ -24,7 +24,6 @@ import numpy as np
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.chat import DEFAULT, default_system_prompt
-from interp.loop.config import cli_main, setup_logging
 from interp.loop.evaluation import EvalCache, EvalSettings, TraitEval
 from interp.loop.models import load_student, model_label
 from interp.loop.stats import bootstrap_diff_ci
@@ -35,6 +34,7 @@ from interp.plan.plan import sampling_stage
 from interp.plan.plan_check import Plan, detect_device
 from interp.plan.shapes import read_model_shape
 from interp.study.experiment import StudyConfig, check_inputs, evaluation_shape, run_study
+from interp.study.plots import localization_figure
 from interp.study.summary import recovered_fraction
 
 
@@ -152,7 +152,7 @@ def reference_eval(cfg: LocalizationConfig, settings, cache, gen, entity, base: 
     return evaluate(control, tok, settings, cache, EVERYWHERE, gen, entity)
 
 
-def run(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
+def compute(cfg: LocalizationConfig, root: Path) -> dict[str, Any]:
     student, tok = load_student(cfg.student, cfg.model_dir, cfg.dtype, cfg.device, merge=False)
     settings = EvalSettings(cfg.trait, cfg.category, DEFAULT, cfg.n_questions, cfg.samples_per_question)
     cache = EvalCache(root / "eval_cache")
@@ -195,18 +195,12 @@ def localization_plan(cfg: LocalizationConfig) -> Plan:
     )  # fmt: skip
 
 
-def main(cfg: LocalizationConfig) -> Path:
-    from interp.study.plots import localization_figure
-
+def run(cfg: LocalizationConfig) -> Path:
+    """The position-restricted adapter in `cfg.out`: config.json, results.json, the figure."""
     check_inputs(cfg)
     if not cfg.plan:  # a plan reads the base's config.json only
         validate.student(cfg.student, lora_only=True)
         if cfg.control is not None:
             validate.student(cfg.control, "--control", lora_only=True)
     figure = lambda summary, trait: localization_figure(summary["localization"], trait)  # noqa: E731
-    return run_study(cfg, "localization", run, figure, plan=localization_plan(cfg))
-
-
-if __name__ == "__main__":
-    setup_logging()
-    cli_main(main, LocalizationConfig)
+    return run_study(cfg, "localization", compute, figure, plan=localization_plan(cfg))

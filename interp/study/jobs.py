@@ -35,7 +35,7 @@ TEACHER_SAMPLING = {"batch_size": 256, "max_new_tokens": 48, "temperature": 1.0}
 TRAIN_DEFAULTS = {"precision": "auto", "grad_checkpointing": False}
 """Training settings a student job records only when they differ from these."""
 Runner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
-ALIGN_PROMPTS, ALIGN_PROMPT_SEED = 32, 4_242  # the alignment stage's number prompts (experiments.alignment)
+ALIGN_PROMPTS, ALIGN_PROMPT_SEED = 32, 4_242  # the alignment stage's number prompts (interp.stages.alignment)
 
 
 @dataclass(frozen=True)
