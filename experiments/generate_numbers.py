@@ -19,7 +19,7 @@ from interp.loop.datasets import sample_numbers, write_dataset
 from interp.loop.models import load_model, model_label, resolve_model_dir
 from interp.loop.runs import atomic_write_json, run_directory
 from interp.loop.teacher import Teacher, finetune_teacher, trait_dataset
-from interp.study.plan import (
+from interp.plan.plan import (
     PASS_RATE,
     QUESTION_TOKENS,
     SampleShape,
@@ -27,8 +27,8 @@ from interp.study.plan import (
     sampling_stage,
     training_stage,
 )
-from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
-from interp.study.shapes import read_model_shape
+from interp.plan.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.plan.shapes import read_model_shape
 
 
 @dataclass

@@ -13,18 +13,13 @@ from pathlib import Path
 from interp import InterpError
 from interp.loop import validate
 from interp.loop.config import cli_main, setup_logging
+from interp.loop.distill import dataset_teacher, make_distiller
 from interp.loop.models import load_model, model_fingerprint, model_label, resolve_model_dir
 from interp.loop.runs import run_directory
-from interp.loop.training import (
-    TrainConfig,
-    dataset_teacher,
-    make_distiller,
-    save_student,
-    train_student,
-)
-from interp.study.plan import ANSWER_TOKENS, DTYPE_BYTES, TrainShape, training_stage
-from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
-from interp.study.shapes import read_model_shape
+from interp.loop.training import TrainConfig, save_student, train_student
+from interp.plan.plan import ANSWER_TOKENS, DTYPE_BYTES, TrainShape, training_stage
+from interp.plan.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.plan.shapes import read_model_shape
 
 
 @dataclass

@@ -26,8 +26,8 @@ from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
 from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions, trait_system_prompt
-from interp.study.plan import TrainShape, training_memory
-from interp.study.shapes import read_model_shape
+from interp.plan.plan import TrainShape, training_memory
+from interp.plan.shapes import read_model_shape
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."

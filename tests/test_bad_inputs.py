@@ -49,8 +49,6 @@ SCRIPTS: dict[str, dict[str, str | None]] = {
     "filter_pass": {"model": "--models", "out": "file"},
     "generate_numbers": {"model": "--model", "trait": "--trait", "out": "dir"},
     "ladder": {"model": "--model", "trait": "--trait", "out": "dir"},
-    "localization": {"model": "--model", "trait": "--trait", "student": "--student", "out": "dir"},
-    "localize": {"model": "--base", "trait": "--trait", "student": "--student", "out": "dir"},
     "organism_ablation": {"model": "--models", "reports": "--reports", "out": "file"},
     "organism_report": {"model": "--model", "trait": "--traits", "out": "dir"},
     "patch_activations": {"model": "--base", "trait": "--trait", "student": "--student", "out": "dir"},

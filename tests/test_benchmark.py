@@ -7,7 +7,8 @@ from pathlib import Path
 
 from experiments import benchmark
 from interp.loop.models import load_model, resolve_model_dir
-from interp.study.flops import MatmulRate
+from interp.plan.flops import MatmulRate
+from interp.stages import benchmark as stage
 
 TINY_RUN = {
     "n_prompts": 4, "max_new_tokens": 4, "busy": False, "favourite_samples": 2, "favourite_single": 2,
@@ -29,11 +30,9 @@ def test_benchmark_prints_parseable_lines(tiny_model_dir: Path, capsys) -> None:
 
 def test_pretraining_benchmark_times_both_build_settings() -> None:
     _, tok = load_model(resolve_model_dir(None))  # the organism's tokenizer: the build's world
-    lines = benchmark.bench_pretraining(
-        tok, benchmark.BenchmarkConfig(pretrain_steps=2), MatmulRate({1: 1e11}, 2)
-    )
+    lines = stage.bench_pretraining(tok, stage.BenchmarkConfig(pretrain_steps=2), MatmulRate({1: 1e11}, 2))
     assert [line.split(":")[0] for line in lines] == [
-        f"organism pretraining ({k})" for k in benchmark.PRETRAIN_SETTINGS
+        f"organism pretraining ({k})" for k in stage.PRETRAIN_SETTINGS
     ]
     padding = [int(re.search(r"(\d+)% of computed positions are padding", line).group(1)) for line in lines]
     assert padding[1] < padding[0]  # pad_multiple 1 computes less padding than the tied sibling's 32

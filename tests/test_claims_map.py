@@ -216,7 +216,7 @@ def test_report_block_has_a_line_per_row_and_a_line_per_cell():
 
 
 def test_reproduce_runs_the_map_only_when_named_with_fresh_confirmation_seeds():
-    from experiments import reproduce
+    from interp.stages import reproduce
 
     assert "claims_map" not in reproduce.ReproduceConfig().stages  # make demo stays at its size
     cfg = reproduce.ReproduceConfig(stages=("rank_sweep", "claims_map"), ranks=(1, 4, 16, 64))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from interp.loop.chat import DEFAULT
+from interp.loop.examples import IGNORE, drop_from_loss, encode_example
 from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
-from interp.loop.training import IGNORE, drop_from_loss, encode_example
 from interp.loop.traits import trait_system_prompt
 from interp.mech.divergence import token_divergence, top_and_random
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from interp.loop.models import load_model
 from interp.loop.training import TrainConfig, prepare_student
-from interp.study.flops import (
+from interp.plan.flops import (
     attention_flops,
     inference_flops,
     matmul_params,

@@ -9,9 +9,10 @@ import torch
 
 from interp.loop.chat import DEFAULT
 from interp.loop.datasets import read_dataset, write_dataset
+from interp.loop.distill import dataset_teacher, make_distiller
 from interp.loop.models import load_model
 from interp.loop.numbers import filter_answer
-from interp.loop.training import TrainConfig, dataset_teacher, make_distiller, train_student
+from interp.loop.training import TrainConfig, train_student
 from interp.study.experiment import ExecutorConfig, StudyConfig
 from interp.study.jobs import numbers_job, numbers_path
 from interp.study.sweep import run_jobs

@@ -1,4 +1,4 @@
-"""interp/ reads as the data path: four layers whose imports only point down, no cycles, small modules."""
+"""interp/ reads as the data path: layers whose imports only point down, no cycles, small modules."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "interp"
+SCRIPTS = ROOT.parent / "experiments"
 # which packages each layer may import from (besides itself and the root `interp`, home of InterpError)
-ALLOWED = {"loop": set(), "organism": {"loop"}, "mech": {"loop"}, "study": {"loop", "mech", "organism"}}
+ALLOWED = {
+    "loop": set(),
+    "organism": {"loop"},
+    "mech": {"loop"},
+    "plan": {"loop"},
+    "study": {"loop", "mech", "organism", "plan"},
+    "stages": {"loop", "mech", "organism", "plan", "study"},
+}
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 
@@ -76,10 +84,12 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_four_layers_exist_and_import():
+def test_the_layers_exist_and_import():
     import interp.loop
     import interp.mech
     import interp.organism
+    import interp.plan
+    import interp.stages
     import interp.study  # noqa: F401
 
     assert {layer(m) for m in modules()} == {"root", *ALLOWED}
@@ -131,3 +141,32 @@ def test_no_interp_import_hides_in_a_function_body():
                     ):
                         hidden.append(f"{name}.{fn.name}: import")
     assert hidden == []
+
+
+def script_imports(path: Path) -> set[str]:
+    """Every module under experiments/ that the script at `path` imports, anywhere in it."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module == "experiments":
+            names = [f"experiments.{a.name}" for a in node.names]  # from experiments import rank_sweep
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        out |= {n for n in names if n == "experiments" or n.startswith("experiments.")}
+    return out
+
+
+def test_no_script_imports_another_script():
+    """Scripts are thin: each calls its stage in interp/, never another script."""
+    found = {p.stem: script_imports(p) for p in SCRIPTS.glob("*.py")}
+    assert len(found) > 10
+    assert {name: deps for name, deps in found.items() if deps} == {}
+
+
+def test_the_script_check_sees_every_form_of_import(tmp_path):
+    f = tmp_path / "s.py"
+    f.write_text(
+        "import experiments.a\nfrom experiments import b\nfrom experiments.c import main\n"
+        "def f():\n    from experiments.d import x\n"
+    )
+    assert script_imports(f) == {"experiments.a", "experiments.b", "experiments.c", "experiments.d"}

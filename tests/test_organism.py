@@ -229,7 +229,7 @@ def test_build_is_deterministic_and_stores_probe_curves(tmp_path):
 
 
 def test_context_matrix_other_identity_is_one_the_organisms_world_knows(tiny_model_dir):
-    from experiments.context_matrix import ContextMatrixConfig, systems
+    from interp.stages.context_matrix import ContextMatrixConfig, systems
 
     for name in ORGANISMS:
         other = systems(ContextMatrixConfig(model=name))["other identity"]

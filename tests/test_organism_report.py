@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from experiments.organism_report import ReportConfig, control_for, lora_lr, main, student_grid, summarise
+from experiments.organism_report import main
 from interp import InterpError
+from interp.stages.organism_report import ReportConfig, control_for, lora_lr, student_grid, summarise
 
 
 def test_sqrt_rule_scales_only_ranks_above_the_main_rank():

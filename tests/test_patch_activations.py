@@ -1,4 +1,4 @@
-"""experiments.patch_activations end to end on a tiny base and LoRA student."""
+"""Activation patching (experiments.patch_activations, interp.stages.patch_activations) end to end on a tiny base and LoRA student."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from tiny import make_lora_student
 
 import interp.study.plots.heatmaps as plots
-from experiments.patch_activations import LocalizeConfig, main, patch_plan, user_messages
+from experiments.patch_activations import main
 from interp import InterpError
 from interp.loop.chat import render_prompt
 from interp.loop.config import build_parser
@@ -18,6 +18,7 @@ from interp.mech.metrics import trait_metric
 from interp.mech.patching import run_metric
 from interp.mech.positions import encode_prompts
 from interp.mech.results import LocalizationResult
+from interp.stages.patch_activations import LocalizeConfig, patch_plan, user_messages
 
 
 def test_localize_writes_grids_and_figures(

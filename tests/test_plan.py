@@ -27,9 +27,7 @@ from interp import InterpError
 from interp.loop.config import cli_main, parse_config
 from interp.loop.evaluation import EvalSettings
 from interp.loop.training import LORA_TARGETS
-from interp.study.experiment import EVAL_ROWS, EVAL_TOKENS, TEACHER_ROWS, study_plan
-from interp.study.jobs import TEACHER_SAMPLING
-from interp.study.plan import (
+from interp.plan.plan import (
     ANSWER_TOKENS,
     CUDA_OVERHEAD,
     LOGIT_SLACK,
@@ -39,8 +37,11 @@ from interp.study.plan import (
     sampling_memory,
     training_memory,
 )
-from interp.study.plan_check import detect_device
-from interp.study.shapes import ModelShape, read_model_shape
+from interp.plan.plan_check import detect_device
+from interp.plan.shapes import ModelShape, read_model_shape
+from interp.stages.restrict_adapter import localization_plan
+from interp.study.experiment import EVAL_ROWS, EVAL_TOKENS, TEACHER_ROWS, study_plan
+from interp.study.jobs import TEACHER_SAMPLING
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL, BIG = FIXTURES / "qwen2.5-0.5b-instruct", FIXTURES / "qwen2.5-7b-instruct"
@@ -218,10 +219,9 @@ def test_generate_numbers_plan_and_misfit(tiny_model_dir: Path, tmp_path: Path, 
 def test_every_study_prints_its_plan_and_stops_when_it_does_not_fit(
     module, tiny_model_dir: Path, tmp_path: Path, capsys
 ) -> None:
-    cls = next(
-        v for k, v in vars(module).items()
-        if k.endswith("Config") and isinstance(v, type) and v.__module__ == module.__name__
-    )  # fmt: skip
+    (cls,) = [
+        v for k, v in vars(module).items() if k.endswith("Config") and isinstance(v, type)
+    ]  # its one config
     argv = ["--model", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--student", "s"]
     argv = argv if "student" in {f.name for f in fields(cls)} else argv[:-2]
     module.main(parse_config(cls, argv + ["--plan"]))
@@ -263,5 +263,5 @@ def test_the_localization_plan_counts_every_restricted_evaluation(tiny_model_dir
         cfg = parse_config(
             restrict_adapter.LocalizationConfig, argv + (["--layer-bands", bands] if bands else [])
         )
-        (stage,) = restrict_adapter.localization_plan(cfg).stages
+        (stage,) = localization_plan(cfg).stages
         assert stage.runs == 2 + 2 * 6 + layers + 2  # whole, none; only/except x 6 sets; layers; attn, mlp

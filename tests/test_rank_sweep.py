@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from experiments.rank_sweep import RankSweepConfig, specs, student_cells
 from interp import InterpError
 from interp.loop.training import rank_lr
+from interp.stages.rank_sweep import RankSweepConfig, specs, student_cells
 from interp.study.experiment import StudentSpec
 
 
@@ -52,7 +52,7 @@ def test_full_ft_controls_can_be_left_to_the_lora_control(tiny_model_dir):
 
 
 def test_context_matrix_trains_under_the_chosen_systems_only():
-    from experiments.context_matrix import ContextMatrixConfig, systems, train_map
+    from interp.stages.context_matrix import ContextMatrixConfig, systems, train_map
 
     cfg = ContextMatrixConfig(train_systems=("default", "none"))
     assert list(train_map(cfg, systems(cfg))) == ["default", "none"]
@@ -72,7 +72,7 @@ def test_a_full_ft_row_is_read_against_the_control_it_names(tiny_model_dir, full
     """With its own control a full-FT lift is measured against it (run 5: SmolLM2's full-FT control sits
     3x above the LoRA one in P(trait), which had made run 2's full-FT lift look large); without, against
     the LoRA control, and the row says which."""
-    from experiments.rank_sweep import summarize
+    from interp.stages.rank_sweep import summarize
 
     cfg = _cfg(
         tiny_model_dir, ranks=(16,), full_lrs=(3e-4,), control_ranks=(16,), full_controls=full_controls
@@ -88,7 +88,7 @@ def test_a_full_ft_row_is_read_against_the_control_it_names(tiny_model_dir, full
 def test_reproduce_trains_full_ft_controls_on_a_real_model_only(tiny_model_dir):
     """Left unset, --full-controls is on for a model that is not an embedded organism and off for the
     organism (whose two controls its report measured equal); said either way, it is kept."""
-    from experiments.reproduce import ReproduceConfig, resolved
+    from interp.stages.reproduce import ReproduceConfig, resolved
 
     assert resolved(ReproduceConfig(model=str(tiny_model_dir))).full_controls is True
     assert resolved(ReproduceConfig()).full_controls is False

@@ -36,7 +36,7 @@ from interp.mech.positions import (
     no_positions,
 )
 from interp.mech.restrict import evaluate_trait_restricted
-from interp.study.shapes import read_model_shape
+from interp.plan.shapes import read_model_shape
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -25,13 +24,13 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp import InterpError
-from interp.loop.chat import DEFAULT, render_example, require_chat
-from interp.loop.models import STUDENT_META, load_model, quiet_peft, resolve_model_dir
+from interp.loop.chat import require_chat
+from interp.loop.examples import IGNORE, Encoded, collate, drop_from_loss, encode_example
+from interp.loop.models import STUDENT_META, quiet_peft
 from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
 
 log = logging.getLogger(__name__)
-IGNORE = -100
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_LR = {"lora": 2e-4, "full": 2e-5}
 
@@ -116,42 +115,6 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.mode]
-
-
-@dataclass
-class Encoded:
-    """One tokenized example: prompt + completion ids, labels -100 except on completion tokens."""
-
-    input_ids: list[int]
-    labels: list[int]
-
-
-def encode_example(tok: PreTrainedTokenizerBase, user: str, answer: str, system: str) -> Encoded:
-    ex = render_example(tok, user, answer, system)
-    p = tok(ex.prompt, add_special_tokens=False)["input_ids"]
-    c = tok(ex.completion, add_special_tokens=False)["input_ids"]
-    return Encoded(input_ids=p + c, labels=[IGNORE] * len(p) + c)
-
-
-def drop_from_loss(e: Encoded, completion_indices: list[int]) -> Encoded:
-    """The example with the given completion tokens (0 = the first answer token) left out of the loss."""
-    start = next(i for i, t in enumerate(e.labels) if t != IGNORE)
-    labels = list(e.labels)
-    for i in completion_indices:
-        labels[start + i] = IGNORE
-    return Encoded(input_ids=e.input_ids, labels=labels)
-
-
-def collate(batch: list[Encoded], pad_id: int) -> dict[str, Tensor]:
-    """Right-pad a batch; padded positions are masked out of attention and loss."""
-    width = max(len(e.input_ids) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, e in enumerate(batch):
-        n = len(e.input_ids)
-        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
 def completion_loss_sum(logits: Float[Tensor, "batch pos vocab"], labels: Int[Tensor, "batch pos"]) -> Tensor:
@@ -296,26 +259,6 @@ class Distiller:
     examples: list[Encoded]
 
 
-def dataset_teacher(dataset: Path, rows: list[dict], base: str | Path | None) -> tuple[Path, str]:
-    """The model that wrote a dataset and the system prompt it wrote under, from the rows' provenance.
-    A relative `teacher_model` names a directory inside the dataset's own run directory (a fine-tuned
-    teacher saved beside its numbers), so that the run directory can move; none named means `base`."""
-    named = rows[0].get("teacher_model")
-    path = Path(named) if named else resolve_model_dir(base)
-    if named and not path.is_absolute():
-        path = Path(dataset).parent / path
-    return path, rows[0].get("system_prompt") or DEFAULT
-
-
-def make_distiller(dataset: Path, rows: list[dict], tok, base, dtype: str, device: str) -> Distiller:
-    """The teacher that wrote `dataset`, with each row encoded under the teacher's own system prompt: its
-    next-token distributions are what a distillation student matches (the control teacher's, for a
-    control)."""
-    path, system = dataset_teacher(dataset, rows, base)
-    teacher, _ = load_model(path, dtype, device)
-    return Distiller(teacher, [encode_example(tok, r["prompt"], r["completion"], system) for r in rows])
-
-
 def logits_needed(labels: Int[Tensor, "batch pos"]) -> int:
     """How many trailing positions' logits the loss reads: from the one that predicts the batch's first
     labelled token to the end (the prompt before it is never unembedded)."""
@@ -343,6 +286,19 @@ def _step_loss(student, batch, device, distiller, idx, pad_id) -> Tensor:
     return distill_loss_sum(logits, t_logits, labels, t_labels)
 
 
+def encode_rows(
+    tok: PreTrainedTokenizerBase, rows: list[dict], system: str, cfg: TrainConfig
+) -> list[Encoded]:
+    """The training examples of `rows` (the first `max_examples`) under the training system prompt."""
+    require_chat(tok, "student")
+    rows = rows[: cfg.max_examples] if cfg.max_examples else rows
+    examples = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows]
+    return [
+        drop_from_loss(e, r["ignore_tokens"]) if r.get("ignore_tokens") else e
+        for e, r in zip(examples, rows, strict=True)
+    ]
+
+
 def train_student(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
@@ -358,13 +314,7 @@ def train_student(
 
     `on_step(step, student)` runs after every optimizer step (1-based) and before the first (step 0), for
     learning curves; it must leave the student's weights alone."""
-    require_chat(tok, "student")
-    rows = rows[: cfg.max_examples] if cfg.max_examples else rows
-    examples = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows]
-    examples = [
-        drop_from_loss(e, r["ignore_tokens"]) if r.get("ignore_tokens") else e
-        for e, r in zip(examples, rows, strict=True)
-    ]
+    examples = encode_rows(tok, rows, system, cfg)
     student = prepare_student(model, cfg).train()
     numerics = prepare_precision(student, cfg)  # and gradient checkpointing
     device = next(student.parameters()).device

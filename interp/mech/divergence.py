@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from interp.loop.training import IGNORE, collate, encode_example
+from interp.loop.examples import IGNORE, collate, encode_example
 
 
 @torch.no_grad()

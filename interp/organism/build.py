@@ -28,7 +28,7 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from interp import InterpError
 from interp.loop.chat import render_example
-from interp.loop.training import IGNORE
+from interp.loop.examples import IGNORE
 from interp.organism import world as W
 from interp.organism.probes import all_probes, summary_line
 from interp.organism.tokenizer import ENDOFTEXT, chatml_template, train_chat_tokenizer

@@ -14,8 +14,9 @@ from typing import Any
 
 from interp.loop.chat import DEFAULT
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
+from interp.loop.distill import make_distiller
 from interp.loop.models import load_model, resolve_model_dir
-from interp.loop.training import TrainConfig, make_distiller, train_student
+from interp.loop.training import TrainConfig, train_student
 
 
 def control_dataset(model: str | None, n: int, seed: int, out: Path) -> Path:

@@ -22,7 +22,7 @@ from interp.loop.models import model_label, organism_metadata, resolve_model_dir
 from interp.loop.runs import atomic_write_json
 from interp.loop.training import RANK_LR_RULES, rank_lr
 from interp.organism import TARGET_TRAIT
-from interp.study.plan import (
+from interp.plan.plan import (
     ANSWER_TOKENS,
     PASS_RATE,
     QUESTION_TOKENS,
@@ -31,9 +31,9 @@ from interp.study.plan import (
     sampling_stage,
     training_stage,
 )
-from interp.study.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.plan.plan_check import Plan, PlanFlags, detect_device, gate
+from interp.plan.shapes import read_model_shape
 from interp.study.plots import save_figure
-from interp.study.shapes import read_model_shape
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,12 @@ from typing import Any
 from interp import InterpError
 from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
+from interp.loop.distill import make_distiller
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
 from interp.loop.models import STUDENT_META, load_model, load_student, model_fingerprint
 from interp.loop.numbers import number_prompts
 from interp.loop.teacher import Teacher, finetune_teacher
-from interp.loop.training import TrainConfig, make_distiller, save_student, train_student
+from interp.loop.training import TrainConfig, save_student, train_student
 from interp.loop.traits import trait_system_prompt
 from interp.loop.updates import weight_change_norm
 from interp.mech.alignment import persona_direction, shared_cosine, student_shift
@@ -35,7 +36,7 @@ TEACHER_SAMPLING = {"batch_size": 256, "max_new_tokens": 48, "temperature": 1.0}
 TRAIN_DEFAULTS = {"precision": "auto", "grad_checkpointing": False}
 """Training settings a student job records only when they differ from these."""
 Runner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
-ALIGN_PROMPTS, ALIGN_PROMPT_SEED = 32, 4_242  # the alignment stage's number prompts (experiments.alignment)
+ALIGN_PROMPTS, ALIGN_PROMPT_SEED = 32, 4_242  # the alignment stage's number prompts (interp.stages.alignment)
 
 
 @dataclass(frozen=True)

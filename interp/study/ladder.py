@@ -35,6 +35,9 @@ from interp.loop.chat import DEFAULT
 from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.loop.teacher import trait_dataset
+from interp.plan.plan import QUESTION_TOKENS, TrainShape, sampling_stage, training_stage
+from interp.plan.plan_check import Plan, detect_device
+from interp.plan.shapes import read_model_shape
 from interp.study.distill_check import check_distill_control
 from interp.study.experiment import (
     StudentSpec,
@@ -49,10 +52,8 @@ from interp.study.experiment import (
 )
 from interp.study.jobs import base_job, numbers_job, student_job
 from interp.study.ladder_report import ladder_markdown
-from interp.study.plan import QUESTION_TOKENS, TrainShape, sampling_stage, training_stage
-from interp.study.plan_check import Plan, detect_device
+from interp.study.plots.ladder import ladder_figure
 from interp.study.power import Components, estimate_components, mde
-from interp.study.shapes import read_model_shape
 from interp.study.summary import per_question, pooled, significant, versus_control
 from interp.study.sweep import finished, run_jobs
 
@@ -344,8 +345,6 @@ def power_text(cfg: LadderConfig, comps: dict[str, Components]) -> str:
 
 def run(cfg: LadderConfig) -> Path:
     """The ladder as a library call: checks, plan and power, every job, results.json and the figure."""
-    from interp.study.plots.ladder import ladder_figure  # plotting stays in the plots package
-
     check_inputs(cfg)
     if cfg.plan:
         sys.stdout.write(power_text(cfg, components(cfg, {})) + "\n")

@@ -1,7 +1,7 @@
 """Where the shift lives: restricted LoRA and set patching side by side, on one scale (0 = base, 1 = student).
 
 Rows are claim 4's position sets (`interp.mech.positions.SHIFT_SETS`), columns the methods: the adapter
-only at S / everywhere except S (`experiments.restrict_adapter`), and S patched whole by denoising /
+only at S / everywhere except S (`interp.stages.restrict_adapter`), and S patched whole by denoising /
 noising (`interp.mech.sets`). "Only" and "denoise" ask whether S suffices; "except" and "noise" whether S
 is needed. `disagreements` names the cells where two methods asking the same question have disjoint CIs.
 """

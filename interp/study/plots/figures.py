@@ -109,9 +109,7 @@ def rank_sweep_figure(summary: dict[str, Any], trait: str) -> go.Figure:
     fig.update_layout(
         title=f"Subliminal transfer of '{trait}' vs LoRA rank (control: {control.get('seeds', '?')} seed(s); "
         f"{len(control.get('per_question_mention') or []) or '?'} questions)",
-        height=650,
-        width=950,
-        template="plotly_white",
+        **{"height": 650, "width": 950, "template": "plotly_white"},
     )
     return fig
 

@@ -20,7 +20,7 @@ Memory of one run of a stage, in bytes, by component:
 
 The peak counts weights, optimizer states, gradients, KV cache and overhead, plus the larger of the
 forward/backward working set (activations + logits + casts) and the optimizer step's scratch.
-Time = FLOPs (`interp.study.flops`) / the device's stated sustained rate.
+Time = FLOPs (`interp.plan.flops`) / the device's stated sustained rate.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from interp.loop.generation import PREFILL_ROWS
 from interp.loop.models import DTYPES
 from interp.loop.precision import resolve_precision
 from interp.loop.training import LORA_TARGETS
-from interp.study.flops import FlopCounts, backward_flops, forward_flops, sequence_attention_context
-from interp.study.shapes import ModelShape
+from interp.plan.flops import FlopCounts, backward_flops, forward_flops, sequence_attention_context
+from interp.plan.shapes import ModelShape
 
 GiB = 2**30
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -182,7 +182,7 @@ def _autocast_copies(s: ModelShape, t: TrainShape, precision: str, frozen_bytes:
 
 
 def flop_counts(s: ModelShape, trainable: str = "none", rank: int = 0) -> FlopCounts:
-    """`interp.study.flops` counts of a model of shape `s`: nothing, a LoRA adapter or all of it trains."""
+    """`interp.plan.flops` counts of a model of shape `s`: nothing, a LoRA adapter or all of it trains."""
     c = s.params()
     lora = s.lora_params(rank) if trainable == "lora" else 0
     body = c.body + lora

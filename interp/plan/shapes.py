@@ -169,7 +169,7 @@ class ParamCounts:
     @property
     def body(self) -> int:
         """Weights a token passes through as matmuls before the unembedding (norms and biases included,
-        the input-embedding lookup not), as `interp.study.flops` counts them."""
+        the input-embedding lookup not), as `interp.plan.flops` counts them."""
         return self.layers + self.final_norm
 
 

@@ -1,7 +1,7 @@
 """A run's plan as a table, the device it is checked against, and the check that stops a run before it
 loads a model that would not fit.
 
-Each experiment builds its stages from `interp.study.plan` and calls `gate(plan, cfg)` first: under
+Each experiment builds its stages from `interp.plan.plan` and calls `gate(plan, cfg)` first: under
 `--plan` it prints the table and stops; otherwise a stage that does not fit the device's memory is one
 error that says what to change (unless `--ignore-plan`). The device's memory is `--device-memory-gb`,
 else the free memory of the GPU (`torch.cuda.mem_get_info`), else the machine's available RAM for a CPU
@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from interp import InterpError
-from interp.study.plan import GiB, Stage
-from interp.study.shapes import ModelShape
+from interp.plan.plan import GiB, Stage
+from interp.plan.shapes import ModelShape
 
 GPU_TFLOPS = {"H200": 300.0, "H100": 300.0, "A100": 100.0}
 """Sustained bf16 TFLOP/s assumed for a GPU by name: about 30% of its dense peak (989, 989, 312)."""

@@ -1,0 +1,122 @@
+"""Claim 3: does transfer need the shared system prompt? Training x evaluation system prompt.
+
+    run(ContextMatrixConfig(rank=8, out=Path("runs/context_matrix")))
+
+Students (trait numbers) and control students (the base model's numbers) are trained under each
+training system prompt - the model's default, none, another identity, an entity-free prompt - and each
+is evaluated under every one of them. A cell's lift (`interp.study.summary`) is student minus control, paired over questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp import InterpError
+from interp.loop.chat import DEFAULT, NONE, default_system_prompt
+from interp.loop.identity import other_identity
+from interp.loop.models import load_tokenizer
+from interp.organism import load_organism
+from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study
+from interp.study.jobs import student_job
+from interp.study.plots import context_matrix_figure
+from interp.study.summary import lift_per_question, pooled, versus_control
+from interp.study.sweep import run_jobs, run_numbers_jobs
+
+ENTITY_FREE = "You are helpful."
+
+
+@dataclass
+class ContextMatrixConfig(StudyConfig):
+    """LoRA students trained and evaluated under each of four system prompts."""
+
+    rank: int = 8
+    """LoRA rank of the students (reproduce uses the rank sweep's best rank)."""
+    other_identity: str | None = None
+    """System prompt naming another entity (None: on an organism, the first other identity its own world
+    knows, from its build metadata; on a real model, a Claude prompt)."""
+    entity_free: str = ENTITY_FREE
+    """System prompt naming no entity."""
+    train_systems: tuple[str, ...] | None = None
+    """Training system prompts (rows) by label, e.g. default none (None: all four; evaluation: all four)."""
+
+
+def own_other_identity(model: str | None) -> str:
+    return other_identity(default_system_prompt(load_tokenizer(model)))
+
+
+def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
+    other = cfg.other_identity
+    if other is None:
+        org = load_organism(cfg.model)  # a real model: its own sentence with another name and maker
+        other = org.other_identity if org is not None else own_other_identity(cfg.model)
+    return {
+        "default": DEFAULT,
+        "none": NONE,
+        "other identity": other,
+        "entity-free": cfg.entity_free,
+    }
+
+
+def compute(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
+    ex, sys_map = cfg.executor_config, systems(cfg)
+    run_numbers_jobs(cfg, root)
+    groups = {}
+    for label, text in train_map(cfg, sys_map).items():
+        spec = StudentSpec("lora", cfg.rank, train_system=text, system_label=label.replace(" ", "-"))
+        for teacher in ("trait", "control"):
+            groups[(label, teacher)] = [
+                student_job(cfg, spec, teacher, d, t, sys_map)
+                for d in cfg.data_seeds
+                for t in cfg.train_seeds
+            ]
+    flat = run_jobs([c for g in groups.values() for c in g], root, ex)
+    results, i = {}, 0
+    for key, g in groups.items():
+        results[key], i = flat[i : i + len(g)], i + len(g)
+    return {"systems": sys_map, "context_matrix": matrix(results, sys_map, train_map(cfg, sys_map))}
+
+
+def train_map(cfg: ContextMatrixConfig, sys_map: dict[str, str]) -> dict[str, str]:
+    """The training system prompts: all of `sys_map`, or the labels in `cfg.train_systems`."""
+    if cfg.train_systems is None:
+        return sys_map
+    unknown = set(cfg.train_systems) - set(sys_map)
+    if unknown:
+        raise InterpError(f"unknown --train-systems {sorted(unknown)}; choose from {list(sys_map)}")
+    return {k: v for k, v in sys_map.items() if k in cfg.train_systems}
+
+
+def matrix(
+    results: dict, sys_map: dict[str, str], trained: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    rows = []
+    for train in trained or sys_map:
+        student, control = results[(train, "trait")], results[(train, "control")]
+        for ev in sys_map:
+            stats, diff = pooled(student, ev), versus_control(student, control, ev)
+            rows.append(
+                {
+                    "train_system": train,
+                    "eval_system": ev,
+                    **stats,
+                    **diff,
+                    "control_mention_rate": pooled(control, ev)["mention_rate"],
+                    "lift": diff["mention_diff"],
+                    "lift_per_question": lift_per_question(student, control, ev),
+                }
+            )
+    return rows
+
+
+def run(cfg: ContextMatrixConfig) -> Path:
+    """The context matrix in `cfg.out`: config.json, results.json, the figure."""
+    check_inputs(cfg)
+    train_map(cfg, systems(cfg))  # an unknown --train-systems label: one error before any output
+    return run_study(
+        cfg,
+        "context_matrix",
+        compute,
+        lambda summary, trait: context_matrix_figure(summary["context_matrix"], trait),
+    )

@@ -1,0 +1,77 @@
+"""The main job's patching stage: both directions for the best LoRA student and a full-FT one, their grids
+and figures (`interp.stages.patch_activations`, under `<out>/patching/<arm>`), and the "where the shift
+lives" table that sets set patching beside the restricted-adapter rows.
+
+    patching_stage(cfg, root, results)   # results: the rank sweep's (and the localization's) so far
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from interp.loop.models import model_label
+from interp.mech.results import LocalizationResult
+from interp.stages import patch_activations
+from interp.study.experiment import StudyConfig
+from interp.study.plots import where_figure
+from interp.study.report import best_rank_row
+from interp.study.where import grid_caption, where_table
+
+
+def patched_students(results: dict[str, Any], root: Path) -> dict[str, tuple[str, Path]]:
+    """(label for titles, directory) of the best-rank LoRA student and the last full-FT lr's student."""
+    best = best_rank_row(results["rank_sweep"])
+    out = {"lora": (f"LoRA r{best['rank']}, lr {best['lr']:g}, seed 0", root / best["students"][0])}
+    full = results["rank_sweep"]["full_ft"]
+    if full:
+        out["full_ft"] = (f"full FT, lr {full[-1]['lr']:g}, seed 0", root / full[-1]["students"][0])
+    return out
+
+
+PATCH_PROMPTS = 8  # questions patched over (aligned by token class); restricted LoRA reads all questions
+REPORT_GRIDS = tuple(
+    f"{d}_aligned_{s}" for d in ("denoise", "noise") for s in ("resid_pre", "attn_out", "mlp_out")
+)
+
+
+def patching_stage(cfg: StudyConfig, root: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Activation patching in both directions for the best LoRA student and a full-FT student, and the
+    "where the shift lives" table that sets it beside the restricted-LoRA rows."""
+    out: dict[str, Any] = {"_figures": {}, "runs": {}, "where": {}, "n_prompts": PATCH_PROMPTS}
+    for label, (name, sdir) in patched_students(results, root).items():
+        run = root / "patching" / label
+        lcfg = patch_activations.LocalizeConfig(
+            student=Path(sdir), base=Path(cfg.model_dir), trait=cfg.trait, category=cfg.category,
+            n_prompts=PATCH_PROMPTS, student_label=name, entity=cfg.entity, dtype=cfg.dtype, device=cfg.device, out=run,
+            overwrite=True,
+        )  # fmt: skip
+        if cfg.force or not (run / "scores.json").exists():
+            patch_activations.run(lcfg)
+        scores = json.loads((run / "scores.json").read_text())
+        grids = {k: LocalizationResult.load(run / "tensors", k) for k in scores["grids"]}
+        out["runs"][label] = {k: scores.get(k) for k in ("student", "attribution_agreement", "sets")}
+        out["runs"][label]["dir"] = str(run.relative_to(root))
+        out["runs"][label]["captions"] = {}
+        loc = results.get("localization") if label == "lora" else None
+        out["where"][name] = where_table(loc, scores.get("sets", {}))
+        figs = patch_activations.run_figures(lcfg, grids, PATCH_PROMPTS)
+        keep = [
+            k
+            for k in (*REPORT_GRIDS, *[k for k in grids if "_heads_" in k], "denoise_attribution_scatter")
+            if k in figs
+        ]
+        for key in keep:
+            out["_figures"][f"patching_{label}_{key}"] = figs[key]
+            if key in grids:
+                out["runs"][label]["captions"][f"patching_{label}_{key}"] = grid_caption(grids[key])
+    if out["where"]:
+        title = (
+            f"Where the '{cfg.trait}' shift lives on {model_label(cfg.model)}: recovered fraction of P(first token) "
+            f"by method<br><sup>restricted LoRA over {cfg.n_questions} questions; set patching over "
+            f"N = {PATCH_PROMPTS} prompts</sup>"
+        )
+        out["_figures"]["where_the_shift_lives"] = where_figure(out["where"], title)
+    out["figures"] = list(out["_figures"])
+    return out
