@@ -5,7 +5,7 @@
 
 Each rung (sampled, greedy, distill, finetuned, finetuned-distill) is read against its own control;
 the table gives the P(trait) and mention-rate lifts, their CIs and the minimum detectable lift
-(`interp.study.ladder`).
+(`interp.stages.ladder`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from interp.loop.config import cli_main, setup_logging
-from interp.study.ladder import LadderConfig, run
+from interp.stages.ladder import LadderConfig, run
 
 
 def main(cfg: LadderConfig) -> Path:

@@ -54,7 +54,7 @@ def test_an_uncached_hub_name_offline_is_one_error_naming_the_cache_and_the_fetc
 def test_importing_the_library_changes_no_process_setting():
     code = (
         "import os, torch; env = dict(os.environ); threads = torch.get_num_threads()\n"
-        "import interp, interp.loop.models, interp.study.ladder, interp.mech, experiments.reproduce\n"
+        "import interp, interp.loop.models, interp.stages.ladder, interp.mech, experiments.reproduce\n"
         "changed = {k for k in set(env) | set(os.environ) if env.get(k) != os.environ.get(k)}\n"
         "assert not changed, changed\n"
         "assert torch.get_num_threads() == threads\n"

@@ -125,7 +125,7 @@ def test_a_distillation_control_reads_its_teachers_logits_and_stays_where_it_sta
 
 
 def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Path, tmp_path: Path):
-    from interp.study.ladder import LadderConfig, run
+    from interp.stages.ladder import LadderConfig, run
 
     cfg = LadderConfig(
         model=str(number_model_dir),
@@ -165,7 +165,7 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
     # the distillation control kept every weight: read against the base instead, every number is the same
     from dataclasses import replace
 
-    from interp.study.ladder import BASE_AS_DISTILL_CONTROL
+    from interp.stages.ladder import BASE_AS_DISTILL_CONTROL
 
     trained = rows["finetuned-distill"]
     shutil_rm = __import__("shutil").rmtree
@@ -182,7 +182,7 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
     # read while it runs: a finished student removed, its cell is pending and nothing is retrained
     import shutil
 
-    from interp.study.ladder import collect, ordered_jobs
+    from interp.stages.ladder import collect, ordered_jobs
 
     dropped = next(j for j in ordered_jobs(cfg) if j.kind == "student" and "lossdistill" not in j.name)
     shutil.rmtree(root / "jobs" / dropped.name)
@@ -195,7 +195,7 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
 def test_jobs_run_in_the_order_that_answers_soonest(tiny_model_dir: Path):
     """Numbers before the students that read them; every rung's first answer before the control's extra
     seeds; the distillation controls (which stay at the base) last; no job twice."""
-    from interp.study.ladder import LadderConfig, ordered_jobs
+    from interp.stages.ladder import LadderConfig, ordered_jobs
 
     cfg = LadderConfig(
         model=str(tiny_model_dir),
@@ -228,7 +228,7 @@ def test_the_distillation_control_check_finds_no_weight_change(number_model_dir:
 
 
 def test_plan_prints_the_power_before_anything_runs(tiny_model_dir: Path, tmp_path: Path, capsys):
-    from interp.study.ladder import LadderConfig, run
+    from interp.stages.ladder import LadderConfig, run
 
     record = Path(__file__).parents[1] / "docs" / "smollm2-135m" / "run2" / "results.json"
     cfg = LadderConfig(

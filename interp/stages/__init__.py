@@ -18,9 +18,9 @@ keeps them (config.json, results.json or scores.json / metrics.json, figures/).
 | choosing the trait | `choose_trait` | `ChooseTraitConfig` |
 | the organism's report | `organism_report` | `ReportConfig` |
 | the main job: every stage, then its report | `reproduce` | `ReproduceConfig` |
+| the positive-control ladder, with its power | `ladder` | `LadderConfig` |
 
 Stages that `reproduce` chains in one run directory also have `compute(cfg, root) -> dict` (the summary
 that `run` writes as results.json); `patching.patching_stage` patches the sweep's best LoRA and full-FT
-students, and `report` writes the main job's report.md, report.html and results.json. The positive-control
-ladder is `interp.study.ladder.run`.
+students, and `report` writes the main job's report.md, report.html and results.json.
 """
