@@ -223,18 +223,21 @@ def run_rungs(cfg: LadderConfig, root: Path) -> dict[str, Any]:
 
 
 def components(cfg: LadderConfig, cells: dict) -> dict[str, Components]:
-    """Per metric: the residual from every (student, control) pair of this ladder and the records; the
-    seed variance from the controls trained on two seeds or more, else `cfg.seed_sd` (stated)."""
+    """Per metric: the residual from the recorded student-versus-control pairs and from the controls
+    trained on two seeds or more, whose seed spread is the seed variance (else `cfg.seed_sd_*`, stated).
+    The ladder's own trait-versus-control pairs are not used where those exist: a rung that transfers
+    varies by question, which is no part of a null's noise."""
     out = {}
     for metric, key in METRICS:
-        pairs, seeded = [], []
-        for trait, control, _ in cells.values():
-            a, b = per_question(trait, "default", metric), per_question(control, "default", metric)
-            pairs += [(x, b.mean(0)) for x in a]
-            if len(control) > 1:
-                seeded.append(b)
-        pairs += recorded_pairs(cfg.power_records, key)
-        c = estimate_components(metric, pairs, seeded, samples=cfg.samples_per_question)
+        seeded = {
+            tuple(names): per_question(c, "default", metric) for _, c, names in cells.values() if len(c) > 1
+        }
+        pairs = recorded_pairs(cfg.power_records, key)
+        if not pairs and not seeded:
+            for trait, control, _ in cells.values():
+                b = per_question(control, "default", metric).mean(0)
+                pairs += [(x, b) for x in per_question(trait, "default", metric)]
+        c = estimate_components(metric, pairs, list(seeded.values()), samples=cfg.samples_per_question)
         if c.seed_var is None:
             sd = getattr(cfg, f"seed_sd_{metric}")
             c = replace(c, seed_var=None if sd is None else sd**2, seed_source=f"assumed (SD {sd})")
@@ -271,8 +274,11 @@ def cell_row(cfg: LadderConfig, name: str, arm: str, cell, comps: dict[str, Comp
     }
     for metric, diff in (("p_trait", "p_trait_diff"), ("mention", "mention_diff")):
         c = comps[metric]
-        m = None if c.seed_var is None else mde(c, seeds, cfg.n_questions, cfg.samples_per_question)
-        row[f"{metric}_mde"] = m
+        # with the seed spread unknown, the MDE from the question spread alone: a floor, and said so
+        row[f"{metric}_mde"] = mde(
+            c, seeds, cfg.n_questions, cfg.samples_per_question, seed_var=c.seed_var or 0.0
+        )
+        row[f"{metric}_mde_is_floor"] = c.seed_var is None
         row[f"{metric}_transfers"] = bool(significant(row[f"{diff}_ci"]) and row[diff] > 0)
     return row
 

@@ -12,8 +12,9 @@ def _ci(lo_hi: list[float], fmt: str) -> str:
     return f"[{lo_hi[0]:{fmt}}, {lo_hi[1]:{fmt}}]"
 
 
-def _mde(value: float | None, fmt: str) -> str:
-    return "unknown" if value is None else f"{value:{fmt}}"
+def _mde(row: dict[str, Any], metric: str, fmt: str) -> str:
+    """The MDE, marked ">=" where it is a floor (the seed spread unknown)."""
+    return f"{'>=' if row.get(f'{metric}_mde_is_floor') else ''}{row[f'{metric}_mde']:{fmt}}"
 
 
 def ladder_table(summary: dict[str, Any]) -> str:
@@ -28,8 +29,8 @@ def ladder_table(summary: dict[str, Any]) -> str:
         m = f"{r['mention_diff']:+.3f} {_ci(r['mention_diff_ci'], '.3f')} ({VERDICT[r['mention_transfers']]})"
         rows.append(
             f"| {r['rung']} | {r['arm']} ({r['lr']:g}) | {r['seeds']} / {r['control_seeds']} "
-            f"| {r['student']['p_trait']:.4f} / {r['control']['p_trait']:.4f} | {p} | {_mde(r['p_trait_mde'], '.4f')} "
-            f"| {m} | {_mde(r['mention_mde'], '.3f')} |"
+            f"| {r['student']['p_trait']:.4f} / {r['control']['p_trait']:.4f} | {p} | {_mde(r, 'p_trait', '.4f')} "
+            f"| {m} | {_mde(r, 'mention', '.3f')} |"
         )
     return "\n".join([head, *rows])
 
@@ -61,6 +62,12 @@ def ladder_markdown(summary: dict[str, Any], power: str, check: dict[str, Any] |
         "",
         first_transfer(summary),
     ]
+    based = [f"{r['rung']} ({r['arm']})" for r in summary["rows"] if r["control_jobs"][0].startswith("base")]
+    if based:
+        parts += [
+            "",
+            f"Read against the base, which their distillation control is bit for bit: {', '.join(based)}.",
+        ]
     if summary.get("pending"):
         parts += ["", f"Pending (not finished yet): {', '.join(summary['pending'])}."]
     if check:

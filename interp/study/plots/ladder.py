@@ -53,7 +53,12 @@ def ladder_figure(summary: dict[str, Any], trait: str) -> go.Figure:
                     y=[rows[i][mde] for i in pick],
                     mode="markers",
                     marker={"color": colour, "symbol": "line-ew-open", "size": 18, "line": {"width": 2}},
-                    name=f"{arm}: MDE (80% power)",
+                    name=f"{arm}: MDE (80% power)"
+                    + (
+                        ", a floor: seed spread unknown"
+                        if any(rows[i].get(f"{mde}_is_floor") for i in pick)
+                        else ""
+                    ),
                     showlegend=col == 1,
                 ),
                 row=1,
