@@ -91,8 +91,11 @@ def test_grid_screens_every_lr_and_confirms_the_picked_cells():
     # the plan's count is exact here (every best lr differs from the fixed lr): screen once, confirm per seed
     planned = grid.planned_students(n_data=2, n_seeds=3)
     assert sum(planned.values()) == 2 * 2 * (len(screen) + 3 * len(confirm))
-    assert planned["full", 1] == 2 * 2 * (
-        sum(c.arm == "full" for c in screen) + 3 * sum(c.arm == "full" for c in confirm)
+    full = sum(n for (mode, _, _), n in planned.items() if mode == "full")
+    assert full == 2 * 2 * (sum(c.arm == "full" for c in screen) + 3 * sum(c.arm == "full" for c in confirm))
+    bf16 = sum(n for (_, _, p), n in planned.items() if p.startswith("bf16"))  # priced at their precision
+    assert bf16 == 2 * 2 * 3 * sum(
+        dict(c.spec.options).get("precision", "").startswith("bf16") for c in confirm
     )
     off = Grid.from_config(replace(cfg, precision_at_low_full_lr=False), n_layers=3).confirm_cells(rows)
     assert not [c for c in off if c.condition.startswith("fp32")]

@@ -265,3 +265,36 @@ def test_the_localization_plan_counts_every_restricted_evaluation(tiny_model_dir
         )
         (stage,) = localization_plan(cfg).stages
         assert stage.runs == 2 + 2 * 6 + layers + 2  # whole, none; only/except x 6 sets; layers; attn, mlp
+
+
+def test_bf16_stages_are_priced_at_the_cpus_bf16_rate() -> None:
+    """A CPU without native bf16 runs bf16 matmuls far slower than fp32 (SmolLM2's machine: 1.3 against
+    165 GFLOP/s): the plan prices a bf16 arm at that rate and says so."""
+    from interp.loop.models import default_model_dir
+    from interp.plan.plan import Memory, Stage
+    from interp.plan.plan_check import Device, Plan, native_bf16
+    from interp.plan.shapes import read_model_shape
+
+    assert native_bf16("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n") and not native_bf16(
+        "flags\t: fpu avx2 fma\n"
+    )
+    memory = Memory()
+    fp32, bf16 = (
+        Stage(f"student {d}", "train-lora", memory, 1e12, compute_dtype=d) for d in ("float32", "bfloat16")
+    )
+    device = Device("cpu", None, "test", 0.1, "test", bf16_factor=0.01)
+    plan = Plan("t", read_model_shape(default_model_dir()), device, (fp32, bf16), "test")
+    assert plan.seconds(bf16) == pytest.approx(100 * plan.seconds(fp32))
+    assert "priced at 0.01x the fp32 rate" in plan.render()
+    assert "priced at" not in Plan("t", plan.shape, device, (fp32,), "test").render()
+
+
+def test_a_bf16_mixed_student_is_a_bf16_stage() -> None:
+    from interp.loop.models import default_model_dir
+    from interp.plan.plan import TrainShape, training_stage
+    from interp.plan.shapes import read_model_shape
+
+    shape = read_model_shape(default_model_dir())
+    for precision, want in (("bf16-mixed", "bfloat16"), ("bf16-pure", "bfloat16"), ("fp32", "float32")):
+        t = TrainShape("lora", 8, "float32", precision=precision, examples=10)
+        assert training_stage("s", shape, t, "cpu").compute_dtype == want

@@ -297,18 +297,24 @@ class Stage:
     runs: int = 1
     params: int = 0
     trainable: int = 0
+    compute_dtype: str = "float32"
+    """The dtype its matmuls run in: a CPU without native bf16 runs bfloat16 far slower than float32."""
 
 
 def training_stage(name: str, s: ModelShape, t: TrainShape, device: str, runs: int = 1) -> Stage:
     """A student's training as a plan stage."""
     trainable = s.params().total if t.mode == "full" else s.lora_params(t.rank, t.targets)
     memory = training_memory(s, t, device)
-    return Stage(name, f"train-{t.mode}", memory, training_flops(s, t), runs, s.params().total, trainable)
+    compute = "bfloat16" if t.resolved_precision.startswith("bf16") else t.dtype
+    return Stage(
+        name, f"train-{t.mode}", memory, training_flops(s, t), runs, s.params().total, trainable, compute
+    )
 
 
 def sampling_stage(name: str, s: ModelShape, g: SampleShape, device: str, runs: int = 1) -> Stage:
     """Sampling answers (a teacher's numbers, an evaluation) as a plan stage."""
-    return Stage(name, "sample", sampling_memory(s, g, device), sampling_flops(s, g), runs, s.params().total)
+    memory, flops = sampling_memory(s, g, device), sampling_flops(s, g)
+    return Stage(name, "sample", memory, flops, runs, s.params().total, compute_dtype=g.dtype)
 
 
 def hooked_stage(
@@ -318,4 +324,4 @@ def hooked_stage(
     `runs` students; `grid`: `hooked_flops`'s sites, directions, head_layers and columns."""
     memory = hooked_memory(s, dtype, prompts, prompt_tokens, 256, device)
     flops = hooked_flops(s, prompts, prompt_tokens, **grid)
-    return Stage(name, "hooked", memory, flops, runs, 2 * s.params().total)
+    return Stage(name, "hooked", memory, flops, runs, 2 * s.params().total, compute_dtype=dtype)

@@ -10,6 +10,8 @@ run; its rate is `--device-tflops`, else a conservative figure for the device, p
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,55 @@ class Device:
     memory_source: str
     tflops: float
     tflops_source: str
+    bf16_factor: float | None = None
+    """bf16 matmul rate / fp32 rate; None: read off the CPU (its flags, else a timed matmul), 1 on a GPU."""
+
+    def low_precision_factor(self) -> tuple[float, str]:
+        """How much slower bf16/fp16 matmuls run here than the stated fp32 rate, and why."""
+        if self.bf16_factor is not None:
+            return self.bf16_factor, "stated"
+        return cpu_bf16_factor() if self.kind == "cpu" else (1.0, "a GPU: its rate is a bf16 rate")
+
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def native_bf16(cpuinfo: str) -> bool:
+    """Whether /proc/cpuinfo's flags name a native bf16 instruction set."""
+    flags = {
+        f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()
+    }
+    return any(f in flags for f in NATIVE_BF16_FLAGS)
+
+
+@functools.cache
+def cpu_bf16_factor() -> tuple[float, str]:
+    """bf16 / fp32 matmul rate on this CPU: 1 where its flags name native bf16; else timed once per process
+    (a 512 x 512 matmul in each dtype on one thread; an AVX2 CPU without bf16 ran bf16 at about 1% of fp32)."""
+    info = Path("/proc/cpuinfo")
+    if info.exists() and native_bf16(info.read_text()):
+        return 1.0, "native bf16 in the CPU flags"
+    rates = {dt: _matmul_rate(dt) for dt in (torch.float32, torch.bfloat16)}
+    factor = min(1.0, rates[torch.bfloat16] / rates[torch.float32])
+    return factor, f"measured: bf16 matmuls at {factor:.3g}x fp32 (no native bf16 in the CPU flags)"
+
+
+def _matmul_rate(dtype: torch.dtype, n: int = 512, reps: int = 3) -> float:
+    """FLOP/s of one n x n matmul on one thread, best of `reps` (a second process on the other core, or
+    a small matmul's overhead, would otherwise blur the ratio); the caller's thread count is restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.randn(n, n).to(dtype)
+        a @ a  # warm up
+        best = float("inf")
+        for _ in range(reps):
+            start = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return 2 * n**3 / max(best, 1e-9)
 
 
 def available_ram() -> float | None:
@@ -113,7 +164,9 @@ class Plan:
         return [s for s in self.stages if self.fits(s) is False]
 
     def seconds(self, stage: Stage) -> float:
-        return stage.runs * stage.flops / (self.device.tflops * 1e12)
+        """A stage's compute time; a bf16 or fp16 stage at the device's low-precision rate."""
+        factor = self.device.low_precision_factor()[0] if stage.compute_dtype in LOW_PRECISION else 1.0
+        return stage.runs * stage.flops / (self.device.tflops * factor * 1e12)
 
     def render(self) -> str:
         c, d = self.shape.params(), self.device
@@ -123,6 +176,7 @@ class Plan:
             f"  model: {self.shape.describe()}; {_count(c.total)} parameters",
             f"  device: {d.kind}, {memory} ({d.memory_source}); {d.tflops:g} TFLOP/s sustained ({d.tflops_source})",
             f"  assumed: {self.assumptions}",
+            *self._low_precision_line(),
             "",
             _row(["GiB per run", *COLUMNS]),
         ]
@@ -130,6 +184,12 @@ class Plan:
         total = sum(self.seconds(s) for s in self.stages)
         tail = f"Total: {_duration(total)} of compute at {d.tflops:g} TFLOP/s on one device"
         return "\n".join(head + rows + ["", tail])
+
+    def _low_precision_line(self) -> list[str]:
+        if not any(s.compute_dtype in LOW_PRECISION for s in self.stages):
+            return []
+        factor, why = self.device.low_precision_factor()
+        return [f"  bf16/fp16 stages priced at {factor:.3g}x the fp32 rate ({why})"]
 
     def _cells(self, s: Stage) -> list[str]:
         m, fit = s.memory, self.fits(s)
@@ -141,6 +201,7 @@ class Plan:
         ]
 
 
+LOW_PRECISION = ("bfloat16", "float16")
 MEMORY_COLUMNS = ("weights", "gradients", "optimizer", "step", "activations", "logits", "casts", "kv_cache")
 COLUMNS = ("params", "trainable", "weights", "grads", "optim", "step", "activ", "logits", "casts", "kv")
 COLUMNS += ("peak", "fits", "runs", "time")

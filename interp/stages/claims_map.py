@@ -170,12 +170,14 @@ def map_plan(cfg: ClaimsMapConfig) -> Plan:
     stages = [
         sampling_stage("teacher numbers", shape, numbers_shape(cfg), device.kind, 2 * len(cfg.data_seeds))
     ]
-    for (mode, rank), n in sorted(counts.items()):
+    for (mode, rank, precision), n in sorted(counts.items()):
         name = f"student LoRA r{rank}" if mode == "lora" else "student full FT"
-        stages.append(training_stage(name, shape, train_shape(cfg, mode, rank), device.kind, n))
+        name += "" if precision == "auto" else f" {precision}"
+        t = replace(train_shape(cfg, mode, rank), precision=precision)
+        stages.append(training_stage(name, shape, t, device.kind, n))
     evals = 2 * sum(counts.values())  # every student under the default prompt and under none
     stages.append(sampling_stage("evaluations", shape, evaluation_shape(cfg), device.kind, evals))
-    assumed = assumptions(cfg) + "; the bf16 cells planned as fp32; an arm's best and fixed lr counted apart"
+    assumed = assumptions(cfg) + "; an arm's best and fixed lr counted apart"
     return Plan(f"claims map on {model_label(cfg.model)}", shape, device, tuple(stages), assumed)
 
 

@@ -45,6 +45,11 @@ def arm_name(rank: int | None) -> str:
     return FULL if rank is None else f"r{rank}"
 
 
+def _arm_key(c) -> tuple[str, int, str]:
+    """What prices a student: its mode, rank and training precision ("auto" unless the cell sets one)."""
+    return c.spec.mode, c.spec.rank, dict(c.spec.options).get("precision", "auto")
+
+
 @dataclass(frozen=True)
 class Grid:
     """What the map trains, from its config: arms, lr grids per optimizer, variants."""
@@ -129,19 +134,19 @@ class Grid:
         return cells + self.variant_cells(best)
 
     def planned_students(self, n_data: int, n_seeds: int) -> Counter:
-        """Students (trait and control) the map trains at most, by (mode, rank): each screen cell on the
+        """Students (trait and control) the map trains at most, by (mode, rank, precision): each screen cell on the
         screen seed; on each of `n_seeds` fresh seeds every cell the confirmation can pick (each arm's best
         and fixed lr counted apart, although they coincide where the screen picks the fixed lr)."""
         counts: Counter = Counter()
         for c in self.screen_cells():
-            counts[c.spec.mode, c.spec.rank] += 2 * n_data
+            counts[_arm_key(c)] += 2 * n_data
         confirm = []
         if "lr" in self.axes:  # each arm's best lr and its fixed lr
             confirm += 2 * [self.cell("lr", "adamw", r, 0.0) for r in self.arms()]
         if "optimizer" in self.axes:
             confirm += [self.cell("optimizer", o, r, 0.0) for o in self.optimizers for r in self.arms(True)]
         for c in confirm + self.variant_cells({}):
-            counts[c.spec.mode, c.spec.rank] += 2 * n_data * n_seeds
+            counts[_arm_key(c)] += 2 * n_data * n_seeds
         return counts
 
     def low_lr_precision_cells(self) -> list[Cell]:
