@@ -228,6 +228,8 @@ def test_the_distillation_control_check_finds_no_weight_change(number_model_dir:
 
 
 def test_plan_prints_the_power_before_anything_runs(tiny_model_dir: Path, tmp_path: Path, capsys):
+    from dataclasses import replace
+
     from interp.stages.ladder import LadderConfig, run
 
     record = Path(__file__).parents[1] / "docs" / "smollm2-135m" / "run2" / "results.json"
@@ -240,3 +242,27 @@ def test_plan_prints_the_power_before_anything_runs(tiny_model_dir: Path, tmp_pa
     assert "3 seed(s) per arm" in out and "p_trait: MDE" in out and "MDE <= 0.0015 needs" in out
     assert "mention: MDE >=" in out and "seed spread is unknown" in out  # no seed SD given for it
     assert "Plan: ladder" in out and not (tmp_path / "l" / "jobs").exists()  # nothing ran
+    # both seed spreads known: the plan prices the cheapest design that reaches the target
+    run(replace(cfg, seed_sd_mention=0.01))
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "cheapest design" in x)
+    seeds = int(line.split(": ")[1].split(" seed")[0])
+    assert f"MDE <= 0.0015 needs {seeds} seed(s)" in out and "h per rung on LoRA" in line
+
+
+def test_a_ladder_that_does_not_fit_spends_nothing_on_the_distillation_check(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+):
+    """The plan's gate comes before the check: a ladder refused for memory trains no check student."""
+    import interp.stages.ladder as ladder
+    from interp import InterpError
+
+    calls = []
+    monkeypatch.setattr(ladder, "check_distill_control", lambda *a, **k: calls.append(a) or {})
+    cfg = ladder.LadderConfig(
+        model=str(tiny_model_dir), trait="owl", rungs=("distill",), check_distill_control=True,
+        device_memory_gb=1e-6, out=tmp_path / "l",
+    )  # fmt: skip
+    with pytest.raises(InterpError, match="does not fit|fit"):
+        ladder.run(cfg)
+    assert calls == [] and not (tmp_path / "l" / "ladder" / ladder.CHECK_FILE).exists()

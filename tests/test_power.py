@@ -78,7 +78,12 @@ def test_mde_shrinks_with_seeds_and_size_picks_the_cheapest_design_that_meets_th
     c = Components("p_trait", LEVEL, SEED_SD**2, RESID_SD**2)
     m = Components("mention", 0.03, 1e-5, 0.0, samples=10)
     assert mde(c, 4, 50) < mde(c, 2, 50) < mde(c, 1, 50)
-    plan = size_evaluation(c, m, target_p_trait=0.0015)
+    cost = lambda seeds, samples: seeds * (1000 + 12 * samples)  # noqa: E731 (a student + its evaluation)
+    plan = size_evaluation(c, m, target_p_trait=0.0015, cost=cost)
     best = plan[0]
-    assert best.mde_p_trait <= 0.0015
+    assert best.mde_p_trait <= 0.0015 and best.cost == cost(best.seeds, best.samples)
+    assert best.cost == min(r.cost for r in plan if r.mde_p_trait <= 0.0015)
     assert all(r.mde_p_trait > 0.0015 for r in plan if r.seeds < best.seeds)
+    # where samples are dear and seeds cheap, the cheapest design that meets the target changes with it
+    dear = size_evaluation(c, m, 0.0015, cost=lambda seeds, samples: seeds + 1e3 * samples)[0]
+    assert dear.samples == 10 and dear.cost < 1e3 * 20

@@ -47,13 +47,12 @@ from interp.study.experiment import (
     evaluation_shape,
     numbers_shape,
     run_study,
-    study_root,
     train_shape,
 )
 from interp.study.jobs import base_job, numbers_job, student_job
 from interp.study.ladder_report import ladder_markdown
 from interp.study.plots.ladder import ladder_figure
-from interp.study.power import Components, estimate_components, mde
+from interp.study.power import Components, describe_power, estimate_components, mde
 from interp.study.summary import per_question, pooled, significant, versus_control
 from interp.study.sweep import finished, run_jobs
 
@@ -322,51 +321,50 @@ def ladder_plan(cfg: LadderConfig) -> Plan:
     return Plan(f"ladder on {model_label(cfg.model)}", shape, device, tuple(stages), assumptions(cfg))
 
 
-def power_text(cfg: LadderConfig, comps: dict[str, Components]) -> str:
-    """The MDE of each metric at the planned seeds, questions and samples, where its spread comes from, and
-    how many seeds bring the P(trait) MDE to `target_p_trait`. With the seed spread unknown, the MDE from
-    the question spread alone is a floor: the true MDE is larger."""
+def power_text(cfg: LadderConfig, comps: dict[str, Components], plan: Plan | None = None) -> str:
+    """The power at the ladder's seeds, questions and samples; with a plan, the cheapest design that
+    reaches --target-p-trait, priced per seed as a LoRA student and its control, each trained and
+    evaluated (sampling time scales with samples)."""
+    cost = None
+    stages = {s.name: s for s in plan.stages} if plan else {}
+    if "student lora" in stages:
+        student = plan.seconds(stages["student lora"]) / max(stages["student lora"].runs, 1)
+        per_sample = plan.seconds(stages["evaluation"]) / max(stages["evaluation"].runs, 1)
+        per_sample /= cfg.samples_per_question
+        cost = lambda seeds, samples: 2 * seeds * (student + per_sample * samples)  # noqa: E731
     seeds, q, k = len(cfg.train_seeds), cfg.n_questions, cfg.samples_per_question
-    lines = [f"Power (80%, two-sided 0.05), {seeds} seed(s) per arm, {q} questions x {k} samples:"]
-    for metric, c in comps.items():
-        resid = c.residual_var(k) ** 0.5
-        if c.seed_var is None:
-            floor = mde(c, seeds, q, k, seed_var=0.0)
-            lines.append(
-                f"  {metric}: MDE >= {floor:.3g} from the question spread alone (residual SD {resid:.3g}); the "
-                "seed spread is unknown (one seed per model): give --seed-sd-* or --control-seeds"
+    return describe_power(comps, seeds, q, k, cfg.target_p_trait, cost)
+
+
+def prepare_distill_controls(cfg: LadderConfig, root: Path) -> None:
+    """Under --check-distill-control, check on the model that a distillation control keeps every weight;
+    under --distill-control base, refuse unless this run or an earlier one in --out found that. Runs after
+    the plan's gate, so a ladder that does not fit spends nothing."""
+    if cfg.check_distill_control:
+        lrs = {"lora": cfg.lora_lr, "full": cfg.full_lr}
+        check = check_distill_control(cfg.model, {a: lrs[a] for a in cfg.arms}, cfg.rank)
+        atomic_write_json(root / CHECK_FILE, check)
+    if cfg.distill_control == "base":
+        unproven = [a for a in cfg.arms if not distill_control_holds(root, a)]
+        if unproven:
+            raise InterpError(
+                f"--distill-control base needs a check that a distillation control keeps every weight on "
+                f"this model ({unproven}): add --check-distill-control"
             )
-            continue
-        by_seeds = {s: mde(c, s, q, k) for s in range(1, 11)}
-        line = (
-            f"  {metric}: MDE {by_seeds[seeds]:.3g} (residual SD {resid:.3g}, seed SD {c.seed_var**0.5:.3g} "
-            f"{c.seed_source}, level {c.level:.3g})"
-        )
-        if metric == "p_trait":
-            enough = next((s for s, m in by_seeds.items() if m <= cfg.target_p_trait), None)
-            line += f"; MDE <= {cfg.target_p_trait:g} needs {enough or 'more than 10'} seed(s) per arm"
-        lines.append(line)
-    return "\n".join(lines)
+
+
+def run_ladder(cfg: LadderConfig, root: Path) -> dict:
+    """The body under run_study: the distillation controls' check, every job, the summary."""
+    prepare_distill_controls(cfg, root)
+    return summarise(cfg, run_rungs(cfg, root))
 
 
 def run(cfg: LadderConfig) -> Path:
     """The ladder as a library call: checks, plan and power, every job, results.json and the figure."""
     check_inputs(cfg)
     if cfg.plan:
-        sys.stdout.write(power_text(cfg, components(cfg, {})) + "\n")
-    if cfg.check_distill_control and not cfg.plan:
-        lrs = {"lora": cfg.lora_lr, "full": cfg.full_lr}
-        check = check_distill_control(cfg.model, {a: lrs[a] for a in cfg.arms}, cfg.rank)
-        atomic_write_json(study_root(cfg, "ladder") / CHECK_FILE, check)
-    if cfg.distill_control == "base" and not cfg.plan:
-        unproven = [a for a in cfg.arms if not distill_control_holds(study_root(cfg, "ladder"), a)]
-        if unproven:
-            raise InterpError(
-                f"--distill-control base needs a check that a distillation control keeps every weight on "
-                f"this model ({unproven}): add --check-distill-control"
-            )
-    summary = lambda c, root: summarise(c, run_rungs(c, root))  # noqa: E731
-    root = run_study(cfg, "ladder", summary, ladder_figure, plan=ladder_plan(cfg))
+        sys.stdout.write(power_text(cfg, components(cfg, {}), ladder_plan(cfg)) + "\n")
+    root = run_study(cfg, "ladder", run_ladder, ladder_figure, plan=ladder_plan(cfg))
     if not cfg.plan:
         write_report(cfg, root)
     return root
@@ -378,6 +376,8 @@ def write_report(cfg: LadderConfig, root: Path) -> Path:
     comps = {k: Components(**v) for k, v in res["components"].items()}
     check = root / CHECK_FILE
     text = ladder_markdown(
-        res, power_text(cfg, comps), json.loads(check.read_text()) if check.exists() else None
+        res,
+        power_text(cfg, comps, ladder_plan(cfg)),
+        json.loads(check.read_text()) if check.exists() else None,
     )
     return atomic_write_text(root / "report.md", text)

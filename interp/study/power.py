@@ -22,6 +22,7 @@ the caller names an assumed value (and the plan prints it).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
@@ -140,27 +141,31 @@ def mde(
 
 @dataclass(frozen=True)
 class EvalSize:
-    """A planned evaluation and what it can see."""
+    """A planned evaluation, what it can see and what it costs."""
 
     seeds: int
     questions: int
     samples: int
     mde_p_trait: float
     mde_mention: float
+    cost: float
+    """The design's compute, in the unit `size_evaluation`'s `cost` returns (seconds in the ladder's plan)."""
 
 
 def size_evaluation(
     p_trait: Components,
     mention: Components,
     target_p_trait: float,
+    cost: Callable[[int, int], float],
     max_seeds: int = 10,
     questions: int = 50,
     samples: tuple[int, ...] = (10, 20, 50, 100),
     seed_var: dict[str, float] | None = None,
 ) -> list[EvalSize]:
-    """Each (seeds, samples) design up to `max_seeds`, with its MDEs, cheapest first; the first whose
-    P(trait) MDE is at most `target_p_trait` is the plan (P(trait) is exact per question: only seeds and
-    questions shrink its MDE; samples shrink the mention rate's)."""
+    """Each (seeds, samples) design up to `max_seeds`, with its MDEs and `cost(seeds, samples)`: those whose
+    P(trait) MDE is at most `target_p_trait` first, each group cheapest first, so the first row is the plan
+    (P(trait) is exact per question: only seeds and questions shrink its MDE; samples shrink the mention
+    rate's)."""
     sv = seed_var or {}
     rows = [
         EvalSize(
@@ -169,8 +174,52 @@ def size_evaluation(
             k,
             mde(p_trait, s, questions, seed_var=sv.get("p_trait")),
             mde(mention, s, questions, k, seed_var=sv.get("mention")),
+            cost(s, k),
         )
         for s in range(1, max_seeds + 1)
         for k in samples
     ]
-    return sorted(rows, key=lambda r: (r.mde_p_trait > target_p_trait, r.seeds * (1 + r.samples / 50)))
+    return sorted(rows, key=lambda r: (r.mde_p_trait > target_p_trait, r.cost))
+
+
+def describe_power(
+    comps: dict[str, Components],
+    seeds: int,
+    questions: int,
+    samples: int,
+    target_p_trait: float,
+    cost: Callable[[int, int], float] | None = None,
+) -> str:
+    """The MDE of each metric at the planned seeds, questions and samples, where its spread comes from, and
+    how many seeds bring the P(trait) MDE to `target_p_trait`; with `cost` (seconds of a design), the
+    cheapest design that does. With the seed spread unknown, the MDE from the question spread alone is a
+    floor: the true MDE is larger."""
+    q, k = questions, samples
+    lines = [f"Power (80%, two-sided 0.05), {seeds} seed(s) per arm, {q} questions x {k} samples:"]
+    for metric, c in comps.items():
+        resid = c.residual_var(k) ** 0.5
+        if c.seed_var is None:
+            floor = mde(c, seeds, q, k, seed_var=0.0)
+            lines.append(
+                f"  {metric}: MDE >= {floor:.3g} from the question spread alone (residual SD {resid:.3g}); the "
+                "seed spread is unknown (one seed per model): give --seed-sd-* or --control-seeds"
+            )
+            continue
+        by_seeds = {s: mde(c, s, q, k) for s in range(1, 11)}
+        line = (
+            f"  {metric}: MDE {by_seeds[seeds]:.3g} (residual SD {resid:.3g}, seed SD {c.seed_var**0.5:.3g} "
+            f"{c.seed_source}, level {c.level:.3g})"
+        )
+        if metric == "p_trait":
+            enough = next((s for s, m in by_seeds.items() if m <= target_p_trait), None)
+            line += f"; MDE <= {target_p_trait:g} needs {enough or 'more than 10'} seed(s) per arm"
+        lines.append(line)
+    if cost is not None and all(c.seed_var is not None for c in comps.values()):
+        best = size_evaluation(comps["p_trait"], comps["mention"], target_p_trait, cost, questions=q)[0]
+        meets = "meets" if best.mde_p_trait <= target_p_trait else "comes closest to"
+        lines.append(
+            f"  cheapest design that {meets} P(trait) MDE <= {target_p_trait:g}: {best.seeds} seed(s) x "
+            f"{best.samples} samples per question (MDEs {best.mde_p_trait:.3g} P(trait), "
+            f"{best.mde_mention:.3g} mention), about {best.cost / 3600:.1f} h per rung on LoRA"
+        )
+    return "\n".join(lines)
