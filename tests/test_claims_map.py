@@ -266,3 +266,25 @@ def test_a_ratio_over_a_zero_draw_is_left_out_not_a_warning():
         warnings.simplefilter("error")  # inf - inf inside the quantile was a RuntimeWarning and a nan bound
         point, lo, hi = bootstrap_stat_ci([[1, 1, 1, 1], [0, 0, 0, 1]], lambda x, y: x / y)
     assert point == 4.0 and 1.0 <= lo <= hi < float("inf")
+
+
+def test_quick_map_trims_its_precision_axis_only_where_bf16_is_slow(monkeypatch):
+    """On a CPU without native bf16 a bf16 student costs ~10x an fp32 one: --quick keeps only pure bf16
+    against fp32 at the low full-FT lr; with fast bf16, or without --quick, the axis is whole."""
+    from interp.plan.plan_check import Device
+    from interp.stages.claims_map import ClaimsMapConfig, resolved
+
+    monkeypatch.setattr(Device, "low_precision_factor", lambda self: (0.012, "measured"))
+    slow = resolved(ClaimsMapConfig(quick=True))
+    assert slow.precisions == ("bf16-pure",) and not slow.precision_at_best_lr
+    cells = Grid.from_config(slow, n_layers=4).variant_cells({})
+    assert {c.condition for c in cells if c.axis == "precision"} == {
+        "fp32, full lr 0.0001",
+        "bf16-pure, full lr 0.0001",
+    }
+    assert resolved(ClaimsMapConfig()).precisions == ("bf16-pure", "bf16-mixed")  # not --quick
+    chosen = resolved(ClaimsMapConfig(quick=True, precisions=("bf16-mixed",)))
+    assert chosen.precisions == ("bf16-mixed",)  # what the user asked for stays
+    monkeypatch.setattr(Device, "low_precision_factor", lambda self: (1.0, "native"))
+    fast = resolved(ClaimsMapConfig(quick=True))
+    assert fast.precisions == ("bf16-pure", "bf16-mixed") and fast.precision_at_best_lr

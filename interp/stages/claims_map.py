@@ -98,6 +98,8 @@ class ClaimsMapConfig(StudyConfig):
     precision_at_low_full_lr: bool = True
     """Also compare fp32 and each precision for full FT at the smallest lr of `full_lrs` (the paper's full-FT
     regime, where pure bf16 rounds updates away), not only at AdamW's best lr."""
+    precision_at_best_lr: bool = True
+    """Also run each precision at each arm's (the main rank's and full FT's) best lr."""
     layers: tuple[int, ...] | None = None
     """Single LoRA layers of the layer axis (None: every layer)."""
     freeze: tuple[int, ...] | None = None
@@ -122,12 +124,30 @@ class ClaimsMapConfig(StudyConfig):
             raise InterpError(f"unknown axes/optimizers/precisions {sorted(unknown)}")
 
 
+# --quick where bf16 matmuls are slow (a CPU without native bf16 ran them at about 1% of fp32, 50-70 s per
+# organism student): the precision axis keeps only its sharpest test, full FT in pure bf16 against fp32 at
+# the smallest full-FT lr, where the paper's bf16 rounds updates away.
+QUICK_SLOW_BF16 = {"precisions": ("bf16-pure",), "precision_at_best_lr": False}
+SLOW_BF16 = 0.25  # a bf16 / fp32 matmul rate below this counts as slow
+
+
 def resolved(cfg: ClaimsMapConfig) -> ClaimsMapConfig:
-    """The config with the --quick grid applied (where the user left a field at its default)."""
+    """The config with the --quick grid applied (where the user left a field at its default), trimmed on a
+    device whose bf16 matmuls are slow (`QUICK_SLOW_BF16`, logged)."""
     if not cfg.quick:
         return cfg
     defaults = ClaimsMapConfig()
-    return replace(cfg, **{k: v for k, v in QUICK.items() if getattr(cfg, k) == getattr(defaults, k)})
+    quick = dict(QUICK)
+    factor, why = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops).low_precision_factor()
+    if "precision" in cfg.axes and factor < SLOW_BF16:
+        log.info(
+            "--quick: bf16 at %.3gx fp32 here (%s): precision axis trimmed to %s",
+            factor,
+            why,
+            QUICK_SLOW_BF16,
+        )
+        quick |= QUICK_SLOW_BF16
+    return replace(cfg, **{k: v for k, v in quick.items() if getattr(cfg, k) == getattr(defaults, k)})
 
 
 def n_layers(cfg: ClaimsMapConfig) -> int:

@@ -64,6 +64,7 @@ class Grid:
     layers: tuple[int, ...]
     freeze: tuple[int, ...]
     precision_low_lr: float | None = None  # full FT's precision rows also at this lr (fp32 beside them)
+    precision_at_best_lr: bool = True  # each precision also at each arm's best lr
 
     @classmethod
     def from_config(cls, cfg: Any, n_layers: int) -> Grid:
@@ -88,6 +89,7 @@ class Grid:
             layers=tuple(range(n_layers)) if cfg.layers is None else tuple(cfg.layers),
             freeze=tuple(range(1, n_layers)) if cfg.freeze is None else tuple(cfg.freeze),
             precision_low_lr=min(cfg.full_lrs) if cfg.precision_at_low_full_lr else None,
+            precision_at_best_lr=cfg.precision_at_best_lr,
         )
 
     def arms(self, main_only: bool = False) -> list[int | None]:
@@ -170,6 +172,7 @@ class Grid:
                 self.cell("precision", p, r, lr[r], (("precision", p),), role="variant")
                 for p in self.precisions
                 for r in self.arms(main_only=True)
+                if self.precision_at_best_lr
             ]
             cells += self.low_lr_precision_cells()
         if "layers" in self.axes:
