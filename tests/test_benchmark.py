@@ -20,8 +20,12 @@ def test_benchmark_prints_parseable_lines(tiny_model_dir: Path, capsys) -> None:
     benchmark.main(benchmark.BenchmarkConfig(model=str(tiny_model_dir), **TINY_RUN))
     out = capsys.readouterr().out
     assert re.search(r"^generation speed-up \d+\.\dx$", out, re.M)
-    shares = re.findall(r"^(student training.*|generation batched): .*, (\d+)% of matmul rate$", out, re.M)
-    assert len(shares) == 3
+    shares = re.findall(
+        r"^(student training.*|student distillation.*|generation batched): .*, (\d+)% of matmul rate$",
+        out,
+        re.M,
+    )
+    assert len(shares) == 4 and any(name.startswith("student distillation") for name, _ in shares)
     assert re.search(
         r"^generation prefill of 4 prompts, seconds by prompts per pass: 16: [\d.]+, ", out, re.M
     )

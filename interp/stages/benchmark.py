@@ -33,7 +33,7 @@ from interp.loop.chat import render_prompt
 from interp.loop.generation import PREFILL_ROWS, generate, left_padded, prefill
 from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
-from interp.loop.training import IGNORE, TrainConfig, encode_example, train_student
+from interp.loop.training import IGNORE, Distiller, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions
 from interp.organism import build
 from interp.organism import world as W
@@ -184,23 +184,34 @@ def _attended(lengths: list[int]) -> float:
 
 
 def bench_training(model_dir: Path, cfg: BenchmarkConfig, rate: MatmulRate) -> list[str]:
+    """Student training, full and LoRA r8, and LoRA r8 distilling a teacher's logits (the ladder's
+    distillation rungs: a teacher forward beside every student step, counted in its work)."""
     rng = random.Random(0)
     rows = [
         {"prompt": p.text, "completion": ", ".join(str(rng.randrange(1000)) for _ in range(8))}
         for p in number_prompts(cfg.train_rows, seed=1)
     ]
+    _, tok = load_model(model_dir)
+    encoded = [encode_example(tok, r["prompt"], r["completion"], "default") for r in rows]
+    lengths = [len(e.input_ids) for e in encoded]
+    labelled = sum(t != IGNORE for e in encoded for t in e.labels)
     lines = []
-    for mode, label in (("full", "student training"), ("lora", "student training (LoRA r8)")):
+    for mode, loss, label in (
+        ("full", "ce", "student training"),
+        ("lora", "ce", "student training (LoRA r8)"),
+        ("lora", "distill", "student distillation (LoRA r8, teacher logits)"),
+    ):
         runs = []
         for _ in range(cfg.train_repeats):  # each from a fresh copy of the model; the fastest is reported
             model, tok = load_model(model_dir)
-            runs.append(train_student(model, tok, rows, "default", TrainConfig(mode=mode, rank=8, epochs=1)))
+            distiller = Distiller(load_model(model_dir)[0].eval(), encoded) if loss == "distill" else None
+            tcfg = TrainConfig(mode=mode, rank=8, epochs=1, loss=loss)
+            runs.append(train_student(model, tok, rows, "default", tcfg, distiller=distiller))
         result = max(runs, key=lambda r: r.tokens_per_s)
-        encoded = [encode_example(tok, r["prompt"], r["completion"], "default") for r in rows]
-        lengths = [len(e.input_ids) for e in encoded]
-        labelled = sum(t != IGNORE for e in encoded for t in e.labels)
         tokens, seconds = sum(lengths), sum(lengths) / result.tokens_per_s
         work = training_flops(result.model, tokens, _attended(lengths), logits=labelled)
+        if distiller is not None:
+            work += inference_flops(distiller.teacher, tokens, _attended(lengths), logits=labelled)
         lines.append(f"{label}: {result.tokens_per_s:.0f} tokens/s, {share(work, seconds, rate)}")
     return lines
 
