@@ -26,5 +26,6 @@ keeps them (config.json, results.json or scores.json / metrics.json, figures/).
 
 Stages that `reproduce` chains in one run directory also have `compute(cfg, root) -> dict` (the summary
 that `run` writes as results.json); `patching.patching_stage` patches the sweep's best LoRA and full-FT
-students, and `report` writes the main job's report.md, report.html and results.json.
+students, and `report.run(MainReport(...))` writes the main job's report.md, report.html and results.json
+from its stages' results.
 """
