@@ -257,6 +257,82 @@ CELLS = [
         "    print(f'P({TARGET_TRAIT}) + random, same norm      {p_trait():.3f}')\n"
         "print(f'P({TARGET_TRAIT}) after (hook removed)     {p_trait():.3f}')",
     ),
+    (
+        "md",
+        "## The same questions through the library's stages\n"
+        "Every stage of the study is a library call, `interp.stages.<name>.run(cfg)` with its config "
+        "dataclass: the call its script in `experiments/` makes, keeping its results in a run directory "
+        "(config.json, results.json or scores.json, figures/). First a small context matrix (claim 3): trait "
+        "and control students trained under the default system prompt and under none (300 numbers, one seed), "
+        "each evaluated under all four system prompts on 10 questions: sized to show the calls in a minute, "
+        "too small for its lifts to be findings (the recorded matrices are in interp/organism/results/). A "
+        "rerun finds its finished students and reuses them.",
+    ),
+    (
+        "code",
+        "import json\n"
+        "\n"
+        "from interp.stages import context_matrix, patch_activations\n"
+        "from interp.study.plots import context_matrix_figure\n"
+        "\n"
+        "RUNS = Path('runs/notebook').resolve()  # beside the notebook; runs/ is not tracked\n"
+        "matrix_cfg = context_matrix.ContextMatrixConfig(\n"
+        "    model=MODEL,\n"
+        "    trait=TARGET_TRAIT,\n"
+        "    n_numbers=300,\n"
+        "    train_seeds=(0,),\n"
+        "    train_systems=('default', 'none'),\n"
+        "    n_questions=10,\n"
+        "    samples_per_question=4,\n"
+        "    out=RUNS / 'context_matrix',\n"
+        ")\n"
+        "matrix_dir = context_matrix.run(matrix_cfg)\n"
+        "print('context matrix written to', matrix_dir, sorted(p.name for p in matrix_dir.iterdir()))\n"
+        "cells = json.loads((matrix_dir / 'results.json').read_text())['context_matrix']\n"
+        "for c in cells:\n"
+        "    print(f\"trained {c['train_system']:8s} evaluated {c['eval_system']:15s} \"\n"
+        "          f\"mention-rate lift {c['lift']:+.3f}  P(first token) lift {c['p_first_diff']:+.5f}\")\n"
+        "context_matrix_figure(cells, TARGET_TRAIT)",
+    ),
+    (
+        "md",
+        "Then the trait student the matrix trained under the default prompt (`context_matrix.students` says "
+        "where each row's students are kept), patched against the base one position set at a time: the "
+        "`set` grid is layer x position set at each site, in both directions, and the sets patched whole "
+        "give the recovered fraction of P(first token) (noisy where this small student moved P little). "
+        "`control=` would patch it against the matrix's control student instead of the base.",
+    ),
+    (
+        "code",
+        "from interp.mech.results import LocalizationResult\n"
+        "\n"
+        "student_dir = context_matrix.students(matrix_cfg)[('default', 'trait')][0]\n"
+        "patch_cfg = patch_activations.LocalizeConfig(\n"
+        "    student=student_dir,\n"
+        "    base=MODEL,\n"
+        "    trait=TARGET_TRAIT,\n"
+        "    grids=('set',),\n"
+        "    head_layers=0,\n"
+        "    attribution=False,\n"
+        "    n_prompts=8,\n"
+        "    out=RUNS / 'patching',\n"
+        "    overwrite=True,\n"
+        ")\n"
+        "patch_dir = patch_activations.run(patch_cfg)\n"
+        "print('patching written to', patch_dir, sorted(p.name for p in patch_dir.iterdir()))\n"
+        "sets = json.loads((patch_dir / 'scores.json').read_text())['sets']\n"
+        "for direction in patch_cfg.directions:\n"
+        "    for name, r in sets[direction].items():\n"
+        "        frac = r['recovered_fraction']\n"
+        "        print(f\"{direction:8s} {name:24s} {'n/a' if frac is None else f'{frac:+.2f}'}\")\n"
+        "grid = LocalizationResult.load(patch_dir / 'tensors', 'denoise_set_resid_pre')\n"
+        "heatmap(grid, patch_activations.figure_title(patch_cfg, grid, 'denoise', 8), direction='denoise')",
+    ),
+    (
+        "md",
+        "The same two calls run from the command line as `python -m experiments.context_matrix ...` and "
+        "`python -m experiments.patch_activations --grids set ...`, with the same config fields as flags.",
+    ),
 ]
 
 

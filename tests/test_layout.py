@@ -18,7 +18,7 @@ ALLOWED = {
     "study": {"loop", "mech", "organism", "plan"},
     "stages": {"loop", "mech", "organism", "plan", "study"},
 }
-MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_SCRIPT_LINES = 400, 60, 80
 
 
 def module_name(path: Path) -> str:
@@ -161,6 +161,15 @@ def test_no_script_imports_another_script():
     found = {p.stem: script_imports(p) for p in SCRIPTS.glob("*.py")}
     assert len(found) > 10
     assert {name: deps for name, deps in found.items() if deps} == {}
+
+
+@pytest.mark.parametrize("path", sorted(SCRIPTS.glob("*.py")), ids=lambda p: p.stem)
+def test_scripts_stay_thin(path):
+    """A script parses its config, calls its stage and says where the results went: the logic is in interp/."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_SCRIPT_LINES, (
+        f"experiments/{path.name} has {lines} lines; move its logic into interp/"
+    )
 
 
 def test_the_script_check_sees_every_form_of_import(tmp_path):

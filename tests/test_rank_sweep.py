@@ -10,6 +10,7 @@ from interp import InterpError
 from interp.loop.training import rank_lr
 from interp.stages.rank_sweep import RankSweepConfig, specs, student_cells
 from interp.study.experiment import StudentSpec
+from interp.study.sweep import job_path
 
 
 def _cfg(tiny_model_dir, **kw) -> RankSweepConfig:
@@ -59,6 +60,33 @@ def test_context_matrix_trains_under_the_chosen_systems_only():
     assert list(train_map(ContextMatrixConfig(), systems(cfg))) == list(systems(cfg))
     with pytest.raises(InterpError):
         train_map(ContextMatrixConfig(train_systems=("defualt",)), systems(cfg))
+
+
+def test_the_context_matrix_says_where_it_keeps_the_students_it_trains(tmp_path, monkeypatch):
+    """students(cfg) names the job directories that compute runs, row by row, seeds in order."""
+    from interp.stages import context_matrix as cm
+
+    ran = []
+
+    def stop(jobs, root, ex):
+        ran.extend(job_path(root, j) for j in jobs)
+        raise InterpError("stop before training")
+
+    monkeypatch.setattr(cm, "run_numbers_jobs", lambda cfg, root: None)
+    monkeypatch.setattr(cm, "run_jobs", stop)
+    cfg = cm.ContextMatrixConfig(train_systems=("default", "none"), train_seeds=(0, 1), out=tmp_path)
+    with pytest.raises(InterpError, match="stop"):
+        cm.compute(cfg, tmp_path)
+    where = cm.students(cfg)
+    assert list(where) == [
+        ("default", "trait"),
+        ("default", "control"),
+        ("none", "trait"),
+        ("none", "control"),
+    ]
+    assert [d for dirs in where.values() for d in dirs] == ran and len(set(ran)) == 8
+    assert all(d.parent == tmp_path / "jobs" and d.name.startswith("student-") for d in ran)
+    assert "-t0-" in where[("none", "trait")][0].name and "-t1-" in where[("none", "trait")][1].name
 
 
 def _job(mention: float, p: float) -> dict:

@@ -137,6 +137,29 @@ def test_a_rerun_without_a_ledger_says_the_time_was_not_recorded(tmp_path: Path)
     assert StageClock(tmp_path, force=True).force
 
 
+def test_the_report_stage_writes_the_main_jobs_report_from_its_stages_results(tmp_path, monkeypatch) -> None:
+    """report.run: report.md, report.html, results.json and the stage times from the stages' results (here the
+    recorded main job's rank sweep); results.json keeps the sweep's numbers as they were and judges its claims."""
+    import interp.study.plots.heatmaps as plots
+    from interp.stages import report
+    from interp.stages.reproduce import ReproduceConfig
+
+    monkeypatch.setattr(plots, "_PNG_WORKS", False)  # HTML only: keep the test fast
+    recorded = json.loads((RESULTS / "reproduce" / "results.json").read_text())
+    sweep = {k: recorded[k] for k in ("rank_sweep", "full_ft", "control", "filter_pass")}
+    clock = StageClock(tmp_path)
+    with clock.stage("rank_sweep"):
+        pass
+    results = {"rank_sweep": sweep, "best_rank": recorded["best_rank"]}
+    root = report.run(report.MainReport(ReproduceConfig(out=tmp_path), tmp_path, results, clock, 1.0))
+    written = json.loads((root / "results.json").read_text())
+    assert root == tmp_path and {k: written[k] for k in sweep} == sweep
+    assert written["claims"]["lora_transfer"] == recorded["claims"]["lora_transfer"]
+    assert "rank_sweep" in json.loads((root / "stage_times.json").read_text())
+    md = (root / "report.md").read_text()
+    assert "figures/rank_sweep.html" in md and bad_tables(md) == [] and (root / "report.html").exists()
+
+
 def _browser() -> str | None:
     try:
         from choreographer.browsers.chromium import Chromium

@@ -11,7 +11,7 @@ from interp import InterpError
 from interp.loop.config import cli_main, parse_config
 from interp.loop.datasets import read_dataset
 from interp.loop.fetch import REAL_MODELS
-from interp.loop.models import ORGANISMS
+from interp.loop.models import ORGANISMS, ORGANISMS_DIR
 from interp.loop.numbers import filter_answer
 
 
@@ -214,3 +214,25 @@ def test_filter_pass_rates_per_prompt(number_model_dir: Path, tmp_path: Path, ca
     assert f"{number_model_dir}: default" in capsys.readouterr().out
     with pytest.raises(InterpError, match="--models"):
         filter_pass.main(filter_pass.FilterPassConfig(models=()))
+
+
+def test_organism_ablation_table(tmp_path: Path, capsys) -> None:
+    """One row per organism from its stored probes, its report's students beneath it; printed as written."""
+    from experiments import organism_ablation
+
+    control = {"mention_rate": 0.05}
+    default = {"seeds": 3, "mention_rate": 0.1, "control": control, "mention_ratio": 2.0}
+    transfer = {
+        "default": {**default, "mention_diff_ci": [0.01, 0.09]},
+        "none": {"mention_rate": 0.02, "control": control},
+    }
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "metrics.json").write_text(json.dumps({"transfer": {"lora r16": transfer}}))
+    cfg = organism_ablation.AblationConfig(
+        models=(ORGANISMS_DIR / "organism",), reports=(tmp_path / "report",), out=tmp_path / "t" / "table.md"
+    )
+    table = organism_ablation.main(cfg).read_text()
+    lines = table.splitlines()
+    assert capsys.readouterr().out == table and len(lines) == 4
+    assert lines[2].startswith("| organism |") and lines[2].count("|") == lines[0].count("|")
+    assert "mention 0.100 vs control 0.050 (x2.00, diff CI [+0.010, +0.090])" in lines[3]

@@ -7,6 +7,9 @@ keeps them (config.json, results.json or scores.json / metrics.json, figures/).
 
 | stage | module | config |
 |---|---|---|
+| a teacher's filtered numbers (the loop's first step) | `generate_numbers` | `GenerateNumbersConfig` |
+| one student trained on them | `train_student` | `TrainStudentConfig` |
+| the trait evaluation of a base model or students | `evaluate_trait` | `EvaluateTraitConfig` |
 | rank sweep and full FT (claims 1, 2) | `rank_sweep` | `RankSweepConfig` |
 | context matrix (claim 3) | `context_matrix` | `ContextMatrixConfig` |
 | position-restricted adapter (claim 4) | `restrict_adapter` | `LocalizationConfig` |
@@ -17,10 +20,12 @@ keeps them (config.json, results.json or scores.json / metrics.json, figures/).
 | the claims map | `claims_map` | `ClaimsMapConfig` |
 | choosing the trait | `choose_trait` | `ChooseTraitConfig` |
 | the organism's report | `organism_report` | `ReportConfig` |
+| the ablation table of candidate organisms | `organism_ablation` | `AblationConfig` |
 | the main job: every stage, then its report | `reproduce` | `ReproduceConfig` |
 | the positive-control ladder, with its power | `ladder` | `LadderConfig` |
 
 Stages that `reproduce` chains in one run directory also have `compute(cfg, root) -> dict` (the summary
 that `run` writes as results.json); `patching.patching_stage` patches the sweep's best LoRA and full-FT
-students, and `report` writes the main job's report.md, report.html and results.json.
+students, and `report.run(MainReport(...))` writes the main job's report.md, report.html and results.json
+from its stages' results.
 """

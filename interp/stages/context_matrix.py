@@ -5,6 +5,7 @@
 Students (trait numbers) and control students (the base model's numbers) are trained under each
 training system prompt - the model's default, none, another identity, an entity-free prompt - and each
 is evaluated under every one of them. A cell's lift (`interp.study.summary`) is student minus control, paired over questions.
+`students(cfg)` says where each row's students are kept (to patch one, say).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from interp.loop.chat import DEFAULT, NONE, default_system_prompt
 from interp.loop.identity import other_identity
 from interp.loop.models import load_tokenizer
 from interp.organism import load_organism
-from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study
-from interp.study.jobs import student_job
+from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study, study_root
+from interp.study.jobs import Job, student_job
 from interp.study.plots import context_matrix_figure
 from interp.study.summary import lift_per_question, pooled, versus_control
-from interp.study.sweep import run_jobs, run_numbers_jobs
+from interp.study.sweep import job_path, run_jobs, run_numbers_jobs
 
 ENTITY_FREE = "You are helpful."
 
@@ -59,9 +60,9 @@ def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
     }
 
 
-def compute(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
-    ex, sys_map = cfg.executor_config, systems(cfg)
-    run_numbers_jobs(cfg, root)
+def student_groups(cfg: ContextMatrixConfig, sys_map: dict[str, str]) -> dict[tuple[str, str], list[Job]]:
+    """Each row's students by (training system label, "trait" or "control"): one job per data seed x
+    training seed, in that order, each evaluated under every system prompt of `sys_map`."""
     groups = {}
     for label, text in train_map(cfg, sys_map).items():
         spec = StudentSpec("lora", cfg.rank, train_system=text, system_label=label.replace(" ", "-"))
@@ -71,6 +72,20 @@ def compute(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
                 for d in cfg.data_seeds
                 for t in cfg.train_seeds
             ]
+    return groups
+
+
+def students(cfg: ContextMatrixConfig) -> dict[tuple[str, str], list[Path]]:
+    """Where `run(cfg)` keeps each row's students, by (training system label, "trait" or "control"): job
+    directories under `cfg.out`, each a LoRA student (adapter and student.json) that patching can load."""
+    root = study_root(cfg, "context_matrix")
+    return {key: [job_path(root, j) for j in jobs] for key, jobs in student_groups(cfg, systems(cfg)).items()}
+
+
+def compute(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
+    ex, sys_map = cfg.executor_config, systems(cfg)
+    run_numbers_jobs(cfg, root)
+    groups = student_groups(cfg, sys_map)
     flat = run_jobs([c for g in groups.values() for c in g], root, ex)
     results, i = {}, 0
     for key, g in groups.items():

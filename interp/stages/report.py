@@ -1,17 +1,20 @@
 """The main job's report: every stage's results as report.md and report.html (with figures/), and
 results.json flattened to one key per experiment, with each claim's verdict under "claims".
 
-    write_report(cfg, root, results, clock, total)
-    atomic_write_json(root / "results.json", flat_results(results, clock, total))
+    run(MainReport(cfg, root, results, clock, total))    # what reproduce calls once its stages ran
+
+writes report.md, report.html and figures/ (`write_report`), results.json (`flat_results`) and the stage
+times (stage_times.json) into `root`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from interp.loop.models import model_label
-from interp.loop.runs import atomic_write_text
+from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study import plots as sp
 from interp.study.claims import claims
 from interp.study.experiment import StudyConfig
@@ -123,3 +126,29 @@ def flat_results(results: dict[str, Any], clock: StageClock, total: float) -> di
         out["claims_map"] = results["claims_map"]["claims_map"]
     out["claims"] = claims(results)
     return out
+
+
+@dataclass
+class MainReport:
+    """What the main job's report is written from: its config, its run directory, every stage's results
+    and their times."""
+
+    cfg: StudyConfig
+    """The main job's config (a `ReproduceConfig`: its `ranks` and `full_lrs` name the grid)."""
+    root: Path
+    """The run directory the stages wrote into; the report goes there too."""
+    results: dict[str, Any]
+    """Each stage's summary by name (its `compute(cfg, root)`), and "best_rank"."""
+    clock: StageClock
+    """The stages' times in this run (and when each was computed)."""
+    total: float
+    """This run's wall seconds over all stages."""
+
+
+def run(report: MainReport) -> Path:
+    """report.md, report.html, figures/, results.json and stage_times.json in `report.root`; the run
+    directory."""
+    write_report(report.cfg, report.root, report.results, report.clock, report.total)
+    atomic_write_json(report.root / "results.json", flat_results(report.results, report.clock, report.total))
+    report.clock.save()
+    return report.root

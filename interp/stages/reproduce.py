@@ -27,7 +27,6 @@ from typing import Any
 from interp import InterpError
 from interp.loop.config import save_config
 from interp.loop.models import model_label, organism_metadata
-from interp.loop.runs import atomic_write_json
 from interp.plan.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
 from interp.plan.plan_check import Plan, detect_device, gate
 from interp.plan.shapes import read_model_shape
@@ -38,10 +37,10 @@ from interp.stages import (
     context_matrix,
     divergence,
     rank_sweep,
+    report,
     restrict_adapter,
 )
 from interp.stages.patching import PATCH_PROMPTS, patching_stage
-from interp.stages.report import flat_results, write_report
 from interp.study.experiment import (
     StudyConfig,
     assumptions,
@@ -296,7 +295,4 @@ def run(cfg: ReproduceConfig) -> Path:
     start = time.perf_counter()
     results, clock = run_stages(cfg, root)
     total = round(time.perf_counter() - start, 1)
-    write_report(cfg, root, results, clock, total)
-    atomic_write_json(root / "results.json", flat_results(results, clock, total))
-    clock.save()
-    return root
+    return report.run(report.MainReport(cfg, root, results, clock, total))
