@@ -3,6 +3,7 @@
     python -m experiments.patch_activations --student runs/students/owl-r8 --trait owl
     python -m experiments.patch_activations --student runs/students/owl-r8 --base path/to/base --directions noise
     python -m experiments.patch_activations --student runs/students/owl-r8 --control runs/students/control-r8 --grids set
+    python -m experiments.patch_activations --config RUN/config.json --out RUN --redraw   # figures again, from scores.json
 
 Grids, set patching and figures in the run directory. The stage: `interp.stages.patch_activations.run(cfg)`.
 """

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tiny import make_lora_student
 
 import interp.study.plots.heatmaps as plots
@@ -50,8 +51,33 @@ def test_localize_writes_grids_and_figures(
     assert aligned.spread is not None and aligned.identical[0].all()  # LoRA leaves the embedding alone
     sets = scores["sets"]
     assert abs(sets["denoise"]["all positions"]["recovered_fraction"] - 1) < 1e-6
-    assert abs(sets["noise"]["all positions"]["recovered_fraction"]) < 1e-6
+    assert abs(sets["noise"]["all positions"]["recovered_fraction"]) < 1e-6  # 0 = base: no shift left
+    assert sets["scale"] == scores["scale"] == "0 = base, 1 = student"
     assert "readout" in sets["denoise"] and scores["student"].startswith("LoRA r4")
+    noise = scores["grids"]["noise_aligned_resid_pre"]  # base into student: the student's shift left
+    assert noise["scale"] == "0 = base, 1 = student"
+    left = torch.tensor([[float("nan") if v is None else v for v in row] for row in noise["scores"]])
+    raw = torch.tensor(noise["raw"])
+    expected = (raw - noise["donor_metric"]) / (noise["recipient_metric"] - noise["donor_metric"])
+    assert torch.allclose(left, expected, atol=1e-4, equal_nan=True)
+    assert "shift left" in (run / "figures" / "noise_aligned_resid_pre.html").read_text()
+    # --redraw brings a run written before the student scale onto it: noising as the sweep scored it
+    noise["scores"] = [[None if v is None else 1 - v for v in row] for row in noise["scores"]]
+    del noise["scale"], scores["scale"], scores["sets"]["scale"]
+    (run / "scores.json").write_text(json.dumps(scores))
+    (run / "figures" / "noise_aligned_resid_pre.html").unlink()
+    main(LocalizeConfig(out=run, redraw=True, student_label="LoRA r4"))
+    again = json.loads((run / "scores.json").read_text())
+    redrawn = again["grids"]["noise_aligned_resid_pre"]
+    assert redrawn["scale"] == again["sets"]["scale"] == "0 = base, 1 = student"
+    back = torch.tensor([[float("nan") if v is None else v for v in row] for row in redrawn["scores"]])
+    assert torch.allclose(back, left, atol=1e-6, equal_nan=True)
+    denoise = (g["grids"]["denoise_aligned_resid_pre"] for g in (again, scores))
+    assert len({json.dumps(g, sort_keys=True) for g in denoise}) == 1  # denoising stands as it was
+    assert "shift left" in (run / "figures" / "noise_aligned_resid_pre.html").read_text()
+    assert (
+        LocalizationResult.load(run / "tensors", "noise_aligned_resid_pre").scale == "0 = base, 1 = student"
+    )
 
 
 def test_head_grids_at_the_layers_that_matter(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:

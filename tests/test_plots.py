@@ -52,9 +52,12 @@ def test_heatmap_names_its_scale_and_marks_structural_zeros() -> None:
         and "log p(owl)" in fig.data[0].colorbar.title.text
     )
     assert fig.data[0].text[0] == ("≡",) * 5 or list(fig.data[0].text[0]) == ["≡"] * 5
-    assert "structural zero" in fig.layout.title.text and fig.layout.title.text.startswith("a title")
-    noise = plots.heatmap(_result("layer_aligned"), direction="noise")
-    assert "0 = student, 1 = base" in noise.data[0].colorbar.title.text
+    assert "structural no-op" in fig.layout.title.text and fig.layout.title.text.startswith("a title")
+    swept = _result("layer_aligned")  # noising as a sweep scores it: 0 = recipient (student), 1 = donor
+    noise = plots.heatmap(swept, direction="noise")
+    assert "shift left" in noise.data[0].colorbar.title.text
+    assert "0 = base, 1 = student" in noise.data[0].colorbar.title.text  # one scale for both directions
+    assert torch.allclose(torch.tensor(noise.data[0].z), 1 - swept.scores)
     control = plots.heatmap(_result("layer_aligned"), direction="denoise", reference="control")
     assert "0 = control, 1 = student" in control.data[0].colorbar.title.text
 

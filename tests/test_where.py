@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -107,3 +108,38 @@ def test_where_table_rows_and_disagreements() -> None:
     said = disagreements(rows)  # readout: 0.8 vs 1.0 disagree; entity: 0.00 vs 0.01 is too close to call
     assert len(said) == 1 and said[0].startswith("whether readout suffices")
     assert carriers(rows, "only") == ["readout"] and carriers(where_table(None, sets), "only") == []
+
+
+def _full_student(base_dir: Path, out: Path, changed: str) -> Path:
+    """A "full-FT" student that differs from the base only in the parameters whose name contains `changed`."""
+    model, tok = load_model(base_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if changed in name:
+                p.add_(0.2 * torch.randn_like(p))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "student.json").write_text(json.dumps({"mode": "full", "base_model": str(base_dir)}))
+    return out
+
+
+def test_patching_every_position_misses_only_what_follows_the_last_block(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Why a full-FT student's every-position denoise is below 1 (0.92 in claim4_default): set patching takes
+    the embedding and every block's output from the donor, not the final norm or the unembedding. A student
+    changed only inside its blocks gives back its own metric exactly; one whose final norm changed does not."""
+    base = load_hooked(tiny_model_dir)
+    batch = encode_prompts(base.tok, [render_prompt(base.tok, u) for u in USERS])
+    metric = trait_metric(base.tok, "owl", probability=True)
+    every = {"all": batch.attention_mask.bool()}
+    fractions = {}
+    for changed in ("layers.0.mlp", "model.norm"):
+        student = load_hooked(_full_student(tiny_model_dir, tmp_path / changed, changed), base=tiny_model_dir)
+        out = patch_sets(base, student, batch, metric, every)
+        b, s = out[RECIPIENT].double(), out[DONOR].double()
+        assert (s - b).abs().mean() > 1e-6  # the student moved P(owl)
+        fractions[changed] = float((out["all"].double() - b).mean() / (s - b).mean())
+    assert abs(fractions["layers.0.mlp"] - 1) < 1e-3
+    assert abs(fractions["model.norm"] - 1) > 1e-2

@@ -3,7 +3,7 @@
 Student -> base is denoising (how much of the trait a patch restores), base -> student is noising. The
 metric is the trait's log-probability as the first answer token (or its log-prob difference to a
 reference answer) at the answer position, averaged over prompts and normalised so 0 = recipient and
-1 = donor.
+1 = donor (reports read both directions 0 = reference, 1 = student: `results.on_student_scale`).
 
 Unlike `transformer_lens.patching`, which runs one forward pass and one `.item()` per patched cell, a
 sweep here stacks many cells along the batch axis: the recipient's prompts are repeated once per cell

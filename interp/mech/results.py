@@ -2,14 +2,19 @@
 
 Scores come with everything needed to read them: row and column labels (layers; tokens, token classes or
 heads), the token class of each column when columns are positions, the metric's name, the recipient and
-donor baselines, and the config that produced them. Saved as `<name>.safetensors` (tensors) plus
-`<name>.json` (labels and config).
+donor baselines, the scale the scores are on, and the config that produced them. Saved as
+`<name>.safetensors` (tensors) plus `<name>.json` (labels and config).
+
+A sweep scores 0 = recipient, 1 = donor. Reports read every recovered fraction on one scale instead,
+0 = the reference (the base, or a control student), 1 = the student (`on_student_scale`): denoising
+(student into reference) is already on it; noising (reference into student) runs the other way, so its
+scores become the fraction of the student's shift *left* after the patch (a set the shift needs scores low).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,24 @@ from interp import InterpError
 from interp.loop.runs import atomic_write_json, save_tensors
 
 KINDS = ("layer_pos", "layer_aligned", "layer_class", "layer_set", "layer_head", "head_aligned")
+RECIPIENT_SCALE = "0 = recipient, 1 = donor"
+"""The scale a patching sweep scores on."""
+FRACTION_NAMES = {"denoise": "shift recovered", "noise": "shift left"}
+"""What a recovered fraction reads as in each direction, on the student scale: denoising, the fraction of
+the student's shift that the student's activations bring into the reference; noising, the fraction of it
+left in the student after the reference's activations replace its own."""
+
+
+def student_scale(reference: str = "base") -> str:
+    """The one scale of every recovered fraction in tables, figures and JSON: 0 = `reference` (the base,
+    or a control student), 1 = the student."""
+    return f"0 = {reference}, 1 = student"
 
 
 @dataclass
 class LocalizationResult:
-    """Normalised patching scores (0 = recipient, 1 = donor) on a (layer, column) grid."""
+    """Normalised patching scores on a (layer, column) grid, on the scale `scale` names (a sweep's:
+    0 = recipient, 1 = donor)."""
 
     scores: Float[Tensor, "layer col"]
     raw: Float[Tensor, "layer col"]  # the metric itself, averaged over prompts
@@ -42,6 +60,7 @@ class LocalizationResult:
     config: dict[str, Any] = field(default_factory=dict)
     spread: Float[Tensor, "layer col"] | None = None  # standard deviation of the score across prompts
     identical: Bool[Tensor, "layer col"] | None = None  # cells whose patch is a no-op (structural zeros)
+    scale: str = RECIPIENT_SCALE  # what 0 and 1 of `scores` are, in words
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -68,6 +87,7 @@ class LocalizationResult:
             "method": self.method,
             "recipient_metric": self.recipient_metric,
             "donor_metric": self.donor_metric,
+            "scale": self.scale,
             "config": self.config,
         }
 
@@ -80,6 +100,23 @@ class LocalizationResult:
         if self.identical is not None:
             out["identical"] = self.identical.tolist()
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LocalizationResult:
+        """Read a result written by `to_json` (null scores back to NaN)."""
+
+        def grid(rows: list[list[float | None]]) -> Tensor:
+            return torch.tensor([[float("nan") if v is None else v for v in row] for row in rows])
+
+        meta = {k: v for k, v in data.items() if k not in ("scores", "raw", "spread", "identical")}
+        identical = data.get("identical")
+        return cls(
+            scores=grid(data["scores"]),
+            raw=grid(data["raw"]),
+            spread=None if data.get("spread") is None else grid(data["spread"]),
+            identical=None if identical is None else torch.tensor(identical, dtype=torch.bool),
+            **meta,
+        )
 
     def save(self, directory: Path, name: str) -> tuple[Path, Path]:
         """Write `<name>.safetensors` and `<name>.json` into `directory`."""
@@ -110,6 +147,21 @@ class LocalizationResult:
             identical=None if identical is None else identical.bool(),
             **meta,
         )
+
+
+def on_student_scale(
+    result: LocalizationResult, direction: str, reference: str = "base"
+) -> LocalizationResult:
+    """`result` on the scale of every recovered fraction, 0 = `reference`, 1 = student. A denoising sweep's
+    recipient is the reference, so its scores stand; a noising sweep's recipient is the student, so its
+    scores become 1 - score: the fraction of the student's shift left after the patch (a no-op patch
+    leaves 1). A result already on a student scale comes back as it is."""
+    if direction not in FRACTION_NAMES:
+        raise InterpError(f"direction must be one of {list(FRACTION_NAMES)}, got {direction!r}")
+    if result.scale != RECIPIENT_SCALE:
+        return result
+    scores = result.scores if direction == "denoise" else 1 - result.scores
+    return replace(result, scores=scores, scale=student_scale(reference))
 
 
 def normalise(raw: Float[Tensor, "*cells"], recipient: float, donor: float) -> Float[Tensor, "*cells"]:

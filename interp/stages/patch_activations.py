@@ -10,7 +10,9 @@ the run directory: config.json, scores.json (every grid with its labels and base
 agreement with exact patching, set patching's recovered fractions), one safetensors + JSON pair per grid,
 and figures (HTML, plus PNG when a browser is available): per direction, layer x aligned position for each
 site, layer x token class, head x aligned position at the layers that matter, and attribution against exact
-patching as a scatter.
+patching as a scatter. Every score and fraction is on one scale, 0 = the reference (base or control),
+1 = the student: denoising's cells are the shift recovered, noising's the shift left after the patch
+(`interp.mech.results.on_student_scale`); scores.json names the scale.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from interp.mech.hook_names import check_site
 from interp.mech.hooked import HookedModel, load_hooked
 from interp.mech.patching import patch_head_aligned, patch_layer_aligned, patch_layer_class, trait_metric
 from interp.mech.positions import CLASSES, LabelledBatch, encode_prompts
-from interp.mech.results import LocalizationResult
+from interp.mech.results import FRACTION_NAMES, LocalizationResult, on_student_scale, student_scale
 from interp.mech.sets import DONOR, RECIPIENT, SHIFT_SETS, patch_layer_set, patch_sets, shift_set_masks
 from interp.organism import TARGET_TRAIT
 from interp.plan.plan import QUESTION_TOKENS, hooked_stage
@@ -105,6 +107,10 @@ class LocalizeConfig(PlanFlags):
     """Run directory (default: runs/patch_activations/<trait>-<student name>)."""
     overwrite: bool = False
     """Replace an existing run directory."""
+    redraw: bool = False
+    """Compute nothing: draw the figures of the finished run in --out again from its scores.json, with every
+    grid on the student scale (0 = reference, 1 = student), which scores.json then records (a run written
+    before that scale holds its noising grids as 0 = student, 1 = reference)."""
 
     def __post_init__(self) -> None:
         if self.n_prompts < 1 or self.head_layers < 0 or self.max_rows < 1:
@@ -176,7 +182,8 @@ def reference_name(cfg: LocalizeConfig) -> str:
 
 
 def layers_that_matter(result: LocalizationResult, k: int) -> list[int]:
-    """The `k` layers whose cells move the metric most (sum of |score| over columns)."""
+    """The `k` layers whose cells move the metric most (sum of |score| over columns, on the sweep's own
+    scale, where a no-op patch scores 0)."""
     weight = result.scores.nan_to_num(0).abs().sum(1)
     top = weight.argsort(descending=True)[:k].tolist()
     return sorted(result.layers[i] for i in top)
@@ -185,7 +192,8 @@ def layers_that_matter(result: LocalizationResult, k: int) -> list[int]:
 def direction_grids(
     cfg: LocalizeConfig, rec: HookedModel, don: HookedModel, batch: LabelledBatch, direction: str
 ) -> tuple[dict[str, LocalizationResult], dict[str, dict]]:
-    """Every grid of one direction, by name, and attribution's agreement with exact patching per site."""
+    """Every grid of one direction, by name, on the student scale (0 = reference, 1 = student; noising's
+    cells are the shift left), and attribution's agreement with exact patching per site."""
     metric = trait_metric(rec.tok, cfg.trait, cfg.reference)
     out: dict[str, LocalizationResult] = {}
     agree: dict[str, dict] = {}
@@ -204,16 +212,22 @@ def direction_grids(
         out[f"{direction}_heads_L{layer}"] = patch_head_aligned(
             rec, don, batch, metric, layer, max_rows=cfg.max_rows
         )
-    return out, agree
+    return {k: on_student_scale(r, direction, reference_name(cfg)) for k, r in out.items()}, agree
 
 
 def set_fractions(cfg: LocalizeConfig, base: HookedModel, student: HookedModel, batch: LabelledBatch) -> dict:
-    """Recovered fraction of the student's first-token P(trait) (0 = base or control, 1 = student) with each claim-4
-    position set patched whole, by denoising and by noising, with bootstrap CIs over prompts."""
+    """Recovered fraction of the student's first-token P(trait) (0 = base or control, 1 = student) with each
+    claim-4 position set patched whole, by denoising (the shift recovered) and by noising (the shift left),
+    with bootstrap CIs over prompts."""
     metric = trait_metric(base.tok, cfg.trait, probability=True)
     masks = shift_set_masks(batch)
     masks["all positions"] = batch.attention_mask.bool()
-    out: dict = {"metric": metric.name, "n_prompts": int(batch.input_ids.shape[0])}
+    out: dict = {
+        "metric": metric.name,
+        "n_prompts": int(batch.input_ids.shape[0]),
+        "scale": student_scale(reference_name(cfg)),
+        "reads": {d: FRACTION_NAMES[d] for d in cfg.directions},
+    }
     for direction in cfg.directions:
         rec, don = (base, student) if direction == "denoise" else (student, base)
         per = {k: v.double().numpy() for k, v in patch_sets(rec, don, batch, metric, masks).items()}
@@ -247,7 +261,7 @@ def run_figures(cfg: LocalizeConfig, results: dict[str, LocalizationResult], n: 
         direction = result.config["direction"]
         if result.method == "exact":
             title = figure_title(cfg, result, direction, n)
-            figs[key] = heatmap(result, title, direction, reference_name(cfg))
+            figs[key] = heatmap(on_student_scale(result, direction, reference_name(cfg)), title, direction)
     for direction in cfg.directions:
         pairs = [
             (results[f"{direction}_aligned_{s}"], results[f"{direction}_attribution_{s}"], s)
@@ -282,9 +296,39 @@ def patch_plan(cfg: LocalizeConfig) -> Plan:
     return Plan(f"patch_activations on {model_label(cfg.base)}", shape, device, (stage,), assumed)
 
 
+def redraw(cfg: LocalizeConfig) -> Path:
+    """The figures of the finished run in `cfg.out` drawn again from its scores.json, every grid and set
+    fraction on the student scale, which scores.json (and tensors/, where the run kept it) then records."""
+    if cfg.out is None or not (Path(cfg.out) / "scores.json").exists():
+        raise InterpError(
+            f"--redraw needs --out, a finished patch_activations run (no scores.json in {cfg.out})"
+        )
+    run_dir, ref = Path(cfg.out), reference_name(cfg)
+    scores = json.loads((run_dir / "scores.json").read_text())
+    results = {
+        k: on_student_scale(LocalizationResult.from_json(g), k.split("_", 1)[0], ref)
+        for k, g in scores["grids"].items()
+    }
+    scores["grids"] = {k: r.to_json() for k, r in results.items()}
+    scores["scale"] = student_scale(ref)
+    if "sets" in scores:  # set fractions were always 0 = reference, 1 = student: named here
+        scores["sets"] |= {
+            "scale": scores["scale"],
+            "reads": {d: FRACTION_NAMES[d] for d in scores["directions"]},
+        }
+    if (run_dir / "tensors").is_dir():
+        for key, result in results.items():
+            result.save(run_dir / "tensors", key)
+    atomic_write_json(run_dir / "scores.json", scores)
+    save_figures(run_figures(cfg, results, scores["n_prompts"]), run_dir / "figures")
+    return run_dir
+
+
 def run(cfg: LocalizeConfig) -> Path:
     """Every grid, the set fractions and the figures of one student in `cfg.out` (scores.json, tensors/,
-    figures/); under --plan, the plan alone."""
+    figures/); under --plan, the plan alone; under --redraw, the figures of a finished run drawn again."""
+    if cfg.redraw:
+        return redraw(cfg)
     users = check_inputs(cfg)
     out = cfg.out or Path("runs/patch_activations") / f"{cfg.trait}-{Path(cfg.student).name}"
     plan = gate(patch_plan(cfg), cfg)
@@ -301,6 +345,7 @@ def run(cfg: LocalizeConfig) -> Path:
             "directions": list(cfg.directions),
             "student": student_label(cfg),
             "reference": "base" if cfg.control is None else f"control {cfg.control}",
+            "scale": student_scale(reference_name(cfg)),
             "n_prompts": len(texts),
         }
         summary["attribution_agreement"] = {}

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from interp.loop.models import model_label
-from interp.mech.results import LocalizationResult
+from interp.mech.results import LocalizationResult, on_student_scale, student_scale
 from interp.stages import patch_activations
 from interp.study.experiment import StudyConfig
 from interp.study.plots import where_figure
 from interp.study.report import best_rank_row
-from interp.study.where import grid_caption, where_table
+from interp.study.where import beyond_the_stream, grid_caption, short_of_one, where_metric, where_table
 
 
 def patched_students(results: dict[str, Any], root: Path) -> dict[str, tuple[str, Path]]:
@@ -50,7 +50,10 @@ def patching_stage(cfg: StudyConfig, root: Path, results: dict[str, Any]) -> dic
         if cfg.force or not (run / "scores.json").exists():
             patch_activations.run(lcfg)
         scores = json.loads((run / "scores.json").read_text())
-        grids = {k: LocalizationResult.load(run / "tensors", k) for k in scores["grids"]}
+        grids = {  # a run directory written before the student scale holds noising on the sweep's scale
+            k: on_student_scale(LocalizationResult.load(run / "tensors", k), k.split("_", 1)[0])
+            for k in scores["grids"]
+        }
         out["runs"][label] = {k: scores.get(k) for k in ("student", "attribution_agreement", "sets")}
         out["runs"][label]["dir"] = str(run.relative_to(root))
         out["runs"][label]["captions"] = {}
@@ -67,11 +70,25 @@ def patching_stage(cfg: StudyConfig, root: Path, results: dict[str, Any]) -> dic
             if key in grids:
                 out["runs"][label]["captions"][f"patching_{label}_{key}"] = grid_caption(grids[key])
     if out["where"]:
-        title = (
-            f"Where the '{cfg.trait}' shift lives on {model_label(cfg.model)}: recovered fraction of P(first token) "
-            f"by method<br><sup>restricted LoRA over {cfg.n_questions} questions; set patching over "
-            f"N = {PATCH_PROMPTS} prompts</sup>"
+        metric, ref = where_metric(out)
+        out |= {"metric": metric, "reference": ref, "scale": student_scale(ref)}
+        out["_figures"]["where_the_shift_lives"] = where_figure(
+            out["where"], where_title(cfg.trait, cfg.model, cfg.n_questions), metric, ref, where_notes(out)
         )
-        out["_figures"]["where_the_shift_lives"] = where_figure(out["where"], title)
     out["figures"] = list(out["_figures"])
     return out
+
+
+def where_title(trait: str, model: str | Path, n_questions: int, n_prompts: int = PATCH_PROMPTS) -> str:
+    """The where figure's title; the figure itself adds the metric and scale its cells and colour bar read."""
+    return (
+        f"Where the '{trait}' shift lives on {model_label(model)}, by method<br><sup>restricted LoRA over "
+        f"{n_questions} questions; set patching over N = {n_prompts} prompts</sup>"
+    )
+
+
+def where_notes(res: dict[str, Any]) -> list[str]:
+    """Lines under the where figure's title: each student whose every-position patch is not 1, and why."""
+    ref = where_metric(res)[1]
+    notes = [(name, short_of_one(rows)) for name, rows in res.get("where", {}).items()]
+    return [f"{name}: {beyond_the_stream(x, ref)}" for name, x in notes if x is not None]

@@ -2,17 +2,20 @@
 
 Rows are claim 4's position sets (`interp.mech.positions.SHIFT_SETS`), columns the methods: the adapter
 only at S / everywhere except S (`interp.stages.restrict_adapter`), and S patched whole by denoising /
-noising (`interp.mech.sets`). "Only" and "denoise" ask whether S suffices; "except" and "noise" whether S
-is needed. `disagreements` names the cells where two methods asking the same question have disjoint CIs.
+noising (`interp.mech.sets`). Every cell is the fraction of the student's shift the model shows with S set
+that way: denoising's is the shift recovered, noising's the shift left after the patch. "Only" and
+"denoise" ask whether S suffices (yes where high); "except" and "noise" whether S is needed (yes where
+low). `disagreements` names the cells where two methods asking the same question have disjoint CIs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from interp.mech.results import LocalizationResult
+from interp.mech.results import FRACTION_NAMES, RECIPIENT_SCALE, LocalizationResult
 from interp.mech.sets import SHIFT_SETS
 from interp.study.plots.heatmaps import visible
+from interp.study.plots.where import fraction_label
 
 Block = tuple
 
@@ -24,8 +27,17 @@ WHY = (
     "computed attending to the student's own earlier positions. They part where the student's computation "
     "at S depends on what it computed elsewhere (attention from S to shifted earlier positions), or where "
     "the shift at S is spread over positions that one rule switches together. Restricted LoRA is read over "
-    "every evaluation question, patching over the first N of them; and patching the readout whole is 1 "
-    "(denoising) or 0 (noising) by construction."
+    "every evaluation question, patching over the first N of them; and patching the readout whole gives the "
+    "student's whole residual stream there, so it is 1 (denoising) or 0 (noising) wherever the student's "
+    "final norm and unembedding are the base's."
+)
+BY_CONSTRUCTION = (
+    "Patching the readout whole (or every position, the same thing for a metric read at the readout) gives "
+    "the recipient the donor's whole residual stream there, so it is 1 (denoising) and 0 (noising) by "
+    "construction wherever the student's final norm and unembedding are the base's, as with a LoRA student; "
+    "there only restricted LoRA is informative. A full-FT student's final norm and unembedding changed too "
+    "and are not patched, so there it falls short of 1 (and above 0), by the part of the shift that they "
+    "carry."
 )
 
 
@@ -90,28 +102,60 @@ def _fmt(cell: dict[str, Any]) -> str:
 
 
 def grid_caption(result: LocalizationResult) -> str:
-    """One sentence on what a patching grid shows: its largest cell, where its strong cells lie, and its
-    structural zeros."""
-    scores = result.scores.nan_to_num(0.0)
-    if not scores.abs().max() > 0:
+    """One sentence on what a patching grid shows: the cell that moves the metric most, where the strong
+    cells lie, and its structural no-ops. On the student scale a noising cell's effect is 1 - its value
+    (the shift it removes), so there the strong cells are those that leave under half the shift."""
+    direction = result.config.get("direction")
+    on_scale = result.scale != RECIPIENT_SCALE and direction in FRACTION_NAMES
+    noise = on_scale and direction == "noise"
+    effect = (1 - result.scores if noise else result.scores).nan_to_num(0.0)
+    if not effect.abs().max() > 0:
         return "No cell moves the metric (the two runs agree, or every patch is a no-op)."
-    flat = int(scores.abs().argmax())
-    i, j = divmod(flat, scores.shape[1])
+    flat = int(effect.abs().argmax())
+    i, j = divmod(flat, effect.shape[1])
     row = f"head {result.layers[i]}" if result.kind == "head_aligned" else f"layer {result.layers[i]}"
     cls = f" ({result.col_classes[j]})" if result.col_classes else ""
-    text = f"The largest cell is {row} at '{visible(result.col_labels[j])}'{cls}: {float(scores[i, j]):.2f}"
+    reads = f"{FRACTION_NAMES[direction]} " if on_scale else ""
+    text = (
+        f"The cell that moves the metric most is {row} at '{visible(result.col_labels[j])}'{cls}: "
+        f"{reads}{float(result.scores[i, j]):.2f}"
+    )
     if result.spread is not None:
         text += f" (sd {float(result.spread[i, j]):.2f} across {result.config.get('n_present', ['?'] * (j + 1))[j]} prompts)"
     strong = (
-        sorted({result.col_classes[c] for c in (scores > 0.5).nonzero()[:, 1].tolist()})
+        sorted({result.col_classes[c] for c in (effect > 0.5).nonzero()[:, 1].tolist()})
         if result.col_classes
         else []
     )
-    text += f"; cells above 0.5 lie at {', '.join(strong)}." if strong else "; no cell reaches 0.5."
+    which = "cells that leave under 0.5 of the shift" if noise else "cells above 0.5"
+    text += (
+        f"; {which} lie at {', '.join(strong)}." if strong else f"; no cell moves it by 0.5 ({which}: none)."
+    )
     if result.identical is not None and bool(result.identical.any()):
         rows = sorted({result.layers[r] for r in result.identical.nonzero()[:, 0].tolist()})
-        text += f" Cells marked ≡ (layer {', '.join(map(str, rows))}) are structural zeros: the two models' activations are identical there."
+        text += (
+            f" Cells marked ≡ (layer {', '.join(map(str, rows))}) are structural no-ops: the two models' "
+            "activations are identical there."
+        )
     return text
+
+
+def short_of_one(rows: list[dict[str, Any]]) -> float | None:
+    """The fraction that patching every position recovers by denoising, where it falls short of 1 (None
+    where it is 1, or did not run)."""
+    cell = next((r.get("denoise") for r in rows if r["set"] == ALL), None)
+    x = (cell or {}).get("recovered_fraction")
+    return x if x is not None and abs(x - 1) > 0.005 else None
+
+
+def beyond_the_stream(x: float, reference: str = "base") -> str:
+    """Why every position patched recovers `x` and not 1: the rest comes from what set patching leaves the
+    recipient's, the final norm and unembedding (a full-FT student's changed with its blocks; a LoRA
+    student's did not)."""
+    return (
+        f"Patching every position recovers {x:.2f}, not 1: the other {1 - x:.2f} comes from the student's "
+        f"final norm and unembedding, which set patching leaves the {reference}'s"
+    )
 
 
 def _frac(r: dict[str, Any] | None) -> str:
@@ -152,29 +196,44 @@ def carrier_text(res: dict[str, Any]) -> str:
     return text + "."
 
 
+def where_metric(res: dict[str, Any]) -> tuple[str, str]:
+    """(metric, reference) that the where table reads, e.g. ("P(wolf)", "base"): from the patching
+    results, else from a run's set fractions."""
+    sets = next((r.get("sets") for r in res.get("runs", {}).values() if r.get("sets")), None) or {}
+    return res.get("metric") or sets.get("metric") or "P(trait)", res.get("reference") or "base"
+
+
 def where_blocks(res: dict[str, Any]) -> list[Block]:
     """The "where the shift lives" table and figure: restricted LoRA beside set patching, with where they
     disagree and why."""
     blocks: list[Block] = [("h2", "Where the shift lives - restricted LoRA and patching side by side")]
     n = res.get("n_prompts")
+    metric, ref = where_metric(res)
     intro = (
         "Rows: disjoint position sets S that cover the prompt (the readout is the last prompt position, where "
         "the answer's first token is read). Columns: the adapter only at S / everywhere except S (restricted "
-        f"LoRA), and S patched whole, embedding and every block output, by denoising (student into base) / "
-        f"noising (base into student) over N = {n} prompts. Cells: recovered fraction of the student's "
-        "first-token P(trait), 0 = base, 1 = student, [95% bootstrap CI]; 'only' and 'denoise' ask whether S "
-        "suffices, 'except' and 'noise' whether S is needed. Patching the readout whole is 1 (denoising) and 0 "
-        "(noising) by construction, since its whole residual stream is then the donor's: there only restricted "
-        "LoRA is informative; for the other sets a patch asks whether the student's activations there, read by "
-        "the recipient's computation at the readout, carry the shift."
+        f"LoRA), and S patched whole, embedding and every block output, by denoising (student into {ref}) / "
+        f"noising ({ref} into student) over N = {n} prompts. Cells, in every column: the "
+        f"{fraction_label(metric, ref)} [95% bootstrap CI], {metric} read at the answer's first token; that "
+        f"is, how much of the student's shift the model shows with S set that way. Denoising's cell is the "
+        f"{FRACTION_NAMES['denoise']}, noising's the "
+        f"{FRACTION_NAMES['noise']} after the {ref}'s activations replace the student's at S. 'only' and "
+        "'denoise' ask whether S suffices (yes where high), 'except' and 'noise' whether S is needed (yes "
+        f"where low). {BY_CONSTRUCTION} For the other sets a patch asks whether the student's activations "
+        "there, read by the recipient's computation at the readout, carry the shift."
     )
     blocks.append(("p", intro))
+    header = [
+        "S",
+        "adapter only at S",
+        f"denoise S ({FRACTION_NAMES['denoise']})",
+        "adapter except S",
+        f"noise S ({FRACTION_NAMES['noise']})",
+    ]
     for name, rows in res.get("where", {}).items():
         table = [[r["set"]] + [_frac(r.get(k)) for k in ("only", "denoise", "except", "noise")] for r in rows]
         blocks.append(("p", f"**{name}**"))
-        blocks.append(
-            ("table", ["S", "adapter only at S", "denoise S", "adapter except S", "noise S"], table)
-        )
+        blocks.append(("table", header, table))
         found = {m: carriers(rows, m) for m in ("only", "denoise")}
         text = "Sets that alone recover more than half of the shift (CI lower bound > 0.5): " + "; ".join(
             f"by {m}: {', '.join(v) or 'none'}" for m, v in found.items() if any(r.get(m) for r in rows)
@@ -185,6 +244,8 @@ def where_blocks(res: dict[str, Any]) -> list[Block]:
             if apart
             else ". Where both ran, the methods agree (no two CIs disjoint by 0.1 or more)."
         )
+        gap = short_of_one(rows)
+        text += f" {beyond_the_stream(gap, ref)}." if gap is not None else ""
         blocks.append(("p", text))
     return blocks + [("fig", "where_the_shift_lives")] if "where" in res else blocks
 
@@ -198,8 +259,10 @@ def patching_blocks(res: dict[str, Any]) -> list[Block]:
         (
             "p",
             "Exact activation patching of resid_pre, attn_out and mlp_out at each (layer, position), by "
-            "denoising (student into base: 0 = base, 1 = student) and noising (base into student: 0 = student, "
-            "1 = base); metric log P(trait first token) at the readout. Positions are pooled over "
+            f"denoising (student into base: the {FRACTION_NAMES['denoise']}) and noising (base into student: "
+            f"the {FRACTION_NAMES['noise']}), both on the scale 0 = base, 1 = student, so a noising cell "
+            "that the shift needs is low and a no-op patch is 1; metric log P(trait first token) at the "
+            "readout. Positions are pooled over "
             f"N = {res.get('n_prompts')} prompts aligned by token class and index within the class (never by "
             "padded index); hover a cell for its spread across prompts. Then head x position at the layers "
             "whose attn_out moves the metric most, and attribution patching against exact patching.",

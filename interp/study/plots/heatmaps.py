@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from interp.mech.positions import ENTITY, GENERATED, HEADER, PAD, SYSTEM, TEMPLATE, USER
-from interp.mech.results import LocalizationResult
+from interp.mech.results import FRACTION_NAMES, LocalizationResult, on_student_scale
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,6 @@ _PNG_WORKS: bool | None = None  # whether kaleido could render here (tried once 
 # Whitespace made visible in tick labels (byte-level BPE writes a space as "Ġ" and a newline as "Ċ").
 VISIBLE = {"Ġ": "␣", " ": "␣", "Ċ": "↵", "\n": "↵", "ĉ": "⇥", "\t": "⇥"}
 STRUCTURAL = "≡"
-SCALES = {
-    "denoise": "0 = {ref}, 1 = student",
-    "noise": "0 = student, 1 = {ref}",
-    None: "0 = recipient, 1 = donor",
-}
 
 
 def _wrapped(label: str, width: int = 12) -> str:
@@ -122,7 +117,7 @@ def _runs(classes: list[str], cls: str) -> list[tuple[int, int]]:
 
 
 def _cell_text(result: LocalizationResult) -> list[list[str]]:
-    """ "≡" on cells whose patch is a no-op (a structural zero), nothing elsewhere."""
+    """ "≡" on cells whose patch is a no-op (a structural no-op), nothing elsewhere."""
     same = result.identical
     rows, cols = result.scores.shape
     return [
@@ -131,13 +126,13 @@ def _cell_text(result: LocalizationResult) -> list[list[str]]:
     ]
 
 
-def _hover(result: LocalizationResult, ticks: list[str], rows: list[str]) -> list[list[str]]:
+def _hover(result: LocalizationResult, ticks: list[str], rows: list[str], reads: str) -> list[list[str]]:
     n = result.config.get("n_present")
     out = []
     for i, row in enumerate(rows):
         line = []
         for j, tick in enumerate(ticks):
-            text = f"{row}<br>{tick}<br>score {result.scores[i, j]:.3f}<br>raw {result.raw[i, j]:.4f}"
+            text = f"{row}<br>{tick}<br>{reads} {result.scores[i, j]:.3f}<br>raw {result.raw[i, j]:.4f}"
             if result.spread is not None:
                 text += f"<br>sd across prompts {result.spread[i, j]:.3f}"
             if n is not None:
@@ -153,10 +148,15 @@ def heatmap(
     direction: str | None = None,
     reference: str = "base",
 ) -> go.Figure:
-    """A row x column heatmap of normalised scores, diverging around 0. The colour bar names the metric and
-    its scale (`direction` "denoise": 0 = `reference` (the base, or a control student), 1 = student;
-    "noise": 0 = student, 1 = `reference`); tokens show their whitespace; a multi-token entity is
-    bracketed; long class and set names wrap; "≡" marks structural zeros."""
+    """A row x column heatmap of normalised scores, diverging around 0. With a `direction`, the scores are
+    drawn on the scale of every recovered fraction, 0 = `reference` (the base, or a control student),
+    1 = student (`on_student_scale`: noising's cells are the shift left, so a position the shift needs is
+    pale, a no-op patch blue). The colour bar names the metric, what a cell reads as and the scale; tokens
+    show their whitespace; a multi-token entity is bracketed; long class and set names wrap; "≡" marks
+    structural no-ops."""
+    if direction is not None:
+        result = on_student_scale(result, direction, reference)
+    reads = FRACTION_NAMES.get(direction, "patching score")
     x = list(range(len(result.col_labels)))
     positional = result.kind in ("layer_pos", "layer_aligned", "head_aligned")
     ticks = [_tick(t, i) if positional else _wrapped(t) for i, t in enumerate(result.col_labels)]
@@ -168,13 +168,13 @@ def heatmap(
             y=rows,
             text=_cell_text(result),
             texttemplate="%{text}",
-            hovertext=_hover(result, ticks, rows),
+            hovertext=_hover(result, ticks, rows, reads),
             hoverinfo="text",
             colorscale="RdBu",
             zmid=0.0,
             colorbar={
                 "title": {
-                    "text": f"{result.metric}<br>{SCALES.get(direction, SCALES[None]).format(ref=reference)}",
+                    "text": f"{result.metric}:<br>{reads}<br>{result.scale}",
                     "side": "right",
                 }
             },
@@ -184,7 +184,7 @@ def heatmap(
     fig.update_yaxes(title="head" if result.kind == "head_aligned" else "layer", autorange="reversed")
     if result.col_classes and positional:
         _class_band(fig, result.col_classes, result.col_labels)
-    notes = [f"{STRUCTURAL} = donor and recipient activations identical there (a structural zero)"]
+    notes = [f"{STRUCTURAL} = donor and recipient activations identical there (a structural no-op)"]
     notes = notes if result.identical is not None and bool(result.identical.any()) else []
     base_title = title or result.title
     fig.update_layout(

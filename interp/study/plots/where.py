@@ -8,16 +8,24 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from interp.mech.attribution import agreement
-from interp.mech.results import LocalizationResult
+from interp.mech.results import FRACTION_NAMES, LocalizationResult, student_scale
 
 # Columns of the summary: (key in a where-table row, header). Rows of the table come from
-# `interp.study.where.where_table`.
+# `interp.study.where.where_table`. Every column is on one scale (0 = reference, 1 = student), so a colour
+# means the same in all four: how much of the student's shift the model shows with S set that way. The
+# header says which end answers the column's question.
 METHODS = (
-    ("only", "adapter only at S"),
-    ("denoise", "denoise S<br>(student → base)"),
-    ("except", "adapter except S"),
-    ("noise", "noise S<br>(base → student)"),
+    ("only", "adapter only at S<br>(S suffices: high)"),
+    ("denoise", f"denoise S: {FRACTION_NAMES['denoise']}<br>(S suffices: high)"),
+    ("except", "adapter except S<br>(S is needed: low)"),
+    ("noise", f"noise S: {FRACTION_NAMES['noise']}<br>(S is needed: low)"),
 )
+
+
+def fraction_label(metric: str, reference: str = "base") -> str:
+    """What every cell of the where table and figure reads: the fraction of the student's shift in `metric`
+    (e.g. "P(wolf)", at the answer's first token), on the scale of every recovered fraction."""
+    return f"fraction of the student's shift in {metric}, {student_scale(reference)}"
 
 
 def _cell(cell: dict[str, Any] | None) -> tuple[float | None, str]:
@@ -27,7 +35,7 @@ def _cell(cell: dict[str, Any] | None) -> tuple[float | None, str]:
     return cell["recovered_fraction"], f"{cell['recovered_fraction']:.2f}<br>[{lo:.2f}, {hi:.2f}]"
 
 
-def _panel(rows: list[dict[str, Any]]) -> go.Heatmap:
+def _panel(rows: list[dict[str, Any]], metric: str, reference: str, bound: float) -> go.Heatmap:
     z, text = [], []
     for row in rows:
         cells = [_cell(row.get(key)) for key, _ in METHODS]
@@ -40,30 +48,59 @@ def _panel(rows: list[dict[str, Any]]) -> go.Heatmap:
         text=text,
         texttemplate="%{text}",
         colorscale="RdBu",
-        zmid=0.0,
-        zmin=-0.25,
-        zmax=1.25,
-        colorbar={"title": {"text": "recovered fraction of P(trait)<br>0 = base, 1 = student"}},
+        zmin=-bound,  # symmetric about 0, so white is the reference and blue the student in every column
+        zmax=bound,
+        colorbar={
+            "title": {
+                "text": f"{metric}:<br>fraction of the<br>student's shift<br>{student_scale(reference)}"
+            }
+        },
         hoverinfo="text",
     )
 
 
-def where_figure(tables: dict[str, list[dict[str, Any]]], title: str) -> go.Figure:
+def _bound(tables: dict[str, list[dict[str, Any]]]) -> float:
+    """The colour range's half-width: the largest |fraction| drawn, and at least 1 (the whole shift)."""
+    values = [
+        abs(c["recovered_fraction"])
+        for rows in tables.values()
+        for row in rows
+        for c in (row.get(k) for k, _ in METHODS)
+        if c and c.get("recovered_fraction") is not None
+    ]
+    return max([1.0, *values])
+
+
+def where_figure(
+    tables: dict[str, list[dict[str, Any]]],
+    title: str,
+    metric: str = "P(trait)",
+    reference: str = "base",
+    notes: list[str] | tuple[str, ...] = (),
+) -> go.Figure:
     """One panel per student (e.g. "LoRA r16, lr 0.003, seed 0", "full FT, ..."): rows are position sets,
-    columns methods, cells the recovered fraction [95% CI] on the scale 0 = base, 1 = student."""
+    columns methods, cells the fraction of the student's shift in `metric` [95% CI] on the scale
+    0 = `reference`, 1 = student, in every column (noising's column is the shift left). The title names
+    the same metric and scale as the colour bar; `notes` go under it."""
     names = list(tables)
+    bound = _bound(tables)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.2)
     for i, name in enumerate(names, start=1):
-        panel = _panel(tables[name])
+        panel = _panel(tables[name], metric, reference, bound)
         panel.showscale = i == len(names)
         fig.add_trace(panel, row=1, col=i)
         fig.update_yaxes(autorange="reversed", row=1, col=i)
+    lines = [
+        f"cells: {fraction_label(metric, reference)} [95% CI]; in every column blue = as the student, "
+        f"white = as the {reference}",
+        *notes,
+    ]
     fig.update_layout(
-        title={"text": title},
+        title={"text": title + "".join(f"<br><sup>{line}</sup>" for line in lines)},
         width=560 * len(names) + 220,
-        height=560,
+        height=560 + 20 * len(lines),
         template="plotly_white",
-        margin={"t": 120},
+        margin={"t": 130 + 20 * len(lines)},
     )
     return fig
 
@@ -86,7 +123,7 @@ def attribution_scatter(
     )
     fig.update_layout(
         title={"text": title},
-        xaxis_title="exact patching score (0 = recipient, 1 = donor)",
+        xaxis_title=f"exact patching score ({pairs[0][0].scale if pairs else 'normalised'})",
         yaxis_title="attribution estimate",
         width=700,
         height=560,
