@@ -146,8 +146,10 @@ CELLS = [
     ),
     (
         "md",
-        "A cell near 1 here means the base's attention output at that position removes the student's shift; "
-        "hover a cell for its spread across the 8 prompts.",
+        "Noising cells read the shift left after the patch, on the same scale as every recovered fraction "
+        "(0 = base, 1 = student): a pale cell near 0 means the base's attention output at that position removes "
+        "the student's shift, a blue cell near 1 that the student does not need it there; hover a cell for its "
+        "spread across the 8 prompts.",
     ),
     (
         "md",
@@ -186,7 +188,7 @@ CELLS = [
         "    'trait student (LoRA r8)': where_table({'localization': restricted}, trait_sets),\n"
         "    'control student (LoRA r8), 1 = the trait student': where_table(None, control_sets),\n"
         "}\n"
-        "where_figure(tables, f'Where the {TARGET_TRAIT} shift lives on {MODEL}: recovered fraction of P(first token)')",
+        "where_figure(tables, f'Where the {TARGET_TRAIT} shift lives on {MODEL}', metric=prob.name)",
     ),
     (
         "md",
