@@ -159,3 +159,21 @@ def test_the_plan_prices_the_grids_asked_for(tiny_model_dir: Path, tmp_path: Pat
     per_position, sets = cost(grids=("aligned",), head_layers=0), cost(grids=("set",), head_layers=0)
     assert 0 < sets < per_position / 5
     assert cost(grids=("set",), head_layers=0, sites=("resid_pre",)) == pytest.approx(sets / 3)
+
+
+def test_png_false_writes_html_only(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """--no-png (the main job's patching runs: its report renders the PNGs it shows) asks for no PNG."""
+    import interp.stages.patch_activations as stage
+
+    asked = []
+    real = stage.save_figures
+    monkeypatch.setattr(
+        stage, "save_figures", lambda figs, d, png=True: asked.append(png) or real(figs, d, False)
+    )
+    student = make_lora_student(tiny_model_dir, tmp_path / "student")
+    cfg = LocalizeConfig(
+        student=student, base=tiny_model_dir, n_prompts=2, sites=("resid_pre",), grids=("set",), sets=False,
+        out=tmp_path / "run", png=False,
+    )  # fmt: skip
+    run = main(cfg)
+    assert asked == [False] and (run / "figures" / "noise_set_resid_pre.html").exists()

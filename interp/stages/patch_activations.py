@@ -107,6 +107,9 @@ class LocalizeConfig(PlanFlags):
     """Run directory (default: runs/patch_activations/<trait>-<student name>)."""
     overwrite: bool = False
     """Replace an existing run directory."""
+    png: bool = True
+    """Also export each figure as PNG (HTML is always written); the main job's report renders the PNGs it
+    shows itself, so its patching runs skip theirs (about a second of browser time per figure)."""
     redraw: bool = False
     """Compute nothing: draw the figures of the finished run in --out again from its scores.json, with every
     grid on the student scale (0 = reference, 1 = student), which scores.json then records (a run written
@@ -362,7 +365,7 @@ def run(cfg: LocalizeConfig) -> Path:
             summary["sets"] = set_fractions(cfg, base, student, batch)
         for key, result in results.items():
             result.save(run_dir / "tensors", key)
-        save_figures(run_figures(cfg, results, len(texts)), run_dir / "figures")
+        save_figures(run_figures(cfg, results, len(texts)), run_dir / "figures", png=cfg.png)
         summary["grids"] = {k: r.to_json() for k, r in results.items()}
         atomic_write_json(run_dir / "scores.json", summary)
         log.info("patch_activations: %d grids written to %s", len(results), out)

@@ -45,7 +45,7 @@ def patching_stage(cfg: StudyConfig, root: Path, results: dict[str, Any]) -> dic
         lcfg = patch_activations.LocalizeConfig(
             student=Path(sdir), base=Path(cfg.model_dir), trait=cfg.trait, category=cfg.category,
             n_prompts=PATCH_PROMPTS, student_label=name, entity=cfg.entity, dtype=cfg.dtype, device=cfg.device, out=run,
-            overwrite=True,
+            overwrite=True, png=False,
         )  # fmt: skip
         if cfg.force or not (run / "scores.json").exists():
             patch_activations.run(lcfg)
