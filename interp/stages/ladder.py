@@ -52,7 +52,7 @@ from interp.study.experiment import (
 from interp.study.jobs import base_job, numbers_job, student_job
 from interp.study.ladder_report import ladder_markdown
 from interp.study.plots.ladder import ladder_figure
-from interp.study.power import Components, describe_power, estimate_components, mde
+from interp.study.power import Components, describe_power, estimate_components, mde, pair_se
 from interp.study.summary import per_question, pooled, significant, versus_control
 from interp.study.sweep import finished, run_jobs
 
@@ -271,6 +271,7 @@ def cell_row(cfg: LadderConfig, name: str, arm: str, cell, comps: dict[str, Comp
         "control": pooled(control, "default"),
         **vs,
     }
+    fixed = control_jobs == [BASE_AS_DISTILL_CONTROL]  # the base: no seed spread of its own
     for metric, diff in (("p_trait", "p_trait_diff"), ("mention", "mention_diff")):
         c = comps[metric]
         # with the seed spread unknown, the MDE from the question spread alone: a floor, and said so
@@ -278,14 +279,35 @@ def cell_row(cfg: LadderConfig, name: str, arm: str, cell, comps: dict[str, Comp
             c, seeds, cfg.n_questions, cfg.samples_per_question, seed_var=c.seed_var or 0.0
         )
         row[f"{metric}_mde_is_floor"] = c.seed_var is None
-        row[f"{metric}_transfers"] = bool(significant(row[f"{diff}_ci"]) and row[diff] > 0)
+        row |= seed_verdict(c, row[diff], row[f"{diff}_ci"], len(trait), None if fixed else len(control), cfg)
     return row
+
+
+def seed_verdict(c: Components, lift: float, ci: list[float], n_student: int, n_control, cfg) -> dict:
+    """A lift's verdict with the seed spread in it. The bootstrap CI resamples the seeds there are, so with
+    one seed per arm it holds none of the seed spread: the lift must also clear a CI from the components
+    (the seed variance measured on the control seeds, `pair_se`). Unknown seed spread: a positive lift
+    whose bootstrap CI excludes 0 is a "lead", not a transfer."""
+    over_questions = bool(significant(ci) and lift > 0)
+    if c.seed_var is None:
+        verdict = "lead" if over_questions else "null"
+        return {f"{c.metric}_seed_ci": None, f"{c.metric}_verdict": verdict, f"{c.metric}_transfers": False}
+    se = pair_se(c, n_student, n_control, cfg.n_questions, cfg.samples_per_question)
+    seed_ci = [lift - 1.96 * se, lift + 1.96 * se]
+    transfers = over_questions and seed_ci[0] > 0
+    verdict = "transfers" if transfers else "lead" if over_questions else "null"
+    return {
+        f"{c.metric}_seed_ci": seed_ci,
+        f"{c.metric}_verdict": verdict,
+        f"{c.metric}_transfers": transfers,
+    }
 
 
 def summarise(cfg: LadderConfig, runs: dict[str, Any]) -> dict[str, Any]:
     cells = runs["cells"]
     comps = components(cfg, cells)
-    rows = [cell_row(cfg, name, arm, cell, comps) for (name, arm), cell in cells.items()]
+    ladder_order = sorted(cells.items(), key=lambda kv: (list(RUNGS).index(kv[0][0]), ARMS.index(kv[0][1])))
+    rows = [cell_row(cfg, name, arm, cell, comps) for (name, arm), cell in ladder_order]
     first = next((r for r in rows if r["p_trait_transfers"] or r["mention_transfers"]), None)
     return {
         "base": pooled([runs["base"]], "default"),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-VERDICT = {True: "transfers", False: "null"}
-
 
 def _ci(lo_hi: list[float], fmt: str) -> str:
     return f"[{lo_hi[0]:{fmt}}, {lo_hi[1]:{fmt}}]"
@@ -17,6 +15,13 @@ def _mde(row: dict[str, Any], metric: str, fmt: str) -> str:
     return f"{'>=' if row.get(f'{metric}_mde_is_floor') else ''}{row[f'{metric}_mde']:{fmt}}"
 
 
+def _seed(row: dict[str, Any], metric: str, fmt: str) -> str:
+    """The verdict, and the CI with the seed spread in it where that spread is measured."""
+    seed_ci = row.get(f"{metric}_seed_ci")
+    with_seeds = f"; with the seed spread {_ci(seed_ci, fmt)}" if seed_ci else ""
+    return f" ({row[f'{metric}_verdict']}{with_seeds})"
+
+
 def ladder_table(summary: dict[str, Any]) -> str:
     """The markdown table of a ladder's results.json."""
     head = (
@@ -25,8 +30,8 @@ def ladder_table(summary: dict[str, Any]) -> str:
     )
     rows = []
     for r in summary["rows"]:
-        p = f"{r['p_trait_diff']:+.4f} {_ci(r['p_trait_diff_ci'], '.4f')} ({VERDICT[r['p_trait_transfers']]})"
-        m = f"{r['mention_diff']:+.3f} {_ci(r['mention_diff_ci'], '.3f')} ({VERDICT[r['mention_transfers']]})"
+        p = f"{r['p_trait_diff']:+.4f} {_ci(r['p_trait_diff_ci'], '.4f')}{_seed(r, 'p_trait', '.4f')}"
+        m = f"{r['mention_diff']:+.3f} {_ci(r['mention_diff_ci'], '.3f')}{_seed(r, 'mention', '.3f')}"
         rows.append(
             f"| {r['rung']} | {r['arm']} ({r['lr']:g}) | {r['seeds']} / {r['control_seeds']} "
             f"| {r['student']['p_trait']:.4f} / {r['control']['p_trait']:.4f} | {p} | {_mde(r, 'p_trait', '.4f')} "
@@ -43,7 +48,10 @@ def first_transfer(summary: dict[str, Any]) -> str:
         ]
         if metrics:
             return f"The first rung that transfers is {r['rung']} ({r['arm']}), by {' and '.join(metrics)}."
-    return "No rung transfers: every lift's 95% CI includes 0; read each null against its MDE."
+    return (
+        "No rung transfers: no lift clears both its CI over questions and the seed spread; read each null "
+        "against its MDE."
+    )
 
 
 def ladder_markdown(summary: dict[str, Any], power: str, check: dict[str, Any] | None) -> str:
