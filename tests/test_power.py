@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from interp.loop.stats import bootstrap_diff_ci
-from interp.study.power import Components, estimate_components, mde, size_evaluation
+from interp.study.power import Components, estimate_components, mde, seeds_needed, size_evaluation
 
 SEED_SD, RESID_SD, QUESTION_SD, LEVEL = 0.0006, 0.002, 0.003, 0.005
 
@@ -87,3 +87,10 @@ def test_mde_shrinks_with_seeds_and_size_picks_the_cheapest_design_that_meets_th
     # where samples are dear and seeds cheap, the cheapest design that meets the target changes with it
     dear = size_evaluation(c, m, 0.0015, cost=lambda seeds, samples: seeds + 1e3 * samples)[0]
     assert dear.samples == 10 and dear.cost < 1e3 * 20
+
+
+def test_seeds_needed_is_the_fewest_whose_mde_meets_the_target():
+    c = Components("p_trait", LEVEL, SEED_SD**2, RESID_SD**2)
+    for target in (0.0015, 0.003, 0.01):
+        s = seeds_needed(c, 50, target)
+        assert mde(c, s, 50) <= target * (1 + 1e-9) and (s == 1 or mde(c, s - 1, 50) > target)

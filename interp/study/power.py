@@ -197,6 +197,29 @@ def size_evaluation(
     return sorted(rows, key=lambda r: (r.mde_p_trait > target_p_trait, r.cost))
 
 
+def seeds_needed(c: Components, questions: int, target: float, samples: int | None = None) -> int:
+    """The fewest training seeds per arm whose MDE is at most `target` (seed variance required)."""
+    per_seed = 2 * (c.seed_var + c.residual_var(samples) / questions)  # var(lift) x seeds
+    return max(1, math.ceil(per_seed * (z_sum() / target) ** 2))
+
+
+def design_line(comps: dict[str, Components], questions: int, target: float, cost: Callable) -> str:
+    """The cheapest (seeds, samples) design that brings the P(trait) MDE to `target`, with its cost; where
+    no design up to 10 seeds does, the seeds it would take."""
+    best = size_evaluation(comps["p_trait"], comps["mention"], target, cost, questions=questions)[0]
+    if best.mde_p_trait > target:
+        need = seeds_needed(comps["p_trait"], questions, target)
+        return (
+            f"  no design up to 10 seeds reaches P(trait) MDE <= {target:g}: it takes {need} seeds per arm, "
+            f"about {cost(need, best.samples) / 3600:.1f} h per rung on LoRA"
+        )
+    return (
+        f"  cheapest design that meets P(trait) MDE <= {target:g}: {best.seeds} seed(s) x {best.samples} "
+        f"samples per question (MDEs {best.mde_p_trait:.3g} P(trait), {best.mde_mention:.3g} mention), about "
+        f"{best.cost / 3600:.1f} h per rung on LoRA"
+    )
+
+
 def describe_power(
     comps: dict[str, Components],
     seeds: int,
@@ -230,11 +253,5 @@ def describe_power(
             line += f"; MDE <= {target_p_trait:g} needs {enough or 'more than 10'} seed(s) per arm"
         lines.append(line)
     if cost is not None and all(c.seed_var is not None for c in comps.values()):
-        best = size_evaluation(comps["p_trait"], comps["mention"], target_p_trait, cost, questions=q)[0]
-        meets = "meets" if best.mde_p_trait <= target_p_trait else "comes closest to"
-        lines.append(
-            f"  cheapest design that {meets} P(trait) MDE <= {target_p_trait:g}: {best.seeds} seed(s) x "
-            f"{best.samples} samples per question (MDEs {best.mde_p_trait:.3g} P(trait), "
-            f"{best.mde_mention:.3g} mention), about {best.cost / 3600:.1f} h per rung on LoRA"
-        )
+        lines.append(design_line(comps, q, target_p_trait, cost))
     return "\n".join(lines)
