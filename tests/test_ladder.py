@@ -287,6 +287,7 @@ def test_a_lift_within_the_seed_spread_is_a_lead_not_a_transfer():
     against_base = big["p_trait_seed_ci"][1] - big["p_trait_seed_ci"][0]
     against_control = seed_verdict(c, 0.0434, [0.0378, 0.0497], 1, 1, cfg)["p_trait_seed_ci"]
     assert against_base < against_control[1] - against_control[0]  # a fixed control adds no seed spread
+    assert against_base > 0.0497 - 0.0378  # wider than the CI over questions: the seed spread is added
     unknown = Components("p_trait", 0.004, None, 0.0019**2)
     assert seed_verdict(unknown, 0.0434, [0.0378, 0.0497], 1, 1, cfg)["p_trait_verdict"] == "lead"
     assert seed_verdict(c, -0.002, [-0.003, -0.001], 1, 1, cfg)["p_trait_verdict"] == "null"

@@ -120,21 +120,6 @@ def lift_se(c: Components, seeds: int, questions: int, samples: int | None = Non
     return math.sqrt(2 * sv / seeds + 2 * c.residual_var(samples) / (seeds * questions))
 
 
-def pair_se(
-    c: Components, student_seeds: int, control_seeds: int | None, questions: int, samples: int | None = None
-) -> float:
-    """Standard error of one measured lift from the components (seed variance required): `student_seeds`
-    students against `control_seeds` controls, or against a fixed model (`control_seeds` None: the base,
-    which has no seed spread and whose per-question values are exact)."""
-    if c.seed_var is None:
-        raise ValueError(f"the {c.metric} seed variance is unknown")
-    resid = c.residual_var(samples) / questions
-    var = (c.seed_var + resid) / student_seeds
-    if control_seeds is not None:
-        var += (c.seed_var + resid) / control_seeds
-    return math.sqrt(var)
-
-
 def z_sum(alpha: float = 0.05, power: float = 0.8) -> float:
     """z_{1 - alpha/2} + z_{power}: 2.80 at the usual 0.05 and 80%."""
     n = NormalDist()
