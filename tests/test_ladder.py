@@ -272,22 +272,18 @@ def test_a_lift_within_the_seed_spread_is_a_lead_not_a_transfer():
     """One seed per arm: the bootstrap CI over questions holds no seed spread. A lift that clears it but
     not the spread measured on the control seeds is a lead; one that clears both transfers; with the
     spread unknown nothing is called a transfer."""
-    from types import SimpleNamespace
+    from interp.study.power import Components, seed_verdict
 
-    from interp.stages.ladder import seed_verdict
-    from interp.study.power import Components
-
-    cfg = SimpleNamespace(n_questions=50, samples_per_question=10)
     c = Components("p_trait", 0.004, 0.001**2, 0.0019**2)  # seed SD 0.001, residual SD 0.0019
-    small = seed_verdict(c, 0.0015, [0.0008, 0.0021], 1, 1, cfg)
+    small = seed_verdict(c, 0.0015, [0.0008, 0.0021], 1, 1)
     assert small["p_trait_verdict"] == "lead" and not small["p_trait_transfers"]
     assert small["p_trait_seed_ci"][0] < 0 < small["p_trait_seed_ci"][1]
-    big = seed_verdict(c, 0.0434, [0.0378, 0.0497], 1, None, cfg)  # against the base: no control spread
+    big = seed_verdict(c, 0.0434, [0.0378, 0.0497], 1, None)  # against the base: no control spread
     assert big["p_trait_verdict"] == "transfers" and big["p_trait_transfers"]
     against_base = big["p_trait_seed_ci"][1] - big["p_trait_seed_ci"][0]
-    against_control = seed_verdict(c, 0.0434, [0.0378, 0.0497], 1, 1, cfg)["p_trait_seed_ci"]
+    against_control = seed_verdict(c, 0.0434, [0.0378, 0.0497], 1, 1)["p_trait_seed_ci"]
     assert against_base < against_control[1] - against_control[0]  # a fixed control adds no seed spread
     assert against_base > 0.0497 - 0.0378  # wider than the CI over questions: the seed spread is added
     unknown = Components("p_trait", 0.004, None, 0.0019**2)
-    assert seed_verdict(unknown, 0.0434, [0.0378, 0.0497], 1, 1, cfg)["p_trait_verdict"] == "lead"
-    assert seed_verdict(c, -0.002, [-0.003, -0.001], 1, 1, cfg)["p_trait_verdict"] == "null"
+    assert seed_verdict(unknown, 0.0434, [0.0378, 0.0497], 1, 1)["p_trait_verdict"] == "lead"
+    assert seed_verdict(c, -0.002, [-0.003, -0.001], 1, 1)["p_trait_verdict"] == "null"

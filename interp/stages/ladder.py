@@ -52,8 +52,8 @@ from interp.study.experiment import (
 from interp.study.jobs import base_job, numbers_job, student_job
 from interp.study.ladder_report import ladder_markdown
 from interp.study.plots.ladder import ladder_figure
-from interp.study.power import Components, describe_power, estimate_components, mde
-from interp.study.summary import per_question, pooled, significant, versus_control
+from interp.study.power import Components, describe_power, estimate_components, mde, seed_verdict
+from interp.study.summary import per_question, pooled, versus_control
 from interp.study.sweep import finished, run_jobs
 
 log = logging.getLogger(__name__)
@@ -279,31 +279,8 @@ def cell_row(cfg: LadderConfig, name: str, arm: str, cell, comps: dict[str, Comp
             c, seeds, cfg.n_questions, cfg.samples_per_question, seed_var=c.seed_var or 0.0
         )
         row[f"{metric}_mde_is_floor"] = c.seed_var is None
-        row |= seed_verdict(c, row[diff], row[f"{diff}_ci"], len(trait), None if fixed else len(control), cfg)
+        row |= seed_verdict(c, row[diff], row[f"{diff}_ci"], len(trait), None if fixed else len(control))
     return row
-
-
-def seed_verdict(c: Components, lift: float, ci: list[float], n_student: int, n_control, cfg) -> dict:
-    """A lift's verdict with the seed spread in it. The bootstrap CI resamples the seeds there are, so with
-    one seed per arm it holds none of the seed spread: the lift must also clear a CI that adds the seed
-    variance measured on the control seeds to the bootstrap's own spread (a base control adds none; with
-    several seeds per arm the bootstrap already holds some of it, so this is conservative). Unknown seed
-    spread: a positive lift whose bootstrap CI excludes 0 is a "lead", not a transfer."""
-    over_questions = bool(significant(ci) and lift > 0)
-    if c.seed_var is None:
-        verdict = "lead" if over_questions else "null"
-        return {f"{c.metric}_seed_ci": None, f"{c.metric}_verdict": verdict, f"{c.metric}_transfers": False}
-    se_questions = (ci[1] - ci[0]) / (2 * 1.96)
-    seed_var = c.seed_var / n_student + (0.0 if n_control is None else c.seed_var / n_control)
-    se = (se_questions**2 + seed_var) ** 0.5
-    seed_ci = [lift - 1.96 * se, lift + 1.96 * se]
-    transfers = over_questions and seed_ci[0] > 0
-    verdict = "transfers" if transfers else "lead" if over_questions else "null"
-    return {
-        f"{c.metric}_seed_ci": seed_ci,
-        f"{c.metric}_verdict": verdict,
-        f"{c.metric}_transfers": transfers,
-    }
 
 
 def summarise(cfg: LadderConfig, runs: dict[str, Any]) -> dict[str, Any]:

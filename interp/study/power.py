@@ -240,3 +240,26 @@ def describe_power(
     if cost is not None and all(c.seed_var is not None for c in comps.values()):
         lines.append(design_line(comps, q, target_p_trait, cost))
     return "\n".join(lines)
+
+
+def seed_verdict(c: Components, lift: float, ci: list[float], n_student: int, n_control: int | None) -> dict:
+    """A lift's verdict with the seed spread in it. The bootstrap CI resamples the seeds there are, so with
+    one seed per arm it holds none of the seed spread: the lift must also clear a CI that adds the seed
+    variance measured on the control seeds to the bootstrap's own spread (a base control adds none; with
+    several seeds per arm the bootstrap already holds some of it, so this is conservative). Unknown seed
+    spread: a positive lift whose bootstrap CI excludes 0 is a "lead", not a transfer."""
+    over_questions = bool((ci[0] > 0 or ci[1] < 0) and lift > 0)
+    if c.seed_var is None:
+        verdict = "lead" if over_questions else "null"
+        return {f"{c.metric}_seed_ci": None, f"{c.metric}_verdict": verdict, f"{c.metric}_transfers": False}
+    se_questions = (ci[1] - ci[0]) / (2 * 1.96)
+    seed_var = c.seed_var / n_student + (0.0 if n_control is None else c.seed_var / n_control)
+    se = (se_questions**2 + seed_var) ** 0.5
+    seed_ci = [lift - 1.96 * se, lift + 1.96 * se]
+    transfers = over_questions and seed_ci[0] > 0
+    verdict = "transfers" if transfers else "lead" if over_questions else "null"
+    return {
+        f"{c.metric}_seed_ci": seed_ci,
+        f"{c.metric}_verdict": verdict,
+        f"{c.metric}_transfers": transfers,
+    }
