@@ -364,9 +364,10 @@ def run_ladder(cfg: LadderConfig, root: Path) -> dict:
 def run(cfg: LadderConfig) -> Path:
     """The ladder as a library call: checks, plan and power, every job, results.json and the figure."""
     check_inputs(cfg)
+    plan = ladder_plan(cfg)
     if cfg.plan:
-        sys.stdout.write(power_text(cfg, components(cfg, {}), ladder_plan(cfg)) + "\n")
-    root = run_study(cfg, "ladder", run_ladder, ladder_figure, plan=ladder_plan(cfg))
+        sys.stdout.write(power_text(cfg, components(cfg, {}), plan) + "\n")
+    root = run_study(cfg, "ladder", run_ladder, ladder_figure, plan=plan)
     if not cfg.plan:
         write_report(cfg, root)
     return root

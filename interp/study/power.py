@@ -28,6 +28,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from interp.study.summary import significant
+
 
 @dataclass(frozen=True)
 class Components:
@@ -228,14 +230,12 @@ def describe_power(
                 "seed spread is unknown (one seed per model): give --seed-sd-* or --control-seeds"
             )
             continue
-        by_seeds = {s: mde(c, s, q, k) for s in range(1, 11)}
         line = (
-            f"  {metric}: MDE {by_seeds[seeds]:.3g} (residual SD {resid:.3g}, seed SD {c.seed_var**0.5:.3g} "
+            f"  {metric}: MDE {mde(c, seeds, q, k):.3g} (residual SD {resid:.3g}, seed SD {c.seed_var**0.5:.3g} "
             f"{c.seed_source}, level {c.level:.3g})"
         )
         if metric == "p_trait":
-            enough = next((s for s, m in by_seeds.items() if m <= target_p_trait), None)
-            line += f"; MDE <= {target_p_trait:g} needs {enough or 'more than 10'} seed(s) per arm"
+            line += f"; MDE <= {target_p_trait:g} needs {seeds_needed(c, q, target_p_trait)} seed(s) per arm"
         lines.append(line)
     if cost is not None and all(c.seed_var is not None for c in comps.values()):
         lines.append(design_line(comps, q, target_p_trait, cost))
@@ -248,7 +248,7 @@ def seed_verdict(c: Components, lift: float, ci: list[float], n_student: int, n_
     variance measured on the control seeds to the bootstrap's own spread (a base control adds none; with
     several seeds per arm the bootstrap already holds some of it, so this is conservative). Unknown seed
     spread: a positive lift whose bootstrap CI excludes 0 is a "lead", not a transfer."""
-    over_questions = bool((ci[0] > 0 or ci[1] < 0) and lift > 0)
+    over_questions = bool(significant(ci) and lift > 0)
     if c.seed_var is None:
         verdict = "lead" if over_questions else "null"
         return {f"{c.metric}_seed_ci": None, f"{c.metric}_verdict": verdict, f"{c.metric}_transfers": False}
