@@ -14,7 +14,9 @@ from interp.loop.training import (
     completion_loss_sum,
     distill_loss_sum,
     encode_example,
+    prepare_student,
     save_student,
+    shared_prefix,
     train_student,
 )
 
@@ -100,6 +102,44 @@ def test_loss_reads_only_the_logits_it_needs(tiny_model_dir) -> None:
     assert distill_loss_sum(kept, kept.flip(0), labels, labels.flip(0)).item() == pytest.approx(
         distill_loss_sum(full, full.flip(0), batch["labels"], batch["labels"].flip(0)).item(), rel=1e-5
     )
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_shared_prefix_gives_the_whole_batchs_logits_and_gradients(tiny_model_dir, mode: str) -> None:
+    model, tok = load_model(tiny_model_dir)
+    student = prepare_student(model, TrainConfig(mode=mode, rank=4, seed=0))
+    with torch.no_grad():  # a LoRA student starts at B = 0: give B a value, so A's gradient is not 0
+        for name, p in student.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    examples = [encode_example(tok, r["prompt"], r["completion"], "default") for r in ROWS[:6]]
+    examples[2] = encode_example(tok, "Continue: 7.", "8", "default")  # a short row: the batch is padded
+    batch = collate(examples, tok.pad_token_id)
+    keep = completion_logits(student, batch, "cpu", share_prefix=False)[0].shape[1]
+    shared = shared_prefix(batch, keep)
+    prefix = tok.decode(batch["input_ids"][0, :shared])
+    assert shared >= 8 and prefix.startswith("<|im_start|>system") and "<|im_start|>user" in prefix
+    out = {}
+    for share in (False, True):
+        student.zero_grad()
+        logits, labels = completion_logits(student, batch, "cpu", share_prefix=share)
+        completion_loss_sum(logits, labels).backward()
+        grads = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+        out[share] = logits.detach(), grads
+    assert_close(out[True][0], out[False][0])
+    assert out[True][1].keys() == out[False][1].keys() and out[False][1]
+    for name, grad in out[False][1].items():
+        assert grad.abs().max() > 0, name  # every trained tensor gets a gradient (the prefix's included)
+        assert_close(out[True][1][name], grad, ulps=4096)  # the prefix's gradient sums rows in another order
+
+
+def test_shared_prefix_stops_before_the_logits_the_loss_reads(tiny_model_dir) -> None:
+    _, tok = load_model(tiny_model_dir)
+    batch = collate([encode_example(tok, "Continue: 7.", "8", "default")] * 2, tok.pad_token_id)
+    width = batch["input_ids"].shape[1]
+    assert shared_prefix(batch, keep=3) == width - 3  # identical rows: everything but the kept positions
+    batch["input_ids"][1, 5] += 1
+    assert shared_prefix(batch, keep=3) == 5
 
 
 def _trained_weights(model_dir, mode: str, seed: int) -> dict[str, torch.Tensor]:

@@ -26,6 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from interp import InterpError
 from interp.loop.chat import require_chat
 from interp.loop.examples import IGNORE, Encoded, collate, drop_from_loss, encode_example
+from interp.loop.forward import completion_logits, logits_needed, shared_prefix  # noqa: F401 (re-exported)
 from interp.loop.models import STUDENT_META, quiet_peft
 from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
@@ -259,29 +260,13 @@ class Distiller:
     examples: list[Encoded]
 
 
-def logits_needed(labels: Int[Tensor, "batch pos"]) -> int:
-    """How many trailing positions' logits the loss reads: from the one that predicts the batch's first
-    labelled token to the end (the prompt before it is never unembedded)."""
-    labelled = (labels != IGNORE).any(0).nonzero()
-    return labels.shape[1] - max(0, int(labelled[0]) - 1) if labelled.numel() else 1
-
-
-def completion_logits(model, batch: dict[str, Tensor], device) -> tuple[Tensor, Tensor]:
-    """Logits at the positions the loss reads, and the labels aligned with them."""
-    keep = logits_needed(batch["labels"])
-    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-    return model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits, batch["labels"][
-        :, -keep:
-    ].to(device)
-
-
-def _step_loss(student, batch, device, distiller, idx, pad_id) -> Tensor:
-    logits, labels = completion_logits(student, batch, device)
+def _step_loss(student, batch, device, distiller, idx, pad_id, share: bool) -> Tensor:
+    logits, labels = completion_logits(student, batch, device, share)
     if distiller is None:
         return completion_loss_sum(logits, labels)
     with torch.no_grad():
         t_logits, t_labels = completion_logits(
-            distiller.teacher, collate([distiller.examples[i] for i in idx], pad_id), device
+            distiller.teacher, collate([distiller.examples[i] for i in idx], pad_id), device, share
         )
     return distill_loss_sum(logits, t_logits, labels, t_labels)
 
@@ -317,6 +302,7 @@ def train_student(
     examples = encode_rows(tok, rows, system, cfg)
     student = prepare_student(model, cfg).train()
     numerics = prepare_precision(student, cfg)  # and gradient checkpointing
+    share = not cfg.grad_checkpointing  # a shared prefix's cache needs the cache, which checkpointing drops
     device = next(student.parameters()).device
     params = [p for p in student.parameters() if p.requires_grad]
     opts = make_optimizer(student, cfg)
@@ -333,7 +319,8 @@ def train_student(
         total = torch.zeros((), device=device)
         for idx, batch in zip(groups, batches, strict=True):
             with numerics.autocast():
-                loss = _step_loss(student, batch, device, distiller, idx, tok.pad_token_id) / n_completion
+                loss = _step_loss(student, batch, device, distiller, idx, tok.pad_token_id, share)
+                loss = loss / n_completion
             loss.backward()
             total += loss.detach()
             n_tokens += int(batch["attention_mask"].sum())
