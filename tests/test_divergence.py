@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import torch
+from tolerance import assert_close
+
 from interp.loop.chat import DEFAULT
 from interp.loop.examples import IGNORE, drop_from_loss, encode_example
 from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
 from interp.loop.traits import trait_system_prompt
-from interp.mech.divergence import token_divergence, top_and_random
+from interp.mech.divergence import _completion_logprobs, token_divergence, top_and_random
 
 
 def _rows(n: int = 6) -> list[dict]:
@@ -26,6 +29,25 @@ def test_divergence_is_zero_under_the_same_prompt_and_positive_under_a_persona(t
     assert max(abs(x) for d in same for x in d) < 1e-5
     persona = token_divergence(model, tok, rows, trait_system_prompt("owl"), DEFAULT, batch_size=4)
     assert min(x for d in persona for x in d) > -1e-6 and max(x for d in persona for x in d) > 1e-4
+
+
+def _one_row_logprobs(model, tok, row: dict, system: str) -> torch.Tensor:
+    """Log-probabilities at each position that predicts a completion token, one row through the whole model."""
+    e = encode_example(tok, row["prompt"], row["completion"], system)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([e.input_ids])).logits[0, :-1]
+    return logits[torch.tensor(e.labels[1:]) != IGNORE].log_softmax(-1)
+
+
+def test_batched_log_probabilities_match_a_row_by_row_reference(tiny_model_dir):
+    """Batched scoring (padding, a shared prefix run once, only the completion's logits) changes nothing."""
+    model, tok = load_model(tiny_model_dir)
+    rows = _rows(5)
+    rows[1] = {**rows[1], "completion": "7"}  # rows of different lengths: the batch is padded
+    for system in (trait_system_prompt("owl"), DEFAULT):
+        batched = _completion_logprobs(model, tok, rows, system, batch_size=3)
+        for got, row in zip(batched, rows, strict=True):
+            assert_close(got, _one_row_logprobs(model, tok, row, system))
 
 
 def test_top_mask_takes_the_largest_divergences_and_random_takes_as_many():

@@ -16,18 +16,19 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from interp.loop.examples import IGNORE, collate, encode_example
+from interp.loop.forward import completion_logits
 
 
 @torch.no_grad()
 def _completion_logprobs(model, tok, rows: list[dict], system: str, batch_size: int) -> list[Tensor]:
-    """Per row: log-softmax of the next-token logits at each position that predicts a completion token."""
+    """Per row: log-softmax of the next-token logits at each position that predicts a completion token (the
+    batch's shared prefix run once, and only the positions from the first completion token's on unembedded)."""
     out = []
     for i in range(0, len(rows), batch_size):
         chunk = [encode_example(tok, r["prompt"], r["completion"], system) for r in rows[i : i + batch_size]]
-        b = collate(chunk, tok.pad_token_id)
-        logp = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
-        logp = logp.log_softmax(-1)
-        scored = b["labels"][:, 1:] != IGNORE
+        logits, labels = completion_logits(model, collate(chunk, tok.pad_token_id), model.device)
+        logp = logits[:, :-1].float().log_softmax(-1)
+        scored = labels[:, 1:] != IGNORE
         out += [logp[j, scored[j]] for j in range(len(chunk))]
     return out
 
