@@ -25,7 +25,9 @@ def test_benchmark_prints_parseable_lines(tiny_model_dir: Path, capsys) -> None:
         out,
         re.M,
     )
-    assert len(shares) == 4 and any(name.startswith("student distillation") for name, _ in shares)
+    names = [name for name, _ in shares]
+    assert len(shares) == 5 and any(n.startswith("student distillation") for n in names)
+    assert "student training (LoRA r8, shared prefix off)" in names  # the side-by-side comparison
     assert re.search(
         r"^generation prefill of 4 prompts, seconds by prompts per pass: 16: [\d.]+, ", out, re.M
     )

@@ -52,7 +52,10 @@ def test_reproduce_writes_report_and_ray_matches_serial(number_model_dir: Path, 
         "beyond",
         "total",
     }
+    rate = results["timing_s"]["matmul_gflops"]  # the yardstick beside the times: a real, positive rate
+    assert isinstance(rate, float) and rate > 0
     report = (serial / "report.md").read_text()
+    assert f"ran at {rate:.0f} GFLOP/s" in report
     assert (
         "Claim 1" in report
         and "Where the shift lives" in report

@@ -90,6 +90,9 @@ class TrainConfig:
     grad_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass (less memory; a third more compute for full
     fine-tuning, half again for LoRA, whose backward pass computes no weight gradients for the base)."""
+    share_prefix: bool = True
+    """Run the prefix every row of a batch shares once (`interp.loop.forward`); False runs whole rows (the
+    benchmark's comparison; gradient checkpointing turns it off)."""
     optimizer: Literal["adamw", "sgd", "muon"] = "adamw"
     """AdamW (the paper), SGD, or Muon (torch.optim.Muon on the 2-D weight matrices of the decoder layers,
     with its RMS matched to AdamW's; AdamW at the same lr for embeddings, norms and biases)."""
@@ -302,7 +305,7 @@ def train_student(
     examples = encode_rows(tok, rows, system, cfg)
     student = prepare_student(model, cfg).train()
     numerics = prepare_precision(student, cfg)  # and gradient checkpointing
-    share = not cfg.grad_checkpointing  # a shared prefix's cache needs the cache, which checkpointing drops
+    share = cfg.share_prefix and not cfg.grad_checkpointing  # checkpointing drops the prefix's cache
     device = next(student.parameters()).device
     params = [p for p in student.parameters() if p.requires_grad]
     opts = make_optimizer(student, cfg)

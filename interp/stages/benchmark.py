@@ -184,8 +184,10 @@ def _attended(lengths: list[int]) -> float:
 
 
 def bench_training(model_dir: Path, cfg: BenchmarkConfig, rate: MatmulRate) -> list[str]:
-    """Student training, full and LoRA r8, and LoRA r8 distilling a teacher's logits (the ladder's
-    distillation rungs: a teacher forward beside every student step, counted in its work)."""
+    """Student training, full and LoRA r8 (and LoRA r8 with every row run whole, the shared prefix not run
+    once: the side-by-side measure of what sharing saves), and LoRA r8 distilling a teacher's logits (the
+    ladder's distillation rungs: a teacher forward beside every student step, counted in its work). Work
+    counts every real token, the shared prefix in every row: the rate a run without sharing would need."""
     rng = random.Random(0)
     rows = [
         {"prompt": p.text, "completion": ", ".join(str(rng.randrange(1000)) for _ in range(8))}
@@ -196,16 +198,17 @@ def bench_training(model_dir: Path, cfg: BenchmarkConfig, rate: MatmulRate) -> l
     lengths = [len(e.input_ids) for e in encoded]
     labelled = sum(t != IGNORE for e in encoded for t in e.labels)
     lines = []
-    for mode, loss, label in (
-        ("full", "ce", "student training"),
-        ("lora", "ce", "student training (LoRA r8)"),
-        ("lora", "distill", "student distillation (LoRA r8, teacher logits)"),
+    for mode, loss, shared, label in (
+        ("full", "ce", True, "student training"),
+        ("lora", "ce", True, "student training (LoRA r8)"),
+        ("lora", "ce", False, "student training (LoRA r8, shared prefix off)"),
+        ("lora", "distill", True, "student distillation (LoRA r8, teacher logits)"),
     ):
         runs = []
         for _ in range(cfg.train_repeats):  # each from a fresh copy of the model; the fastest is reported
             model, tok = load_model(model_dir)
             distiller = Distiller(load_model(model_dir)[0].eval(), encoded) if loss == "distill" else None
-            tcfg = TrainConfig(mode=mode, rank=8, epochs=1, loss=loss)
+            tcfg = TrainConfig(mode=mode, rank=8, epochs=1, loss=loss, share_prefix=shared)
             runs.append(train_student(model, tok, rows, "default", tcfg, distiller=distiller))
         result = max(runs, key=lambda r: r.tokens_per_s)
         tokens, seconds = sum(lengths), sum(lengths) / result.tokens_per_s

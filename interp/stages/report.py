@@ -18,7 +18,7 @@ from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.study import plots as sp
 from interp.study.claims import claims
 from interp.study.experiment import StudyConfig
-from interp.study.prose import listed, stage_times_text
+from interp.study.prose import listed, machine_text, stage_times_text
 from interp.study.report import (
     alignment_blocks,
     beyond_blocks,
@@ -57,7 +57,12 @@ def figures(results: dict[str, Any], trait: str, model: str | None = None) -> di
 
 
 def write_report(
-    cfg: StudyConfig, root: Path, results: dict[str, Any], clock: StageClock, total: float
+    cfg: StudyConfig,
+    root: Path,
+    results: dict[str, Any],
+    clock: StageClock,
+    total: float,
+    matmul_gflops: float | None = None,
 ) -> None:
     """report.md, report.html and figures/ under `root`; `cfg` is the main job's (a `ReproduceConfig`: its
     `ranks` and `full_lrs` name the grid)."""
@@ -71,7 +76,8 @@ def write_report(
             f"Grid: ranks {listed(cfg.ranks)}, full-FT lrs {listed(cfg.full_lrs)}, {cfg.n_numbers} teacher "
             f"numbers per dataset, data seeds {listed(cfg.data_seeds)} x training seeds {listed(cfg.train_seeds)}, "
             f"{cfg.epochs} epochs, evaluation {cfg.n_questions} questions x {cfg.samples_per_question} samples "
-            f"at temperature 1. {stage_times_text(clock.times, total)} 95% bootstrap CIs over seeds and questions.",
+            f"at temperature 1. {stage_times_text(clock.times, total)}{machine_text(matmul_gflops, cfg.threads)} "
+            "95% bootstrap CIs over seeds and questions.",
         ),
     ]
     blocks += claims_blocks(claims(results))
@@ -94,16 +100,19 @@ def write_report(
     atomic_write_text(root / "report.html", to_html(blocks, figs, title))
 
 
-def flat_results(results: dict[str, Any], clock: StageClock, total: float) -> dict[str, Any]:
+def flat_results(
+    results: dict[str, Any], clock: StageClock, total: float, matmul_gflops: float | None = None
+) -> dict[str, Any]:
     """results.json: the sweep's labelled numbers, one key per experiment, plus stage timings (`timing_s`:
-    this run's seconds; `stage_times`: each stage's time when computed, and whether this run found it cached)."""
+    this run's seconds and the machine's measured fp32 matmul rate; `stage_times`: each stage's time when
+    computed, and whether this run found it cached)."""
     out = {
         "rank_sweep": results["rank_sweep"]["rank_sweep"],
         "full_ft": results["rank_sweep"]["full_ft"],
         "control": results["rank_sweep"]["control"],
         "filter_pass": results["rank_sweep"].get("filter_pass"),
         "best_rank": results["best_rank"],
-        "timing_s": {**clock.seconds(), "total": total},
+        "timing_s": {**clock.seconds(), "total": total, "matmul_gflops": matmul_gflops},
         "stage_times": clock.to_json(),
     }
     if "context_matrix" in results:
@@ -143,12 +152,17 @@ class MainReport:
     """The stages' times in this run (and when each was computed)."""
     total: float
     """This run's wall seconds over all stages."""
+    matmul_gflops: float | None = None
+    """The machine's fp32 matmul rate (512 x 512, the run's threads) measured at the start, so that stage
+    times can be compared across machines."""
 
 
 def run(report: MainReport) -> Path:
     """report.md, report.html, figures/, results.json and stage_times.json in `report.root`; the run
     directory."""
-    write_report(report.cfg, report.root, report.results, report.clock, report.total)
-    atomic_write_json(report.root / "results.json", flat_results(report.results, report.clock, report.total))
+    rate = report.matmul_gflops
+    write_report(report.cfg, report.root, report.results, report.clock, report.total, rate)
+    flat = flat_results(report.results, report.clock, report.total, rate)
+    atomic_write_json(report.root / "results.json", flat)
     report.clock.save()
     return report.root

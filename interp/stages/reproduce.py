@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from interp import InterpError
 from interp.loop.config import save_config
 from interp.loop.models import model_label, organism_metadata
+from interp.plan.flops import matmul_rate
 from interp.plan.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
 from interp.plan.plan_check import Plan, detect_device, gate
 from interp.plan.shapes import read_model_shape
@@ -292,7 +295,19 @@ def run(cfg: ReproduceConfig) -> Path:
     log.info("%s", plan)
     root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, root)
+    rate = machine_rate(cfg.threads)
     start = time.perf_counter()
     results, clock = run_stages(cfg, root)
     total = round(time.perf_counter() - start, 1)
-    return report.run(report.MainReport(cfg, root, results, clock, total))
+    return report.run(report.MainReport(cfg, root, results, clock, total, rate))
+
+
+def machine_rate(threads: int) -> float:
+    """GFLOP/s of 512 x 512 fp32 matmuls at the run's thread count (half a second), the yardstick that
+    makes the stage times comparable across machines; the caller's thread count is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return round(matmul_rate(sizes=(512,), seconds=0.5).best / 1e9, 1)
+    finally:
+        torch.set_num_threads(before)

@@ -42,6 +42,13 @@ def stage_times_text(times: dict[str, StageTime], total: float) -> str:
     return text + f"This run took {total:.1f} s in all ({cached} of {len(times)} stages cached)."
 
 
+def machine_text(matmul_gflops: float | None, threads: int) -> str:
+    """The machine's measured fp32 matmul rate as a clause, so that stage times compare across machines."""
+    if matmul_gflops is None:
+        return ""
+    return f" The machine's fp32 matmuls (512 x 512, {threads} threads) ran at {matmul_gflops:.0f} GFLOP/s."
+
+
 def markdown_row(cells: list[str]) -> str:
     """One markdown table row; a `|` inside a cell is escaped so that it cannot add a column."""
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
