@@ -154,6 +154,9 @@ def test_the_ladder_reads_each_rung_against_its_own_control(number_model_dir: Pa
     # the seed spread is measured from the two-seed control, not assumed; the MDE is priced from it
     assert res["components"]["p_trait"]["seed_source"] == "measured"
     assert all(r["p_trait_mde"] > 0 for r in rows.values())
+    # 1 student seed against 2 control seeds sees less than 1 against 1, more than 3 against 3
+    one, three = (res["mde_equal_arms"]["p_trait"][n] for n in ("1", "3"))
+    assert three < rows["sampled"]["p_trait_mde"] < one
     lift = rows["sampled"]["student"]["p_trait"] - rows["sampled"]["control"]["p_trait"]
     assert rows["sampled"]["p_trait_diff"] == pytest.approx(lift, rel=1e-6)
     assert (root / "figures").is_dir() and (root / "config.json").exists() and res["pending"] == []

@@ -74,6 +74,26 @@ def test_a_lift_at_the_mde_is_found_80_percent_of_the_time(seeds):
     assert 0.70 <= hits / n <= (0.90 if seeds == 1 else 0.99)
 
 
+def test_against_a_fixed_base_the_mde_counts_the_students_seeds_only():
+    """A distillation rung read against the base (one model that no seed changes): the MDE with 3 student
+    seeds is the lift a seed-aware test finds 80% of the time, and far below the one-seed MDE the
+    symmetric formula gave. The test simulated: student seeds' mean minus the base, per question, with the
+    seed spread in its standard error (the ladder's seed-inclusive CI)."""
+    c = Components("p_trait", LEVEL, SEED_SD**2, RESID_SD**2)
+    lift = mde(c, 3, 50, control_seeds=1, fixed_control=True)
+    assert lift < mde(c, 3, 50, control_seeds=1) < mde(c, 1, 50)  # a base adds no seed variance
+    assert lift == pytest.approx(2.8016 * np.sqrt(SEED_SD**2 / 3 + RESID_SD**2 * (1 / 3 + 1) / 50), rel=1e-4)
+    rng = np.random.default_rng(4)
+    hits, n = 0, 2000
+    se = np.sqrt(SEED_SD**2 / 3 + RESID_SD**2 * (1 / 3 + 1) / 50)  # the test's SE, as the ladder's CI adds it
+    for _ in range(n):
+        q = rng.normal(0, QUESTION_SD, 50)
+        base = LEVEL + q + rng.normal(0, RESID_SD, 50)
+        student = LEVEL + lift + rng.normal(0, SEED_SD, (3, 1)) + q + rng.normal(0, RESID_SD, (3, 50))
+        hits += abs((student.mean(0) - base).mean()) > 1.96 * se
+    assert 0.76 <= hits / n <= 0.84
+
+
 def test_mde_shrinks_with_seeds_and_size_picks_the_cheapest_design_that_meets_the_target():
     c = Components("p_trait", LEVEL, SEED_SD**2, RESID_SD**2)
     m = Components("mention", 0.03, 1e-5, 0.0, samples=10)

@@ -259,7 +259,6 @@ def cell_row(cfg: LadderConfig, name: str, arm: str, cell, comps: dict[str, Comp
     """One (rung, arm) of the table: levels, lifts with CIs over seeds and questions, MDEs, a verdict."""
     trait, control, control_jobs = cell
     vs = versus_control(trait, control, "default")
-    seeds = min(len(trait), len(control))
     row = {
         "rung": name,
         "arm": arm,
@@ -276,11 +275,24 @@ def cell_row(cfg: LadderConfig, name: str, arm: str, cell, comps: dict[str, Comp
         c = comps[metric]
         # with the seed spread unknown, the MDE from the question spread alone: a floor, and said so
         row[f"{metric}_mde"] = mde(
-            c, seeds, cfg.n_questions, cfg.samples_per_question, seed_var=c.seed_var or 0.0
+            c,
+            len(trait),
+            cfg.n_questions,
+            cfg.samples_per_question,
+            seed_var=c.seed_var or 0.0,
+            control_seeds=len(control),
+            fixed_control=fixed,
         )
         row[f"{metric}_mde_is_floor"] = c.seed_var is None
         row |= seed_verdict(c, row[diff], row[f"{diff}_ci"], len(trait), None if fixed else len(control))
     return row
+
+
+def equal_arm_mdes(cfg: LadderConfig, comps: dict[str, Components]) -> dict[str, dict[str, float]]:
+    """Per metric, the MDE of a student against a control with 1 and with 3 seeds each at the ladder's
+    evaluation size, from its measured spread: what a null of that design could have seen."""
+    q, k = cfg.n_questions, cfg.samples_per_question
+    return {m: {str(n): mde(c, n, q, k) for n in (1, 3)} for m, c in comps.items() if c.seed_var is not None}
 
 
 def summarise(cfg: LadderConfig, runs: dict[str, Any]) -> dict[str, Any]:
@@ -294,6 +306,7 @@ def summarise(cfg: LadderConfig, runs: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "pending": runs["pending"],
         "components": {k: c.to_json() for k, c in comps.items()},
+        "mde_equal_arms": equal_arm_mdes(cfg, comps),
         "first_transfer": None if first is None else {k: first[k] for k in ("rung", "arm")},
     }
 

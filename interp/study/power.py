@@ -113,13 +113,25 @@ def estimate_components(
     )
 
 
-def lift_se(c: Components, seeds: int, questions: int, samples: int | None = None, seed_var=None) -> float:
-    """Standard error of a lift with `seeds` training seeds per arm and `questions` paired questions.
-    `seed_var` overrides the components' (required where they hold none)."""
+def lift_se(
+    c: Components,
+    seeds: int,
+    questions: int,
+    samples: int | None = None,
+    seed_var=None,
+    control_seeds: int | None = None,
+    fixed_control: bool = False,
+) -> float:
+    """Standard error of a lift with `seeds` training seeds of the student (and `control_seeds` of the
+    control, default as many) and `questions` paired questions. A `fixed_control` (the base model, which no
+    seed changes) adds no seed variance of its own. `seed_var` overrides the components' (required where
+    they hold none)."""
     sv = c.seed_var if seed_var is None else seed_var
     if sv is None:
         raise ValueError(f"the {c.metric} records hold one seed per model: name an assumed seed_var")
-    return math.sqrt(2 * sv / seeds + 2 * c.residual_var(samples) / (seeds * questions))
+    n_c = seeds if control_seeds is None else control_seeds
+    seed_part = sv / seeds + (0.0 if fixed_control else sv / n_c)
+    return math.sqrt(seed_part + c.residual_var(samples) * (1 / seeds + 1 / n_c) / questions)
 
 
 def z_sum(alpha: float = 0.05, power: float = 0.8) -> float:
@@ -136,9 +148,12 @@ def mde(
     seed_var: float | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
+    control_seeds: int | None = None,
+    fixed_control: bool = False,
 ) -> float:
     """The minimum detectable lift: the true lift that a two-sided test at `alpha` finds with `power`."""
-    return z_sum(alpha, power) * lift_se(c, seeds, questions, samples, seed_var)
+    se = lift_se(c, seeds, questions, samples, seed_var, control_seeds, fixed_control)
+    return z_sum(alpha, power) * se
 
 
 @dataclass(frozen=True)
