@@ -290,3 +290,21 @@ def test_a_lift_within_the_seed_spread_is_a_lead_not_a_transfer():
     unknown = Components("p_trait", 0.004, None, 0.0019**2)
     assert seed_verdict(unknown, 0.0434, [0.0378, 0.0497], 1, 1)["p_trait_verdict"] == "lead"
     assert seed_verdict(c, -0.002, [-0.003, -0.001], 1, 1)["p_trait_verdict"] == "null"
+
+
+def test_a_check_of_one_arm_keeps_an_earlier_runs_check_of_the_other(tiny_model_dir, tmp_path, monkeypatch):
+    """The distillation-control check is per arm: checking full FT in a later run of the same --out must not
+    drop the LoRA arm's record (the base stands in for a control only where its arm was checked)."""
+    import interp.stages.ladder as ladder
+
+    fake = {"lora": {"max_abs_weight_change": 0.0}, "full": {"max_abs_weight_change": 0.0}}
+    monkeypatch.setattr(ladder, "check_distill_control", lambda model, lrs, rank: {a: fake[a] for a in lrs})
+    root = tmp_path / "l"
+    root.mkdir()
+    for arm in ("lora", "full"):
+        cfg = ladder.LadderConfig(
+            model=str(tiny_model_dir), trait="owl", rungs=("distill",), arms=(arm,),
+            check_distill_control=True, distill_control="base",
+        )  # fmt: skip
+        ladder.prepare_distill_controls(cfg, root)
+    assert ladder.distill_control_holds(root, "lora") and ladder.distill_control_holds(root, "full")

@@ -1,6 +1,6 @@
 """A training batch's forward pass: only the logits the loss reads, and the prefix every row shares run once.
 
-Every training row renders the same system prompt and chat-template tokens first (a quarter of a number
+Every training row renders the same system prompt and chat-template tokens first (about a third of a number
 prompt's tokens under the default system prompt). `completion_logits` runs that prefix as one row, keeps its
 keys and values with their gradients, and lets the rest of each row attend to them: the whole batch's logits
 and gradients up to float rounding (tests/test_training.py checks both, for LoRA and full FT).

@@ -358,7 +358,8 @@ def prepare_distill_controls(cfg: LadderConfig, root: Path) -> None:
     if cfg.check_distill_control:
         lrs = {"lora": cfg.lora_lr, "full": cfg.full_lr}
         check = check_distill_control(cfg.model, {a: lrs[a] for a in cfg.arms}, cfg.rank)
-        atomic_write_json(root / CHECK_FILE, check)
+        before = json.loads((root / CHECK_FILE).read_text()) if (root / CHECK_FILE).exists() else {}
+        atomic_write_json(root / CHECK_FILE, before | check)  # an arm checked by an earlier run stays
     if cfg.distill_control == "base":
         unproven = [a for a in cfg.arms if not distill_control_holds(root, a)]
         if unproven:
