@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from interp import InterpError
+from interp.loop.threads import torch_threads
 from interp.plan.plan import GiB, Stage
 from interp.plan.shapes import ModelShape
 
@@ -93,9 +94,7 @@ def cpu_bf16_factor() -> tuple[float, str]:
 def _matmul_rate(dtype: torch.dtype, n: int = 512, reps: int = 3) -> float:
     """FLOP/s of one n x n matmul on one thread, best of `reps` (a second process on the other core, or
     a small matmul's overhead, would otherwise blur the ratio); the caller's thread count is restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         a = torch.randn(n, n).to(dtype)
         a @ a  # warm up
         best = float("inf")
@@ -103,8 +102,6 @@ def _matmul_rate(dtype: torch.dtype, n: int = 512, reps: int = 3) -> float:
             start = time.perf_counter()
             a @ a
             best = min(best, time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
     return 2 * n**3 / max(best, 1e-9)
 
 

@@ -22,6 +22,7 @@ from transformer_lens.patching import get_act_patch_resid_pre
 
 from interp.loop import validate
 from interp.loop.chat import render_prompt
+from interp.loop.threads import torch_threads
 from interp.mech.hooked import load_hooked
 from interp.mech.patching import TraitMetric, patch_layer_pos
 from interp.mech.positions import CLASSES, ENTITY, USER, LabelledBatch, encode_prompts
@@ -104,11 +105,7 @@ def run(cfg: BenchPatchingConfig) -> Path:
     """Both sweeps on 2 torch threads (as `interp.stages.benchmark` measures; the caller's setting is
     restored), the lines printed."""
     model_dir = validate.base_model(cfg.model)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         lines = bench_patching(model_dir, cfg.repeats, rate=matmul_rate())
-    finally:
-        torch.set_num_threads(before)
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     return model_dir

@@ -33,6 +33,7 @@ from interp.loop.chat import render_prompt
 from interp.loop.generation import PREFILL_ROWS, generate, left_padded, prefill
 from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
+from interp.loop.threads import torch_threads
 from interp.loop.training import IGNORE, Distiller, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions
 from interp.organism import build
@@ -263,12 +264,8 @@ def say(line: str) -> None:
 def run(cfg: BenchmarkConfig) -> Path:
     """Every benchmark on `cfg.threads` torch threads (the caller's setting is restored), printed line by line."""
     model_dir = validate.base_model(cfg.model)
-    before = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         measure(cfg, model_dir)
-    finally:
-        torch.set_num_threads(before)
     return model_dir
 
 

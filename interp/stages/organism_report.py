@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from interp import InterpError
 from interp.loop import validate
@@ -35,6 +34,7 @@ from interp.loop.evaluation import first_token_probs, trait_token_ids
 from interp.loop.generation import generate
 from interp.loop.models import load_model, resolve_model_dir
 from interp.loop.runs import atomic_write_json, run_directory
+from interp.loop.threads import torch_threads
 from interp.loop.training import TrainConfig, rank_lr, train_student
 from interp.loop.traits import favorite_questions, mentions
 from interp.organism import ANIMALS, TARGET_TRAIT
@@ -308,12 +308,8 @@ def run(cfg: ReportConfig) -> Path:
     validate.organism(cfg.model)
     for trait in cfg.traits:
         validate.trait(trait, cfg.model, what="--traits")
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         fig = measure(cfg)
-    finally:
-        torch.set_num_threads(before)
     say(world_text(fig), transfer_text(fig["transfer"]))
     return Path(cfg.out)
 

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from interp import InterpError
 from interp.loop.config import save_config
 from interp.loop.models import model_label, organism_metadata
+from interp.loop.threads import torch_threads
 from interp.plan.flops import matmul_rate
 from interp.plan.plan import QUESTION_TOKENS, hooked_stage, sampling_stage, training_stage
 from interp.plan.plan_check import Plan, detect_device, gate
@@ -305,9 +304,5 @@ def run(cfg: ReproduceConfig) -> Path:
 def machine_rate(threads: int) -> float:
     """GFLOP/s of 512 x 512 fp32 matmuls at the run's thread count (half a second), the yardstick that
     makes the stage times comparable across machines; the caller's thread count is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return round(matmul_rate(sizes=(512,), seconds=0.5).best / 1e9, 1)
-    finally:
-        torch.set_num_threads(before)

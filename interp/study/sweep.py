@@ -15,10 +15,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from interp.loop.runs import atomic_write_json, run_directory
+from interp.loop.threads import torch_threads
 from interp.study.experiment import ExecutorConfig
 from interp.study.jobs import RUNNERS, Job, numbers_job
 
@@ -38,15 +38,11 @@ def run_job(job: Job, root: Path, threads: int, force: bool = False) -> dict[str
     """Run one job unless it already finished; returns its result."""
     if not force and (done := finished(root, job)) is not None:
         return done
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)  # fixed per job, so that both executors compute the same numbers
     log.info("job %s", job.name)
-    try:
+    with torch_threads(threads):  # fixed per job, so that both executors compute the same numbers
         with run_directory(job_path(root, job), job, overwrite=True) as staging:
             result = RUNNERS[job.kind](job.params, staging, Path(root))
             atomic_write_json(staging / "result.json", result)
-    finally:
-        torch.set_num_threads(before)  # the caller's process (a notebook) keeps its own setting
     return result
 
 
