@@ -130,8 +130,14 @@ def lift_se(
     if sv is None:
         raise ValueError(f"the {c.metric} records hold one seed per model: name an assumed seed_var")
     n_c = seeds if control_seeds is None else control_seeds
-    seed_part = sv / seeds + (0.0 if fixed_control else sv / n_c)
+    seed_part = seed_variance(sv, seeds, None if fixed_control else n_c)
     return math.sqrt(seed_part + c.residual_var(samples) * (1 / seeds + 1 / n_c) / questions)
+
+
+def seed_variance(seed_var: float, n_student: int, n_control: int | None) -> float:
+    """The seed spread's share of a lift's variance: `n_student` students against `n_control` controls, or
+    against a fixed model (`n_control` None: the base, which no seed changes)."""
+    return seed_var / n_student + (0.0 if n_control is None else seed_var / n_control)
 
 
 def z_sum(alpha: float = 0.05, power: float = 0.8) -> float:
@@ -268,8 +274,7 @@ def seed_verdict(c: Components, lift: float, ci: list[float], n_student: int, n_
         verdict = "lead" if over_questions else "null"
         return {f"{c.metric}_seed_ci": None, f"{c.metric}_verdict": verdict, f"{c.metric}_transfers": False}
     se_questions = (ci[1] - ci[0]) / (2 * 1.96)
-    seed_var = c.seed_var / n_student + (0.0 if n_control is None else c.seed_var / n_control)
-    se = (se_questions**2 + seed_var) ** 0.5
+    se = (se_questions**2 + seed_variance(c.seed_var, n_student, n_control)) ** 0.5
     seed_ci = [lift - 1.96 * se, lift + 1.96 * se]
     transfers = over_questions and seed_ci[0] > 0
     verdict = "transfers" if transfers else "lead" if over_questions else "null"
