@@ -163,11 +163,15 @@ def test_reproduce_plan_prices_only_the_stages_asked_for(tmp_path: Path, capsys)
     reproduce.main(
         parse_config(reproduce.ReproduceConfig, argv + ["--stages", "rank_sweep", "context_matrix"])
     )
-    rows = {line.split("  ")[0] for line in capsys.readouterr().out.splitlines()}
-    assert "context students r64" in rows and "divergence students r64" not in rows and "patching" not in rows
+    lines = {line.split("  ")[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    # the context matrix trains at the main rank, 16, fixed before the sweep (not at the largest, 64); its
+    # default-trained student and control are the sweep's r16 ones, so 2 of its 4 students train
+    assert "context students r16" in lines and "context students r64" not in lines
+    assert lines["context students r16"][-4:-2] == ["yes", "2"]  # fits, runs; then the time ("13 min")
+    assert "divergence students r16" not in lines and "patching" not in lines
     reproduce.main(parse_config(reproduce.ReproduceConfig, argv + ["--stages", "rank_sweep"]))
     rows = {line.split("  ")[0] for line in capsys.readouterr().out.splitlines()}
-    assert "context students r64" not in rows and "student LoRA r64" in rows
+    assert "context students r16" not in rows and "student LoRA r64" in rows
 
 
 def _dataset(path: Path, n: int = 8) -> Path:

@@ -25,7 +25,7 @@ keeps them (config.json, results.json or scores.json / metrics.json, figures/).
 | the positive-control ladder, with its power | `ladder` | `LadderConfig` |
 
 Stages that `reproduce` chains in one run directory also have `compute(cfg, root) -> dict` (the summary
-that `run` writes as results.json); `patching.patching_stage` patches the sweep's best LoRA and full-FT
+that `run` writes as results.json); `patching.patching_stage` patches the sweep's main-rank LoRA and full-FT
 students, and `report.run(MainReport(...))` writes the main job's report.md, report.html and results.json
 from its stages' results.
 """

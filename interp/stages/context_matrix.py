@@ -33,7 +33,7 @@ class ContextMatrixConfig(StudyConfig):
     """LoRA students trained and evaluated under each of four system prompts."""
 
     rank: int = 8
-    """LoRA rank of the students (reproduce uses the rank sweep's best rank)."""
+    """LoRA rank of the students (reproduce uses its main rank, 16 where swept)."""
     other_identity: str | None = None
     """System prompt naming another entity (None: on an organism, the first other identity its own world
     knows, from its build metadata; on a real model, a Claude prompt)."""

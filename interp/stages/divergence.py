@@ -39,7 +39,7 @@ class DivergenceConfig(RankSweepConfig):
     """Mask the teacher's divergence tokens (or random ones) out of a rank-sweep student's loss."""
 
     rank: int = 16
-    """LoRA rank of the student to retrain (reproduce passes the best rank)."""
+    """LoRA rank of the student to retrain (reproduce passes its main rank, 16 where swept)."""
     mask_frac: float = 0.1
     """Share of the dataset's completion tokens to leave out of the loss."""
 

@@ -1,4 +1,4 @@
-"""The main job's patching stage: both directions for the best LoRA student and a full-FT one, their grids
+"""The main job's patching stage: both directions for the main-rank LoRA student and a full-FT one, their grids
 and figures (`interp.stages.patch_activations`, under `<out>/patching/<arm>`), and the "where the shift
 lives" table that sets set patching beside the restricted-adapter rows.
 
@@ -16,14 +16,14 @@ from interp.mech.results import LocalizationResult, on_student_scale, student_sc
 from interp.stages import patch_activations
 from interp.study.experiment import StudyConfig
 from interp.study.plots import where_figure
-from interp.study.report import best_rank_row
 from interp.study.where import beyond_the_stream, grid_caption, short_of_one, where_metric, where_table
 
 
 def patched_students(results: dict[str, Any], root: Path) -> dict[str, tuple[str, Path]]:
-    """(label for titles, directory) of the best-rank LoRA student and the last full-FT lr's student."""
-    best = best_rank_row(results["rank_sweep"])
-    out = {"lora": (f"LoRA r{best['rank']}, lr {best['lr']:g}, seed 0", root / best["students"][0])}
+    """(label for titles, directory) of the main-rank LoRA student (`results["main_rank"]`) and the last
+    full-FT lr's student."""
+    row = next(r for r in results["rank_sweep"]["rank_sweep"] if r["rank"] == results["main_rank"])
+    out = {"lora": (f"LoRA r{row['rank']}, lr {row['lr']:g}, seed 0", root / row["students"][0])}
     full = results["rank_sweep"]["full_ft"]
     if full:
         out["full_ft"] = (f"full FT, lr {full[-1]['lr']:g}, seed 0", root / full[-1]["students"][0])
@@ -37,7 +37,7 @@ REPORT_GRIDS = tuple(
 
 
 def patching_stage(cfg: StudyConfig, root: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Activation patching in both directions for the best LoRA student and a full-FT student, and the
+    """Activation patching in both directions for the main-rank LoRA student and a full-FT student, and the
     "where the shift lives" table that sets it beside the restricted-LoRA rows."""
     out: dict[str, Any] = {"_figures": {}, "runs": {}, "where": {}, "n_prompts": PATCH_PROMPTS}
     for label, (name, sdir) in patched_students(results, root).items():

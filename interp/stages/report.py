@@ -77,7 +77,13 @@ def write_report(
             f"numbers per dataset, data seeds {listed(cfg.data_seeds)} x training seeds {listed(cfg.train_seeds)}, "
             f"{cfg.epochs} epochs, evaluation {cfg.n_questions} questions x {cfg.samples_per_question} samples "
             f"at temperature 1. {stage_times_text(clock.times, total)}{machine_text(matmul_gflops, cfg.threads)} "
-            "95% bootstrap CIs over seeds and questions.",
+            "95% bootstrap CIs over seeds and questions."
+            + (
+                f" The stages after the rank sweep read its LoRA r{results['main_rank']} students (the rank fixed "
+                "before the run, not the sweep's largest lift)."
+                if results.get("main_rank")
+                else ""
+            ),
         ),
     ]
     blocks += claims_blocks(claims(results))
@@ -112,6 +118,7 @@ def flat_results(
         "control": results["rank_sweep"]["control"],
         "filter_pass": results["rank_sweep"].get("filter_pass"),
         "best_rank": results["best_rank"],
+        "main_rank": results.get("main_rank"),
         "timing_s": {**clock.seconds(), "total": total, "matmul_gflops": matmul_gflops},
         "stage_times": clock.to_json(),
     }
@@ -147,7 +154,8 @@ class MainReport:
     root: Path
     """The run directory the stages wrote into; the report goes there too."""
     results: dict[str, Any]
-    """Each stage's summary by name (its `compute(cfg, root)`), and "best_rank"."""
+    """Each stage's summary by name (its `compute(cfg, root)`), "best_rank" (the sweep's largest lift) and
+    "main_rank" (the rank the later stages read)."""
     clock: StageClock
     """The stages' times in this run (and when each was computed)."""
     total: float

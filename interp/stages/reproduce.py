@@ -5,7 +5,7 @@
     run(ReproduceConfig(out=Path("runs/full"), full=True))        # paper-sized grid
 
 Stages, each a library call into the same run directory: rank sweep and full fine-tuning (claims 1, 2;
-`interp.stages.rank_sweep`) -> context matrix at the best rank (claim 3; `context_matrix`) ->
+`interp.stages.rank_sweep`) -> context matrix at the main rank (claim 3; `context_matrix`) ->
 position-restricted LoRA (claim 4; `restrict_adapter`) -> activation patching heatmaps (`patching`) -> the
 students' shift against the persona direction (`alignment`) -> divergence-token masking (`divergence`) ->
 entangled numbers and logit lens (`beyond`) -> optionally the claims map (`claims_map`) -> report.md,
@@ -57,7 +57,7 @@ from interp.study.stage_times import StageClock
 
 log = logging.getLogger(__name__)
 
-# Grids. The default is sized for <= 10 minutes on 2 CPU cores on the organism: 1,000 numbers, 1 epoch,
+# Grids. The default is sized for <= 5 minutes on 2 CPU cores on the organism: 500 numbers, 1 epoch,
 # LoRA lr 3e-3 (sqrt rule above r16), full FT 3e-4; three training seeds for the control, rank 16 and full
 # FT, one for ranks 1, 4, 64; the context matrix trains under the default prompt and none (evaluating all
 # four); 50 questions x 20 samples. --full is the paper's size.
@@ -97,6 +97,10 @@ OPTIONAL_STAGES = ("claims_map",)  # not run unless named: `make demo` stays at 
 @dataclass
 class ReproduceConfig(StudyConfig):
     """Run the paper's four experiments (and two beyond it) and write one report."""
+
+    n_numbers: int = 500
+    """Filtered teacher answers per dataset (the paper: 10,000; 500 keeps `make demo` within 5 minutes on 2
+    CPU cores; --full: 10,000)."""
 
     ranks: tuple[int, ...] = (1, 4, 16, 64)
     """LoRA ranks of the rank sweep (alpha = rank)."""
@@ -156,14 +160,21 @@ def sweep_fields(cfg: ReproduceConfig) -> dict[str, Any]:
     return {n: getattr(cfg, n) for n in names}
 
 
-def context_config(cfg: ReproduceConfig, root: Path, best: int) -> context_matrix.ContextMatrixConfig:
-    """The context matrix at the sweep's best rank, on the context seeds (default: the first training seed)."""
+def main_rank(ranks: tuple[int, ...]) -> int:
+    """The LoRA rank that the stages after the sweep read, fixed before it runs: 16 where swept (the rank
+    trained at every seed, the headline's), else the largest. Not the sweep's best rank: a rank picked for
+    its lift would carry that selection into the context, localization and patching claims."""
+    return 16 if 16 in ranks else max(ranks)
+
+
+def context_config(cfg: ReproduceConfig, root: Path, rank: int) -> context_matrix.ContextMatrixConfig:
+    """The context matrix at `rank`, on the context seeds (default: the first training seed)."""
     seeds = cfg.context_seeds or cfg.train_seeds[:1]
     return sub(
         context_matrix.ContextMatrixConfig,
         cfg,
         root,
-        rank=best,
+        rank=rank,
         train_seeds=seeds,
         train_systems=cfg.context_train_systems,
     )
@@ -181,10 +192,12 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageC
 
     sweep = sub(rank_sweep.RankSweepConfig, cfg, root, **sweep_fields(cfg))
     timed("rank_sweep", lambda: rank_sweep.compute(sweep, root))
-    best_row = best_rank_row(results["rank_sweep"])
-    best, student = best_row["rank"], str(root / best_row["students"][0])  # the sweep says where it wrote
+    results["best_rank"] = best_rank_row(results["rank_sweep"])["rank"]
+    main = results["main_rank"] = main_rank(cfg.ranks)
+    main_row = next(r for r in results["rank_sweep"]["rank_sweep"] if r["rank"] == main)
+    student = str(root / main_row["students"][0])  # the sweep says where it wrote
     if "context_matrix" in cfg.stages:
-        timed("context_matrix", lambda: context_matrix.compute(context_config(cfg, root, best), root))
+        timed("context_matrix", lambda: context_matrix.compute(context_config(cfg, root, main), root))
     if "localization" in cfg.stages:
         loc = sub(restrict_adapter.LocalizationConfig, cfg, root, student=student)
         timed("localization", lambda: restrict_adapter.compute(loc, root))
@@ -194,22 +207,27 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageC
         align = sub(alignment.AlignmentConfig, cfg, root, **sweep_fields(cfg))
         timed("alignment", lambda: alignment.compute(align, root))
     if "divergence" in cfg.stages:
-        div = sub(divergence.DivergenceConfig, cfg, root, **sweep_fields(cfg), rank=best)
+        div = sub(divergence.DivergenceConfig, cfg, root, **sweep_fields(cfg), rank=main)
         timed("divergence", lambda: divergence.compute(div, root))
     if "beyond" in cfg.stages:
         timed("beyond", lambda: beyond.compute(sub(beyond.BeyondConfig, cfg, root, student=student), root))
     if "claims_map" in cfg.stages:
         timed("claims_map", lambda: claims_map.compute(map_config(cfg, root), root))
-    results["best_rank"] = best
     return results, clock
 
 
 def map_config(cfg: ReproduceConfig, root: Path) -> claims_map.ClaimsMapConfig:
     """The claims map over the sweep's ranks with the study's numbers and evaluation, at the map's own lr
     grids (`--quick`: its quick grids) and fresh confirmation seeds."""
-    main_rank = 16 if 16 in cfg.ranks else max(cfg.ranks)
     fresh = claims_map.ClaimsMapConfig.train_seeds
-    mcfg = sub(claims_map.ClaimsMapConfig, cfg, root, ranks=cfg.ranks, main_rank=main_rank, train_seeds=fresh)
+    mcfg = sub(
+        claims_map.ClaimsMapConfig,
+        cfg,
+        root,
+        ranks=cfg.ranks,
+        main_rank=main_rank(cfg.ranks),
+        train_seeds=fresh,
+    )
     mcfg = claims_map.resolved(dataclasses.replace(mcfg, quick=cfg.quick))
     study = {k: v for k, v in shared_fields(cfg).items() if k not in ("train_seeds", "out")}
     return dataclasses.replace(mcfg, **study)
@@ -235,17 +253,17 @@ def context_students(cfg: ReproduceConfig) -> tuple[int, int]:
         return 0, 0
     systems = cfg.context_train_systems or ("default", "none", "other identity", "entity-free")
     seeds = cfg.context_seeds or cfg.train_seeds[:1]
-    controlled = cfg.control_ranks is None or max(cfg.ranks) in cfg.control_ranks  # planned at the top rank
+    controlled = cfg.control_ranks is None or main_rank(cfg.ranks) in cfg.control_ranks
     reused = (1 + controlled) * sum(s in cfg.train_seeds for s in seeds) if "default" in systems else 0
     return 2 * len(systems) * len(seeds), 2 * len(systems) * len(seeds) - reused
 
 
 def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
-    """Every stage's memory and time from the model's config.json (stages after the rank sweep train at its
-    best rank, unknown before it runs: planned at the largest rank)."""
+    """Every stage's memory and time from the model's config.json (stages after the rank sweep train at the
+    main rank)."""
     shape = read_model_shape(cfg.model_dir)
     device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
-    on, top = device.kind, max(cfg.ranks)
+    on, top = device.kind, main_rank(cfg.ranks)
     stages = [sampling_stage("teacher numbers", shape, numbers_shape(cfg), on, 2 * len(cfg.data_seeds))]
     counts = student_counts(cfg, root)
     for (mode, rank), n in sorted(counts.items()):
@@ -267,7 +285,7 @@ def reproduce_plan(cfg: ReproduceConfig, root: Path) -> Plan:
     n_evals = 2 * sum(counts.values()) + 4 * n_context + n_restricted
     stages.append(sampling_stage("evaluations", shape, evaluation_shape(cfg), on, n_evals))
     if "patching" in cfg.stages:
-        students = 2 if cfg.full_lrs else 1  # the best LoRA student and a full-FT one, each against the base
+        students = 2 if cfg.full_lrs else 1  # the main-rank LoRA student and a full-FT one, against the base
         stages.append(
             hooked_stage("patching", shape, cfg.dtype, PATCH_PROMPTS, QUESTION_TOKENS, on, students)
         )
