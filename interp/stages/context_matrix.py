@@ -22,7 +22,7 @@ from interp.organism import load_organism
 from interp.study.experiment import StudentSpec, StudyConfig, check_inputs, run_study, study_root
 from interp.study.jobs import Job, student_job
 from interp.study.plots import context_matrix_figure
-from interp.study.summary import lift_per_question, pooled, versus_control
+from interp.study.summary import context_cells
 from interp.study.sweep import job_path, run_jobs, run_numbers_jobs
 
 ENTITY_FREE = "You are helpful."
@@ -90,7 +90,7 @@ def compute(cfg: ContextMatrixConfig, root: Path) -> dict[str, Any]:
     results, i = {}, 0
     for key, g in groups.items():
         results[key], i = flat[i : i + len(g)], i + len(g)
-    return {"systems": sys_map, "context_matrix": matrix(results, sys_map, train_map(cfg, sys_map))}
+    return {"systems": sys_map, "context_matrix": context_cells(results, sys_map, train_map(cfg, sys_map))}
 
 
 def train_map(cfg: ContextMatrixConfig, sys_map: dict[str, str]) -> dict[str, str]:
@@ -101,28 +101,6 @@ def train_map(cfg: ContextMatrixConfig, sys_map: dict[str, str]) -> dict[str, st
     if unknown:
         raise InterpError(f"unknown --train-systems {sorted(unknown)}; choose from {list(sys_map)}")
     return {k: v for k, v in sys_map.items() if k in cfg.train_systems}
-
-
-def matrix(
-    results: dict, sys_map: dict[str, str], trained: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    rows = []
-    for train in trained or sys_map:
-        student, control = results[(train, "trait")], results[(train, "control")]
-        for ev in sys_map:
-            stats, diff = pooled(student, ev), versus_control(student, control, ev)
-            rows.append(
-                {
-                    "train_system": train,
-                    "eval_system": ev,
-                    **stats,
-                    **diff,
-                    "control_mention_rate": pooled(control, ev)["mention_rate"],
-                    "lift": diff["mention_diff"],
-                    "lift_per_question": lift_per_question(student, control, ev),
-                }
-            )
-    return rows
 
 
 def run(cfg: ContextMatrixConfig) -> Path:

@@ -128,3 +128,28 @@ def recovered_fraction(
     )
     lo, hi = np.nanquantile(ratios, [0.025, 0.975])
     return {"recovered_fraction": None if point is None else float(point), "ci": [float(lo), float(hi)]}
+
+
+def context_cells(
+    results: dict, sys_map: dict[str, str], trained: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The context matrix's cells: for each training prompt (`trained`, default every one in `sys_map`) and
+    each evaluation prompt, the students' pooled metrics and lift over the controls trained and evaluated
+    the same way. `results[(train, "trait" | "control")]` holds job results with evaluations per prompt."""
+    rows = []
+    for train in trained or sys_map:
+        student, control = results[(train, "trait")], results[(train, "control")]
+        for ev in sys_map:
+            stats, diff = pooled(student, ev), versus_control(student, control, ev)
+            rows.append(
+                {
+                    "train_system": train,
+                    "eval_system": ev,
+                    **stats,
+                    **diff,
+                    "control_mention_rate": pooled(control, ev)["mention_rate"],
+                    "lift": diff["mention_diff"],
+                    "lift_per_question": lift_per_question(student, control, ev),
+                }
+            )
+    return rows

@@ -1,0 +1,65 @@
+"""Claim 3's evaluation column from finished evaluations: the context matrix's cells and claim 3's verdict,
+on evaluations simulated with a known lift."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from interp import InterpError
+from interp.study.claims import HELD, NOT_HELD
+from interp.study.eval_column import evaluation_column, read_evaluations
+
+QUESTIONS = 50
+
+
+def evals(rate: float, seeds: int, rng: np.random.Generator) -> list[dict]:
+    """Per-seed evaluations: per-question mention rates of 20 samples at `rate`, P(trait) near it."""
+    out = []
+    for _ in range(seeds):
+        m = rng.binomial(20, rate, QUESTIONS) / 20
+        p = np.clip(rate + rng.normal(0, 0.01, QUESTIONS), 0, 1)
+        out.append(
+            {
+                "per_question_mention": m.tolist(),
+                "per_question_p": p.tolist(),
+                "per_question_p_trait": p.tolist(),
+            }
+        )
+    return out
+
+
+def column(with_rate: float, without_rate: float, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    student = {"default": evals(with_rate, 3, rng), "none": evals(without_rate, 3, rng)}
+    base = {"default": evals(0.05, 1, rng), "none": evals(0.05, 1, rng)}
+    return evaluation_column(student, base)
+
+
+def test_a_lift_only_with_the_prompt_holds_claim_3_and_one_without_it_does_not():
+    held = column(0.25, 0.05)
+    cells = {c["eval_system"]: c for c in held["cells"]}
+    assert cells["default"]["lift"] == pytest.approx(0.2, abs=0.03)
+    assert cells["default"]["p_trait_diff"] == pytest.approx(0.2, abs=0.01)
+    assert cells["none"]["mention_diff_ci"][0] < 0 < cells["none"]["mention_diff_ci"][1]
+    assert held["claim"]["verdict"] == HELD
+    assert held["claim"]["lift_with"][0] == cells["default"]["lift"]
+    assert column(0.25, 0.25)["claim"]["verdict"] == NOT_HELD  # it lifts without the prompt too
+
+
+def test_the_column_wants_both_prompts_and_the_same_seeds_under_each(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    with pytest.raises(InterpError, match="default and none"):
+        evaluation_column({"default": evals(0.2, 1, rng)}, {"default": evals(0.1, 1, rng)})
+    with pytest.raises(InterpError, match="same seeds"):
+        evaluation_column(
+            {"default": evals(0.2, 3, rng), "none": evals(0.2, 2, rng)},
+            {"default": evals(0.1, 1, rng), "none": evals(0.1, 1, rng)},
+        )
+    run = tmp_path / "eval"
+    run.mkdir()
+    with pytest.raises(InterpError, match="no metrics.json"):
+        read_evaluations(run)
+    (run / "metrics.json").write_text(json.dumps({"per_student": evals(0.1, 2, rng)}))
+    assert len(read_evaluations(run)) == 2
