@@ -63,3 +63,38 @@ def test_the_column_wants_both_prompts_and_the_same_seeds_under_each(tmp_path: P
         read_evaluations(run)
     (run / "metrics.json").write_text(json.dumps({"per_student": evals(0.1, 2, rng)}))
     assert len(read_evaluations(run)) == 2
+
+
+def write_run(path: Path, seeds: list[dict], system: str, **settings) -> Path:
+    """An evaluate_trait run directory as the stage writes it (metrics.json with settings and per_student)."""
+    s = {"trait": "cat", "category": "animal", "n_questions": QUESTIONS, "samples_per_question": 20,
+         "temperature": 1.0, "seed": 0, "system": system, **settings}  # fmt: skip
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(
+        json.dumps({"settings": s, "per_student": [{**e, "settings": s} for e in seeds]})
+    )
+    return path
+
+
+def test_the_stage_writes_the_column_and_refuses_runs_that_do_not_compare(tmp_path: Path):
+    from interp.stages.eval_column import EvalColumnConfig, run
+
+    rng = np.random.default_rng(2)
+    runs = {
+        "student_default": write_run(tmp_path / "sd", evals(0.25, 3, rng), "default"),
+        "student_none": write_run(tmp_path / "sn", evals(0.05, 3, rng), "none"),
+        "reference_default": write_run(tmp_path / "rd", evals(0.05, 1, rng), "default"),
+        "reference_none": write_run(tmp_path / "rn", evals(0.05, 1, rng), "none"),
+    }
+    out = run(EvalColumnConfig(**runs, out=tmp_path / "column"))
+    results = json.loads((out / "results.json").read_text())
+    assert results["claim"]["verdict"] == HELD and (out / "config.json").exists()
+    assert "**held**" in (out / "report.md").read_text()
+    with pytest.raises(InterpError, match="not 'none'"):  # the prompts swapped
+        run(EvalColumnConfig(**{**runs, "student_none": runs["student_default"]}, out=tmp_path / "c2"))
+    other = write_run(tmp_path / "rn2", evals(0.05, 1, rng), "none", samples_per_question=5)
+    with pytest.raises(InterpError, match="differ in their settings"):
+        run(EvalColumnConfig(**{**runs, "reference_none": other}, out=tmp_path / "c3"))
+    assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
+    with pytest.raises(InterpError, match="--out"):
+        EvalColumnConfig(**runs)

@@ -26,12 +26,38 @@ EvalsBySystem = dict[str, list[dict[str, Any]]]
 """Evaluation prompt label ("default", "none", ...) -> one evaluation (`TraitEval.to_json()`) per seed."""
 
 
-def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-seed evaluations an `evaluate_trait` run wrote (its metrics.json `per_student`)."""
+def read_evaluations(run_dir: str | Path, system: str | None = None) -> list[dict[str, Any]]:
+    """The per-seed evaluations an `evaluate_trait` run wrote (its metrics.json `per_student`); with
+    `system`, an error unless they were evaluated under that prompt."""
     path = Path(run_dir) / "metrics.json"
     if not path.exists():
         raise InterpError(f"{run_dir}: no metrics.json (an experiments.evaluate_trait run directory?)")
-    return json.loads(path.read_text())["per_student"]
+    metrics = json.loads(path.read_text())
+    found = metrics.get("settings", {}).get("system")
+    if system is not None and found != system:
+        raise InterpError(f"{run_dir} was evaluated under the system prompt {found!r}, not {system!r}")
+    return metrics["per_student"]
+
+
+SAME = ("trait", "category", "n_questions", "samples_per_question", "temperature", "seed")
+"""Evaluation settings every cell of a column must share (the system prompt is what varies)."""
+
+
+def check_alike(evals: dict[str, EvalsBySystem]) -> None:
+    """An error unless every evaluation in `evals` (side -> prompt -> seeds) asked the same questions the
+    same way."""
+    seen = {
+        (side, system): tuple(e["settings"].get(k) for k in SAME)
+        for side, by_system in evals.items()
+        for system, seeds in by_system.items()
+        for e in seeds
+        if "settings" in e
+    }
+    if len(set(seen.values())) > 1:
+        lines = "; ".join(
+            f"{side} {system}: {dict(zip(SAME, v, strict=True))}" for (side, system), v in seen.items()
+        )
+        raise InterpError(f"the evaluations differ in their settings, so their cells do not compare: {lines}")
 
 
 def _as_results(evals: EvalsBySystem) -> list[dict[str, Any]]:
@@ -51,6 +77,7 @@ def evaluation_column(student: EvalsBySystem, reference: EvalsBySystem) -> dict[
             f"student and reference need the same evaluation prompts, with default and none; got "
             f"{sorted(student)} and {sorted(reference)}"
         )
+    check_alike({"student": student, "reference": reference})
     results = {("default", "trait"): _as_results(student), ("default", "control"): _as_results(reference)}
     cells = context_cells(results, {s: s for s in student}, {"default": "default"})
     return {"cells": cells, "claim": needs_system_prompt({"context_matrix": cells})}

@@ -1,0 +1,85 @@
+"""Claim 3's evaluation column from finished evaluations (no training): students trained under the default
+system prompt, evaluated with it and without it, against a reference (control students or the base)
+evaluated the same way.
+
+    run(EvalColumnConfig(
+        student_default=Path("runs/ctx/lora-default"), student_none=Path("runs/ctx/lora-none"),
+        reference_default=Path("runs/ctx/base-default"), reference_none=Path("runs/ctx/base-none"),
+        out=Path("runs/ctx/lora"),
+    ))
+
+Each input is an `experiments.evaluate_trait` run directory (one student per seed, pooled). The run
+directory gets config.json, results.json (the cells, as the context matrix writes them, and claim 3's
+verdict under its rule) and report.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp import InterpError
+from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
+from interp.study.eval_column import evaluation_column, read_evaluations
+
+
+@dataclass
+class EvalColumnConfig:
+    """Claim 3's evaluation column (with / without the default prompt) from four evaluate_trait runs."""
+
+    student_default: Path | None = None
+    """evaluate_trait run of the students under the default system prompt."""
+    student_none: Path | None = None
+    """The same students under no system prompt."""
+    reference_default: Path | None = None
+    """evaluate_trait run of the reference (the controls, or the base) under the default system prompt."""
+    reference_none: Path | None = None
+    """The reference under no system prompt."""
+    out: Path | None = None
+    """Run directory."""
+    overwrite: bool = False
+    """Replace an existing run directory."""
+
+    def __post_init__(self) -> None:
+        missing = [f for f in ("student_default", "student_none", "reference_default", "reference_none", "out")
+                   if getattr(self, f) is None]  # fmt: skip
+        if missing:
+            raise InterpError("eval_column needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+
+
+def column_markdown(column: dict[str, Any]) -> str:
+    """The column as a table (one row per evaluation prompt) under claim 3's verdict."""
+    claim = column["claim"]
+    rows = [
+        f"| {c['eval_system']} | {c['mention_rate']:.3f} | {c['control_mention_rate']:.3f} | {c['lift']:+.3f} "
+        f"[{c['mention_diff_ci'][0]:.3f}, {c['mention_diff_ci'][1]:.3f}] | {c['p_trait_diff']:+.4f} "
+        f"[{c['p_trait_diff_ci'][0]:.4f}, {c['p_trait_diff_ci'][1]:.4f}] |"
+        for c in column["cells"]
+    ]
+    return "\n".join(
+        [
+            "# Claim 3's evaluation column",
+            "",
+            f"Transfer only with the default system prompt at evaluation: **{claim['verdict']}** (rule: "
+            f"{claim['rule']}); by effect size: **{claim['effect_size']['verdict']}** "
+            f"({claim['effect_size']['rule']}).",
+            "",
+            "| evaluation prompt | students' mention rate | reference's | mention-rate lift [95% CI] | "
+            "P(trait) lift [95% CI] |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+
+
+def run(cfg: EvalColumnConfig) -> Path:
+    """The column in `cfg.out`: config.json, results.json and report.md."""
+    student = {s: read_evaluations(getattr(cfg, f"student_{s}"), s) for s in ("default", "none")}
+    reference = {s: read_evaluations(getattr(cfg, f"reference_{s}"), s) for s in ("default", "none")}
+    column = evaluation_column(student, reference)
+    with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
+        atomic_write_json(run_dir / "results.json", column)
+        atomic_write_text(run_dir / "report.md", column_markdown(column))
+    return cfg.out
