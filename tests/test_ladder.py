@@ -308,3 +308,16 @@ def test_a_check_of_one_arm_keeps_an_earlier_runs_check_of_the_other(tiny_model_
         )  # fmt: skip
         ladder.prepare_distill_controls(cfg, root)
     assert ladder.distill_control_holds(root, "lora") and ladder.distill_control_holds(root, "full")
+
+
+def test_a_ladder_without_a_distillation_rung_needs_no_distillation_check(tiny_model_dir, tmp_path):
+    """--distill-control base concerns the distillation rungs only: a greedy or sampled rung runs without
+    the check, and a distillation rung is still refused without it."""
+    import interp.stages.ladder as ladder
+
+    root = tmp_path / "l"
+    root.mkdir()
+    base = dict(model=str(tiny_model_dir), trait="owl", arms=("lora",), distill_control="base")
+    ladder.prepare_distill_controls(ladder.LadderConfig(**base, rungs=("greedy", "sampled")), root)
+    with pytest.raises(ladder.InterpError, match="add --check-distill-control"):
+        ladder.prepare_distill_controls(ladder.LadderConfig(**base, rungs=("greedy", "distill")), root)

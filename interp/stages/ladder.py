@@ -353,14 +353,14 @@ def power_text(cfg: LadderConfig, comps: dict[str, Components], plan: Plan | Non
 
 def prepare_distill_controls(cfg: LadderConfig, root: Path) -> None:
     """Under --check-distill-control, check on the model that a distillation control keeps every weight;
-    under --distill-control base, refuse unless this run or an earlier one in --out found that. Runs after
-    the plan's gate, so a ladder that does not fit spends nothing."""
+    under --distill-control base, refuse a distillation rung unless this run or an earlier one in --out
+    found that. Runs after the plan's gate, so a ladder that does not fit spends nothing."""
     if cfg.check_distill_control:
         lrs = {"lora": cfg.lora_lr, "full": cfg.full_lr}
         check = check_distill_control(cfg.model, {a: lrs[a] for a in cfg.arms}, cfg.rank)
         before = json.loads((root / CHECK_FILE).read_text()) if (root / CHECK_FILE).exists() else {}
         atomic_write_json(root / CHECK_FILE, before | check)  # an arm checked by an earlier run stays
-    if cfg.distill_control == "base":
+    if cfg.distill_control == "base" and any(RUNGS[r].loss == "distill" for r in cfg.rungs):
         unproven = [a for a in cfg.arms if not distill_control_holds(root, a)]
         if unproven:
             raise InterpError(
