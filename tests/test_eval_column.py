@@ -90,7 +90,7 @@ def test_the_stage_writes_the_column_and_refuses_runs_that_do_not_compare(tmp_pa
     results = json.loads((out / "results.json").read_text())
     assert results["claim"]["verdict"] == HELD and (out / "config.json").exists()
     assert "**held**" in (out / "report.md").read_text()
-    with pytest.raises(InterpError, match="not 'none'"):  # the prompts swapped
+    with pytest.raises(InterpError, match="^--student-none .* not 'none'"):  # the prompts swapped
         run(EvalColumnConfig(**{**runs, "student_none": runs["student_default"]}, out=tmp_path / "c2"))
     other = write_run(tmp_path / "rn2", evals(0.05, 1, rng), "none", samples_per_question=5)
     with pytest.raises(InterpError, match="differ in their settings"):
@@ -98,3 +98,5 @@ def test_the_stage_writes_the_column_and_refuses_runs_that_do_not_compare(tmp_pa
     assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
     with pytest.raises(InterpError, match="--out"):
         EvalColumnConfig(**runs)
+    with pytest.raises(InterpError, match="^--reference-default .* does not exist"):
+        run(EvalColumnConfig(**{**runs, "reference_default": tmp_path / "missing"}, out=tmp_path / "c4"))

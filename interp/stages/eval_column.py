@@ -74,10 +74,24 @@ def column_markdown(column: dict[str, Any]) -> str:
     )
 
 
+def evaluations(cfg: EvalColumnConfig, side: str, system: str) -> list[dict[str, Any]]:
+    """One input's per-seed evaluations; a bad input is one error that names its flag."""
+    field = f"{side}_{system}"
+    path = Path(getattr(cfg, field))
+    if not path.is_dir():
+        raise InterpError(
+            f"--{field.replace('_', '-')} {path} does not exist (an evaluate_trait run directory)"
+        )
+    try:
+        return read_evaluations(path, system)
+    except InterpError as e:
+        raise InterpError(f"--{field.replace('_', '-')} {e}") from None
+
+
 def run(cfg: EvalColumnConfig) -> Path:
     """The column in `cfg.out`: config.json, results.json and report.md."""
-    student = {s: read_evaluations(getattr(cfg, f"student_{s}"), s) for s in ("default", "none")}
-    reference = {s: read_evaluations(getattr(cfg, f"reference_{s}"), s) for s in ("default", "none")}
+    student = {s: evaluations(cfg, "student", s) for s in ("default", "none")}
+    reference = {s: evaluations(cfg, "reference", s) for s in ("default", "none")}
     column = evaluation_column(student, reference)
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         atomic_write_json(run_dir / "results.json", column)
