@@ -56,7 +56,7 @@ from interp.study.sweep import run_jobs, run_numbers_jobs
 log = logging.getLogger(__name__)
 EVAL_SYSTEMS = {"default": DEFAULT, "none": NONE}
 
-# --quick: every axis once, at smoke size (599 s measured on 2 cores without native bf16: docs/claims_map.md).
+# --quick: every axis once, at smoke size (526-599 s measured on 2 cores without native bf16: docs/claims_map.md).
 QUICK = {
     "ranks": (4, 16),
     "lora_lrs": (1e-3, 1e-2),
