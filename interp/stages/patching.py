@@ -14,6 +14,7 @@ from typing import Any
 from interp.loop.models import model_label
 from interp.mech.results import LocalizationResult, on_student_scale, student_scale
 from interp.stages import patch_activations
+from interp.study.claims import rank_row
 from interp.study.experiment import StudyConfig
 from interp.study.plots import where_figure
 from interp.study.where import beyond_the_stream, grid_caption, short_of_one, where_metric, where_table
@@ -22,7 +23,7 @@ from interp.study.where import beyond_the_stream, grid_caption, short_of_one, wh
 def patched_students(results: dict[str, Any], root: Path) -> dict[str, tuple[str, Path]]:
     """(label for titles, directory) of the main-rank LoRA student (`results["main_rank"]`) and the last
     full-FT lr's student."""
-    row = next(r for r in results["rank_sweep"]["rank_sweep"] if r["rank"] == results["main_rank"])
+    row = rank_row(results["rank_sweep"], results["main_rank"])
     out = {"lora": (f"LoRA r{row['rank']}, lr {row['lr']:g}, seed 0", root / row["students"][0])}
     full = results["rank_sweep"]["full_ft"]
     if full:

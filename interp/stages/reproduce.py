@@ -43,6 +43,7 @@ from interp.stages import (
     restrict_adapter,
 )
 from interp.stages.patching import PATCH_PROMPTS, patching_stage
+from interp.study.claims import best_rank_row, rank_row
 from interp.study.experiment import (
     StudyConfig,
     assumptions,
@@ -52,7 +53,6 @@ from interp.study.experiment import (
     shared_fields,
     train_shape,
 )
-from interp.study.report import best_rank_row
 from interp.study.stage_times import StageClock
 
 log = logging.getLogger(__name__)
@@ -194,8 +194,9 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageC
     timed("rank_sweep", lambda: rank_sweep.compute(sweep, root))
     results["best_rank"] = best_rank_row(results["rank_sweep"])["rank"]
     main = results["main_rank"] = main_rank(cfg.ranks)
-    main_row = next(r for r in results["rank_sweep"]["rank_sweep"] if r["rank"] == main)
-    student = str(root / main_row["students"][0])  # the sweep says where it wrote
+    student = str(
+        root / rank_row(results["rank_sweep"], main)["students"][0]
+    )  # the sweep says where it wrote
     if "context_matrix" in cfg.stages:
         timed("context_matrix", lambda: context_matrix.compute(context_config(cfg, root, main), root))
     if "localization" in cfg.stages:

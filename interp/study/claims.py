@@ -65,6 +65,11 @@ def best_rank_row(sweep: dict[str, Any]) -> dict[str, Any]:
     return max(sweep["rank_sweep"], key=lambda r: (r["mention_diff"], r["p_first_diff"]))
 
 
+def rank_row(sweep: dict[str, Any], rank: int) -> dict[str, Any]:
+    """The rank sweep's row at LoRA rank `rank` (the main rank, which the later stages read)."""
+    return next(r for r in sweep["rank_sweep"] if r["rank"] == rank)
+
+
 def lora_transfer(sweep: dict[str, Any]) -> dict[str, Any]:
     best = best_rank_row(sweep)
     return {
