@@ -77,13 +77,8 @@ def column_markdown(column: dict[str, Any]) -> str:
 def evaluations(cfg: EvalColumnConfig, side: str, system: str) -> list[dict[str, Any]]:
     """One input's per-seed evaluations; a bad input is one error that names its flag."""
     field = f"{side}_{system}"
-    path = Path(getattr(cfg, field))
-    if not path.is_dir():
-        raise InterpError(
-            f"--{field.replace('_', '-')} {path} does not exist (an evaluate_trait run directory)"
-        )
     try:
-        return read_evaluations(path, system)
+        return read_evaluations(getattr(cfg, field), system)
     except InterpError as e:
         raise InterpError(f"--{field.replace('_', '-')} {e}") from None
 

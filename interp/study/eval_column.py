@@ -30,6 +30,8 @@ def read_evaluations(run_dir: str | Path, system: str | None = None) -> list[dic
     """The per-seed evaluations an `evaluate_trait` run wrote (its metrics.json `per_student`); with
     `system`, an error unless they were evaluated under that prompt."""
     path = Path(run_dir) / "metrics.json"
+    if not Path(run_dir).is_dir():
+        raise InterpError(f"{run_dir} does not exist (an evaluate_trait run directory)")
     if not path.exists():
         raise InterpError(f"{run_dir}: no metrics.json (an experiments.evaluate_trait run directory?)")
     metrics = json.loads(path.read_text())
