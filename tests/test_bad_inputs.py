@@ -58,6 +58,7 @@ SCRIPTS: dict[str, dict[str, str | None]] = {
     "reproduce": {"model": "--model", "trait": "--trait", "out": "dir"},
     "restrict_adapter": {"model": "--model", "trait": "--trait", "student": "--student", "out": "dir"},
     "train_student": {"model": "--model", "dataset": "--dataset", "out": "dir"},
+    "where_shift": {"out": None},  # reads patching and restrict_adapter runs (refusals: test_where_shift)
 }
 
 

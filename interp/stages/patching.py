@@ -17,7 +17,14 @@ from interp.stages import patch_activations
 from interp.study.claims import rank_row
 from interp.study.experiment import StudyConfig
 from interp.study.plots import where_figure
-from interp.study.where import beyond_the_stream, grid_caption, short_of_one, where_metric, where_table
+from interp.study.where import (
+    FIGURE,
+    beyond_the_stream,
+    grid_caption,
+    short_of_one,
+    where_metric,
+    where_table,
+)
 
 
 def patched_students(results: dict[str, Any], root: Path) -> dict[str, tuple[str, Path]]:
@@ -73,7 +80,7 @@ def patching_stage(cfg: StudyConfig, root: Path, results: dict[str, Any]) -> dic
     if out["where"]:
         metric, ref = where_metric(out)
         out |= {"metric": metric, "reference": ref, "scale": student_scale(ref)}
-        out["_figures"]["where_the_shift_lives"] = where_figure(
+        out["_figures"][FIGURE] = where_figure(
             out["where"], where_title(cfg.trait, cfg.model, cfg.n_questions), metric, ref, where_notes(out)
         )
     out["figures"] = list(out["_figures"])

@@ -20,6 +20,7 @@ from interp.study.plots.where import fraction_label
 Block = tuple
 
 ALL = "all positions"
+FIGURE = "where_the_shift_lives"
 PAIRS = (("only", "denoise", "suffices"), ("except", "noise", "is needed"))
 WHY = (
     "The methods answer different questions: restricted LoRA gives S the student's weights in the base's "
@@ -84,16 +85,39 @@ def disagreements(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+QUESTIONS = {"only": "suffices", "denoise": "suffices", "except": "is needed", "noise": "is needed"}
+"""The question each where-table column answers (`PAIRS`): a "suffices" column says yes where high, an
+"is needed" column where low."""
+
+
 def carriers(rows: list[dict[str, Any]], method: str, threshold: float = 0.5) -> list[str]:
-    """The sets that alone recover more than `threshold` of the shift by `method` (CI lower bound)."""
+    """The sets that `method`'s column answers yes for, with the whole CI past `threshold`: a "suffices"
+    column (only, denoise) where the set alone recovers more than `threshold` of the shift (CI lower bound),
+    an "is needed" column (except, noise) where the shift without it falls below `threshold` (CI upper
+    bound)."""
+    needed = QUESTIONS[method] == "is needed"
     return [
         r["set"]
         for r in rows
         if r["set"] != ALL
         and r.get(method)
         and r[method].get("recovered_fraction") is not None
-        and r[method]["ci"][0] > threshold
+        and (r[method]["ci"][1] < threshold if needed else r[method]["ci"][0] > threshold)
     ]
+
+
+def seed_agreement(tables: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per column of the where table: the sets each student's table answers yes for (`carriers`), and those
+    every student that ran the method answers yes for. Students are seeds or arms, one table each."""
+    out = []
+    for method, question in QUESTIONS.items():
+        ran = {name: rows for name, rows in tables.items() if any(r.get(method) for r in rows)}
+        if not ran:
+            continue
+        found = {name: carriers(rows, method) for name, rows in ran.items()}
+        every = [s for s in next(iter(found.values())) if all(s in v for v in found.values())]
+        out.append({"method": method, "question": question, "by_student": found, "every_student": every})
+    return out
 
 
 def _fmt(cell: dict[str, Any]) -> str:
@@ -247,7 +271,7 @@ def where_blocks(res: dict[str, Any]) -> list[Block]:
         gap = short_of_one(rows)
         text += f" {beyond_the_stream(gap, ref)}." if gap is not None else ""
         blocks.append(("p", text))
-    return blocks + [("fig", "where_the_shift_lives")] if "where" in res else blocks
+    return blocks + [("fig", FIGURE)] if "where" in res else blocks
 
 
 def patching_blocks(res: dict[str, Any]) -> list[Block]:
@@ -281,7 +305,7 @@ def patching_blocks(res: dict[str, Any]) -> list[Block]:
                 )
             )
     for name in res.get("figures", []):
-        if name == "where_the_shift_lives":
+        if name == FIGURE:
             continue
         blocks.append(("fig", name))
         if name in captions:
