@@ -64,14 +64,16 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
 
 @contextlib.contextmanager
 def run_directory(out: Path, cfg: Any, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a staging directory that becomes `out` (with config.json) only if the block succeeds."""
+    """Yield a staging directory that becomes `out` (with `cfg`'s config.json, unless `cfg` is None) only if
+    the block succeeds."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise InterpError(f"output directory {out} already exists (choose another --out or pass --overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:
-        save_config(cfg, staging)
+        if cfg is not None:
+            save_config(cfg, staging)
         yield staging
         if out.exists():
             shutil.rmtree(out)
