@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
+from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
 from interp.study.plots import where_figure
 from interp.study.plots.heatmaps import save_figures
@@ -72,7 +73,8 @@ def _same(path: str | None) -> str | None:
 
 def _student(label: str, config: dict[str, Any]) -> dict[str, Any]:
     return {"label": label, "student": config.get("student"), "control": _same(config.get("control")),
-            "trait": config.get("trait"), "sets": {}, "n_prompts": None, "localization": None}  # fmt: skip
+            "trait": config.get("trait"), "model": config.get("base") or config.get("model"), "sets": {},
+            "n_prompts": None, "localization": None}  # fmt: skip
 
 
 def read_runs(cfg: WhereConfig) -> list[dict[str, Any]]:
@@ -119,6 +121,8 @@ def summarise(students: list[dict[str, Any]]) -> dict[str, Any]:
         "students": {s["label"]: s["student"] for s in students},
         "metric": metric,
         "reference": "base" if students[0]["control"] is None else "control",
+        "trait": students[0]["trait"],
+        "model": students[0]["model"],
         "n_prompts": next((s["n_prompts"] for s in students if s["n_prompts"]), None),
         "agreement": seed_agreement(tables),
     }
@@ -147,10 +151,13 @@ def agreement_blocks(res: dict[str, Any]) -> list[tuple]:
 
 def run(cfg: WhereConfig) -> Path:
     """The where tables over students in `cfg.out`: config.json, results.json, report.md and the figure."""
-    res = summarise(read_runs(cfg))
+    students = read_runs(cfg)
+    res = summarise(students)
+    first = students[0]
     title = (
-        f"Where the shift lives, {len(res['where'])} students<br><sup>restricted LoRA over every evaluation "
-        f"question; set patching over N = {res['n_prompts']} prompts</sup>"
+        f"Where the '{first['trait']}' shift lives on {model_label(first['model'] or '?')}, "
+        f"{len(res['where'])} students<br><sup>restricted LoRA over every evaluation question; set patching "
+        f"over N = {res['n_prompts']} prompts</sup>"
     )
     fig = where_figure(res["where"], title, res["metric"], res["reference"])
     blocks = [("h1", "Where the shift lives, over students"), *where_blocks(res), *agreement_blocks(res)]
