@@ -14,10 +14,10 @@ from interp.loop.config import cli_main, setup_logging
 from interp.stages.record_run import RecordConfig, run
 
 
-def main(cfg: RecordConfig) -> list[Path]:
+def main(cfg: RecordConfig) -> Path:
     files = run(cfg)
-    print(f"recorded {len(files)} files in {cfg.out}")
-    return files
+    print(f"recorded {len(files)} files")
+    return cfg.out
 
 
 if __name__ == "__main__":

@@ -78,18 +78,22 @@ def where_figure(
     reference: str = "base",
     notes: list[str] | tuple[str, ...] = (),
 ) -> go.Figure:
-    """One panel per student (e.g. "LoRA r16, lr 0.003, seed 0", "full FT, ..."): rows are position sets,
+    """One panel per student, two a row (e.g. "LoRA r16, lr 0.003, seed 0", "full FT, ..."): rows are position sets,
     columns methods, cells the fraction of the student's shift in `metric` [95% CI] on the scale
     0 = `reference`, 1 = student, in every column (noising's column is the shift left). The title names
     the same metric and scale as the colour bar; `notes` go under it."""
     names = list(tables)
     bound = _bound(tables)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.2)
-    for i, name in enumerate(names, start=1):
+    cols = min(2, len(names))  # two panels a row, so four students (two seeds of two arms) stay legible
+    rows = -(-len(names) // cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.2, vertical_spacing=0.3 / rows
+    )
+    for i, name in enumerate(names):
         panel = _panel(tables[name], metric, reference, bound)
-        panel.showscale = i == len(names)
-        fig.add_trace(panel, row=1, col=i)
-        fig.update_yaxes(autorange="reversed", row=1, col=i)
+        panel.showscale = i == len(names) - 1
+        fig.add_trace(panel, row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(autorange="reversed", row=i // cols + 1, col=i % cols + 1)
     lines = [
         f"cells: {fraction_label(metric, reference)} [95% CI]; in every column blue = as the student, "
         f"white = as the {reference}",
@@ -97,8 +101,8 @@ def where_figure(
     ]
     fig.update_layout(
         title={"text": title + "".join(f"<br><sup>{line}</sup>" for line in lines)},
-        width=560 * len(names) + 220,
-        height=560 + 20 * len(lines),
+        width=560 * cols + 220,
+        height=560 * rows + 20 * len(lines),
         template="plotly_white",
         margin={"t": 130 + 20 * len(lines)},
     )
