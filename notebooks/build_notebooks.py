@@ -335,6 +335,30 @@ CELLS = [
         "The same two calls run from the command line as `python -m experiments.context_matrix ...` and "
         "`python -m experiments.patch_activations --grids set ...`, with the same config fields as flags.",
     ),
+    (
+        "md",
+        "## Claim 4 on a real model, from its recorded runs\n"
+        "A stage that loads no model reads finished runs: `where_shift` joins SmolLM2-135M-Instruct's "
+        "restricted-LoRA and patching runs on the transferring rung (a fine-tuned cat teacher's logits, "
+        "distilled; lab notebook run 14) by student, one panel per student, and says which position sets "
+        "every student agrees on. The records in `docs/` hold what it reads (no weights).",
+    ),
+    (
+        "code",
+        """from interp.stages import where_shift
+
+REC = Path("../docs/smollm2-135m/claim4-fd")
+where_cfg = where_shift.WhereConfig(
+    patching=[REC / f"patch-{arm}-t{seed}" for arm in ("lora", "full") for seed in (0, 1)],
+    localization=[REC / f"restrict-lora-t{seed}" for seed in (0, 1)],
+    out=RUNS / "where-smollm2",
+    overwrite=True,
+    png=False,
+)
+where = json.loads((where_shift.run(where_cfg) / "results.json").read_text())
+for column in where["agreement"]:
+    print(f"{column['method']} ({column['question']}): every student -> {column['every_student']}")""",
+    ),
 ]
 
 
