@@ -87,12 +87,14 @@ def patching_stage(cfg: StudyConfig, root: Path, results: dict[str, Any]) -> dic
     return out
 
 
-def where_title(trait: str, model: str | Path, n_questions: int, n_prompts: int = PATCH_PROMPTS) -> str:
-    """The where figure's title; the figure itself adds the metric and scale its cells and colour bar read."""
-    return (
-        f"Where the '{trait}' shift lives on {model_label(model)}, by method<br><sup>restricted LoRA over "
-        f"{n_questions} questions; set patching over N = {n_prompts} prompts</sup>"
-    )
+def where_title(
+    trait: str, model: str | Path, n_questions: int | None, n_prompts: int | None = PATCH_PROMPTS
+) -> str:
+    """The where figure's title, naming the methods that ran (None: not run); the figure itself adds the
+    metric and scale its cells and colour bar read."""
+    methods = [f"restricted LoRA over {n_questions} questions"] if n_questions is not None else []
+    methods += [f"set patching over N = {n_prompts} prompts"] if n_prompts is not None else []
+    return f"Where the '{trait}' shift lives on {model_label(model)}, by method<br><sup>{'; '.join(methods)}</sup>"
 
 
 def where_notes(res: dict[str, Any]) -> list[str]:

@@ -194,9 +194,8 @@ def run_stages(cfg: ReproduceConfig, root: Path) -> tuple[dict[str, Any], StageC
     timed("rank_sweep", lambda: rank_sweep.compute(sweep, root))
     results["best_rank"] = best_rank_row(results["rank_sweep"])["rank"]
     main = results["main_rank"] = main_rank(cfg.ranks)
-    student = str(
-        root / rank_row(results["rank_sweep"], main)["students"][0]
-    )  # the sweep says where it wrote
+    main_row = rank_row(results["rank_sweep"], main)
+    student = str(root / main_row["students"][0])  # the sweep says where it wrote
     if "context_matrix" in cfg.stages:
         timed("context_matrix", lambda: context_matrix.compute(context_config(cfg, root, main), root))
     if "localization" in cfg.stages:

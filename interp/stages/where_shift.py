@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
-from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
+from interp.stages.patching import where_title
 from interp.study.plots import where_figure
 from interp.study.plots.heatmaps import save_figures
 from interp.study.report import figure_markdown, to_markdown
@@ -74,7 +74,12 @@ def _same(path: str | None) -> str | None:
 def _student(label: str, config: dict[str, Any]) -> dict[str, Any]:
     return {"label": label, "student": config.get("student"), "control": _same(config.get("control")),
             "trait": config.get("trait"), "model": config.get("base") or config.get("model"), "sets": {},
-            "n_prompts": None, "localization": None}  # fmt: skip
+            "n_prompts": None, "n_questions": None, "localization": None}  # fmt: skip
+
+
+def _reference(student: dict[str, Any]) -> str:
+    """What 0 means in the student's fractions: the base, or a control student."""
+    return "base" if student["control"] is None else "control"
 
 
 def read_runs(cfg: WhereConfig) -> list[dict[str, Any]]:
@@ -95,7 +100,7 @@ def read_runs(cfg: WhereConfig) -> list[dict[str, Any]]:
                 f"--localization {run}: its trait or reference ({c.get('trait')}, control "
                 f"{c.get('control')}) is not its patching run's ({known['trait']}, control {known['control']})"
             )
-        known["localization"] = res
+        known["localization"], known["n_questions"] = res, c.get("n_questions")
     check_one_scale(list(students.values()))
     return list(students.values())
 
@@ -104,7 +109,7 @@ def check_one_scale(students: list[dict[str, Any]]) -> None:
     """Every student read for the same trait against the same kind of reference, so one figure's colours
     mean one thing."""
     traits = {s["trait"] for s in students}
-    refs = {"base" if s["control"] is None else "control" for s in students}
+    refs = {_reference(s) for s in students}
     if len(traits) > 1 or len(refs) > 1:
         raise InterpError(f"the runs read different traits or references: traits {sorted(map(str, traits))}, "
                           f"references {sorted(refs)}; give runs of one trait against one kind of reference")  # fmt: skip
@@ -120,10 +125,11 @@ def summarise(students: list[dict[str, Any]]) -> dict[str, Any]:
         "where": tables,
         "students": {s["label"]: s["student"] for s in students},
         "metric": metric,
-        "reference": "base" if students[0]["control"] is None else "control",
+        "reference": _reference(students[0]),
         "trait": students[0]["trait"],
         "model": students[0]["model"],
         "n_prompts": next((s["n_prompts"] for s in students if s["n_prompts"]), None),
+        "n_questions": next((s["n_questions"] for s in students if s["n_questions"]), None),
         "agreement": seed_agreement(tables),
     }
 
@@ -151,14 +157,8 @@ def agreement_blocks(res: dict[str, Any]) -> list[tuple]:
 
 def run(cfg: WhereConfig) -> Path:
     """The where tables over students in `cfg.out`: config.json, results.json, report.md and the figure."""
-    students = read_runs(cfg)
-    res = summarise(students)
-    first = students[0]
-    title = (
-        f"Where the '{first['trait']}' shift lives on {model_label(first['model'] or '?')}, "
-        f"{len(res['where'])} students<br><sup>restricted LoRA over every evaluation question; set patching "
-        f"over N = {res['n_prompts']} prompts</sup>"
-    )
+    res = summarise(read_runs(cfg))
+    title = where_title(res["trait"], res["model"] or "?", res["n_questions"], res["n_prompts"])
     fig = where_figure(res["where"], title, res["metric"], res["reference"])
     blocks = [("h1", "Where the shift lives, over students"), *where_blocks(res), *agreement_blocks(res)]
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
