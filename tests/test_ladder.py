@@ -225,7 +225,7 @@ def test_the_distillation_control_check_finds_no_weight_change(number_model_dir:
     from interp.study.distill_check import check_distill_control
 
     out = check_distill_control(str(number_model_dir), {"lora": 1e-2, "full": 1e-3}, rank=2, n=8)
-    assert set(out) == {"lora", "full"}
+    assert set(out) == {"lora", "full"} and out["lora"]["rank"] == 2 and "rank" not in out["full"]
     assert all(v["max_abs_weight_change"] == 0.0 and v["steps"] == 1 for v in out.values())
     assert all(kl == 0.0 for v in out.values() for kl in v["kl_per_token_per_step"])
 

@@ -98,15 +98,25 @@ def test_where_table_rows_and_disagreements() -> None:
         "localization": [
             {"set": "readout", "mode": "only", **cell(0.8)},
             {"set": "entity", "mode": "only", **cell(0.0)},
+            {"set": "user", "mode": "only", **cell(0.1)},
             {"set": None, "mode": "only", "positions": "readout, layer 0", **cell(0.7)},
         ]
     }
-    sets = {"denoise": {"readout": cell(1.0, 0.0), "entity": cell(0.01), ALL: cell(1.0, 0.0)}}
+    sets = {
+        "denoise": {
+            "readout": cell(1.0, 0.0),
+            "entity": cell(0.01),
+            "user": cell(0.4),
+            ALL: cell(1.0, 0.0),
+        }
+    }
     rows = where_table(loc, sets)
     assert [r["set"] for r in rows] == [*SHIFT_SETS, ALL]
     assert rows[-1]["only"] is None and rows[-1]["denoise"]["recovered_fraction"] == 1.0
-    said = disagreements(rows)  # readout: 0.8 vs 1.0 disagree; entity: 0.00 vs 0.01 is too close to call
-    assert len(said) == 1 and said[0].startswith("whether readout suffices")
+    # the user: 0.1 vs 0.4 disagree; the entity: 0.00 vs 0.01 is too close to call; the readout, 0.8 vs
+    # 1.0, is not called: a LoRA student's readout patch is 1 by construction
+    said = disagreements(rows)
+    assert len(said) == 1 and said[0].startswith("whether user suffices")
     assert carriers(rows, "only") == ["readout"] and carriers(where_table(None, sets), "only") == []
 
 

@@ -18,18 +18,21 @@ def cell(x: float, half: float = 0.05) -> dict:
     return {"recovered_fraction": x, "ci": [x - half, x + half]}
 
 
-def patching_run(root: Path, name: str, student: str, denoise: dict, control: str | None = None) -> Path:
+def patching_run(
+    root: Path, name: str, student: str, denoise: dict, control: str | None = None, label: str | None = None
+) -> Path:
     """A patch_activations run directory as the stage writes it: config.json and scores.json."""
+    label = label or name
     run_dir = root / name
     run_dir.mkdir()
-    config = {"student": student, "control": control, "trait": "cat", "student_label": name}
+    config = {"student": student, "control": control, "trait": "cat", "student_label": label}
     sets = {
         "metric": "P(cat)",
         "denoise": {s: cell(denoise.get(s, 0.0)) for s in SHIFT_SETS},
         "noise": {s: cell(1 - denoise.get(s, 0.0)) for s in SHIFT_SETS},
     }
     (run_dir / "config.json").write_text(json.dumps(config))
-    (run_dir / "scores.json").write_text(json.dumps({"student": name, "sets": sets, "n_prompts": 8}))
+    (run_dir / "scores.json").write_text(json.dumps({"student": label, "sets": sets, "n_prompts": 8}))
     return run_dir
 
 
@@ -99,3 +102,11 @@ def test_a_missing_run_names_its_flag(tmp_path: Path) -> None:
         run(WhereConfig(patching=[tmp_path / "nowhere"], out=tmp_path / "where"))
     with pytest.raises(InterpError, match="--out"):
         WhereConfig(patching=[tmp_path])
+
+
+def test_two_students_under_one_label_are_refused(tmp_path: Path) -> None:
+    p0 = patching_run(tmp_path, "p0", "students/s0", {}, label="LoRA r16")
+    p1 = patching_run(tmp_path, "p1", "students/s1", {}, label="LoRA r16")
+    with pytest.raises(InterpError, match="share the label"):
+        run(WhereConfig(patching=[p0, p1], out=tmp_path / "where"))
+    assert not (tmp_path / "where").exists()

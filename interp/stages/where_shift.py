@@ -25,7 +25,7 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
-from interp.stages.patching import where_title
+from interp.stages.patching import where_notes, where_title
 from interp.study.plots import where_figure
 from interp.study.plots.heatmaps import save_figures
 from interp.study.report import figure_markdown, to_markdown
@@ -102,7 +102,18 @@ def read_runs(cfg: WhereConfig) -> list[dict[str, Any]]:
             )
         known["localization"], known["n_questions"] = res, c.get("n_questions")
     check_one_scale(list(students.values()))
+    check_labels(list(students.values()))
     return list(students.values())
+
+
+def check_labels(students: list[dict[str, Any]]) -> None:
+    """One label per student: panels and tables are keyed by label, so two students under one label would
+    silently become one panel."""
+    labels = [s["label"] for s in students]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise InterpError(f"--patching: two students share the label {twice}; give each run its own "
+                          f"--student-label (or name the run directories apart)")  # fmt: skip
 
 
 def check_one_scale(students: list[dict[str, Any]]) -> None:
@@ -159,7 +170,7 @@ def run(cfg: WhereConfig) -> Path:
     """The where tables over students in `cfg.out`: config.json, results.json, report.md and the figure."""
     res = summarise(read_runs(cfg))
     title = where_title(res["trait"], res["model"] or "?", res["n_questions"], res["n_prompts"])
-    fig = where_figure(res["where"], title, res["metric"], res["reference"])
+    fig = where_figure(res["where"], title, res["metric"], res["reference"], where_notes(res))
     blocks = [("h1", "Where the shift lives, over students"), *where_blocks(res), *agreement_blocks(res)]
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         written = save_figures({FIGURE: fig}, run_dir / "figures", cfg.png)

@@ -56,6 +56,7 @@ def check_distill_control(
             result = train_student(m, tok, rows, DEFAULT, cfg, distiller, on_step=snapshot)
             out[mode] = {
                 "lr": lr,
+                **({"rank": rank} if mode == "lora" else {}),
                 "steps": len(result.curve),
                 "max_abs_weight_change": largest_change(result.model, before),
                 "kl_per_token_per_step": [c["loss"] for c in result.curve],

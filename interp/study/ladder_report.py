@@ -79,9 +79,16 @@ def ladder_markdown(summary: dict[str, Any], power: str, check: dict[str, Any] |
     if summary.get("pending"):
         parts += ["", f"Pending (not finished yet): {', '.join(summary['pending'])}."]
     if check:
-        moved = ", ".join(f"{a} lr {v['lr']:g}: {v['max_abs_weight_change']:g}" for a, v in check.items())
+        moved = ", ".join(
+            f"{checked_arm(a, v)} lr {v['lr']:g}: {v['max_abs_weight_change']:g}" for a, v in check.items()
+        )
         parts += [
             "",
             f"Distillation control on this model, largest weight change after one short epoch: {moved}.",
         ]
     return "\n".join(parts) + "\n"
+
+
+def checked_arm(arm: str, check: dict) -> str:
+    """An arm of the distillation-control check, with the LoRA rank it ran at where recorded."""
+    return f"{arm} r{check['rank']}" if "rank" in check else arm

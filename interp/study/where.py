@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from interp.mech.results import FRACTION_NAMES, RECIPIENT_SCALE, LocalizationResult
-from interp.mech.sets import SHIFT_SETS
+from interp.mech.sets import READOUT, SHIFT_SETS
 from interp.study.plots.heatmaps import visible
 from interp.study.plots.where import fraction_label
 
@@ -75,9 +75,12 @@ def _apart(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 def disagreements(rows: list[dict[str, Any]]) -> list[str]:
     """Plain sentences for every set where restricted LoRA and patching disagree (disjoint 95% CIs, point
-    estimates at least MIN_GAP apart)."""
+    estimates at least MIN_GAP apart). The readout is left out: restricted LoRA runs on LoRA students only,
+    whose readout patch is 1 or 0 by construction (`BY_CONSTRUCTION`), so a gap there says nothing."""
     out = []
     for row in rows:
+        if row["set"] == READOUT:
+            continue
         for lora, patch, question in PAIRS:
             a, b = row.get(lora), row.get(patch)
             if _apart(a, b):
@@ -268,6 +271,8 @@ def where_blocks(res: dict[str, Any]) -> list[Block]:
             if apart
             else ". Where both ran, the methods agree (no two CIs disjoint by 0.1 or more)."
         )
+        if any(r.get("only") or r.get("except") for r in rows):
+            text += " The readout is not compared: a LoRA student's readout patch is 1 or 0 by construction."
         gap = short_of_one(rows)
         text += f" {beyond_the_stream(gap, ref)}." if gap is not None else ""
         blocks.append(("p", text))

@@ -71,6 +71,10 @@ def _bound(tables: dict[str, list[dict[str, Any]]]) -> float:
     return max([1.0, *values])
 
 
+TITLE_LINE = 24
+"""Pixels per line of a where figure's title block (the title, then one line per note)."""
+
+
 def where_figure(
     tables: dict[str, list[dict[str, Any]]],
     title: str,
@@ -99,12 +103,20 @@ def where_figure(
         f"white = as the {reference}",
         *notes,
     ]
+    head = TITLE_LINE * (1 + len(lines)) + 60  # the title block, then room for the first panels' titles
     fig.update_layout(
-        title={"text": title + "".join(f"<br><sup>{line}</sup>" for line in lines)},
+        # anchored at the top, so that the notes grow down into the margin sized for them, not into the panels
+        title={
+            "text": title + "".join(f"<br><sup>{line}</sup>" for line in lines),
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 16},
+        },
         width=560 * cols + 220,
-        height=560 * rows + 20 * len(lines),
+        height=560 * rows + head,
         template="plotly_white",
-        margin={"t": 130 + 20 * len(lines)},
+        margin={"t": head},
     )
     return fig
 
