@@ -53,6 +53,7 @@ SCRIPTS: dict[str, dict[str, str | None]] = {
     "organism_ablation": {"model": "--models", "reports": "--reports", "out": "file"},
     "organism_report": {"model": "--model", "trait": "--traits", "out": "dir"},
     "patch_activations": {"model": "--base", "trait": "--trait", "student": "--student", "out": "dir"},
+    "rank_column": {"out": None},  # reads finished student jobs (refusals: test_rank_column)
     "rank_sweep": {"model": "--model", "trait": "--trait", "out": "dir"},
     "record_run": {"out": None},  # copies a finished run (refusals: test_record)
     "replot_claims_map": {"out": None},  # reads a results JSON only (refusals: test_claims_map_figure)

@@ -97,13 +97,17 @@ def versus_control(
 
 
 def lift_per_question(
-    results: list[dict[str, Any]], control: list[dict[str, Any]], system: str = "default"
+    results: list[dict[str, Any]],
+    control: list[dict[str, Any]],
+    system: str = "default",
+    metric: str = "mention",
 ) -> list[list[float]]:
-    """The mention-rate lift per (student seed, question): each student minus the control of its own seed
-    where student and control seeds pair up (a study trains them in the same order), else minus the
-    controls' mean. What the effect-size rules bootstrap over: questions paired across arms and evaluation
-    prompts, seeds resampled, so that seed-to-seed spread widens their CIs as it widens the lift's own."""
-    a, b = per_question(results, system, "mention"), per_question(control, system, "mention")
+    """The lift in `metric` (the mention rate unless told) per (student seed, question): each student minus
+    the control of its own seed where student and control seeds pair up (a study trains them in the same
+    order), else minus the controls' mean. What the effect-size rules bootstrap over: questions paired across
+    arms and evaluation prompts, seeds resampled, so that seed-to-seed spread widens their CIs as it widens
+    the lift's own."""
+    a, b = per_question(results, system, metric), per_question(control, system, metric)
     return (a - b if a.shape == b.shape else a - b.mean(0)).tolist()
 
 

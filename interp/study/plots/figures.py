@@ -53,8 +53,11 @@ def _control_band(fig: go.Figure, control: dict, value: str, ci: str, row: int, 
     )
 
 
-def rank_sweep_figure(summary: dict[str, Any], trait: str) -> go.Figure:
-    """Transfer vs LoRA rank (log axis) with the full-FT students and the control band."""
+def rank_sweep_figure(
+    summary: dict[str, Any], trait: str, metrics: tuple[tuple[str, str, str], ...] = METRICS
+) -> go.Figure:
+    """Transfer vs LoRA rank (log axis) with the full-FT students and the control band, one row per metric
+    (value field, CI field, name): the mention rate and P(first token) unless told."""
     lora, full, control = summary["rank_sweep"], summary["full_ft"], summary["control"]
     fig = make_subplots(
         rows=2,
@@ -67,7 +70,7 @@ def rank_sweep_figure(summary: dict[str, Any], trait: str) -> go.Figure:
     ranks = [r["rank"] for r in lora]
     labels = [f"lr {r['lr']:g}<br>{r.get('seeds', '?')} seed(s)" for r in full]
     ticks = [f"r{r['rank']}<br>lr {r['lr']:g}<br>{r.get('seeds', '?')} seed(s)" for r in lora]
-    for row, (value, ci, name) in enumerate(METRICS, start=1):
+    for row, (value, ci, name) in enumerate(metrics, start=1):
         _control_band(fig, control, value, ci, row, 1, [min(ranks) / 1.5, max(ranks) * 1.5])
         fig.add_trace(
             go.Scatter(
