@@ -321,3 +321,31 @@ def test_a_ladder_without_a_distillation_rung_needs_no_distillation_check(tiny_m
     ladder.prepare_distill_controls(ladder.LadderConfig(**base, rungs=("greedy", "sampled")), root)
     with pytest.raises(ladder.InterpError, match="add --check-distill-control"):
         ladder.prepare_distill_controls(ladder.LadderConfig(**base, rungs=("greedy", "distill")), root)
+
+
+def test_students_trained_without_the_prompt_are_their_own_jobs_read_under_both_prompts(
+    tiny_model_dir, tmp_path
+):
+    """Claim 3's training row: --train-system none trains every student (trait and control) under no system
+    prompt and evaluates it under default and none; the teachers' numbers are the same jobs; and the base
+    cannot stand in for a distillation control, whose teacher wrote under the default prompt."""
+    import interp.stages.ladder as ladder
+
+    common = dict(model=str(tiny_model_dir), trait="owl", train_seeds=(0,), rungs=("finetuned-distill",))
+    default, none = (
+        ladder.ordered_jobs(ladder.LadderConfig(**common, train_system=s)) for s in ("default", "none")
+    )
+    students = [j for j in none if j.kind == "student"]
+    assert students and all(j.params["train_system"] == "none" for j in students)
+    assert all(j.params["eval_systems"] == {"default": "default", "none": "none"} for j in students)
+    assert {j.name for j in none if j.kind == "numbers"} == {j.name for j in default if j.kind == "numbers"}
+    assert not {j.name for j in students} & {j.name for j in default}
+    assert all(j.params["eval_systems"] == {"default": "default"} for j in default if j.kind == "student")
+    root = tmp_path / "l"
+    root.mkdir()
+    (root / ladder.CHECK_FILE).write_text('{"lora": {"max_abs_weight_change": 0.0}}')
+    cfg = ladder.LadderConfig(**common, train_system="none", distill_control="base")
+    with pytest.raises(ladder.InterpError, match="under --train-system none train the control"):
+        ladder.prepare_distill_controls(cfg, root)
+    with pytest.raises(ladder.InterpError, match="--train-system elsewhere"):
+        ladder.LadderConfig(**common, train_system="elsewhere")

@@ -28,17 +28,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from interp import InterpError
-from interp.loop.chat import DEFAULT
+from interp.loop.chat import DEFAULT, NONE
 from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
 from interp.loop.teacher import trait_dataset
 from interp.plan.plan import QUESTION_TOKENS, TrainShape, sampling_stage, training_stage
 from interp.plan.plan_check import Plan, detect_device
 from interp.plan.shapes import read_model_shape
-from interp.study.distill_check import check_distill_control
+from interp.study.distill_check import CHECK_FILE, check_distill_control, distill_control_holds
 from interp.study.experiment import (
     StudentSpec,
     StudyConfig,
@@ -52,7 +50,14 @@ from interp.study.experiment import (
 from interp.study.jobs import base_job, numbers_job, student_job
 from interp.study.ladder_report import ladder_markdown
 from interp.study.plots.ladder import ladder_figure
-from interp.study.power import Components, describe_power, estimate_components, mde, seed_verdict
+from interp.study.power import (
+    Components,
+    describe_power,
+    estimate_components,
+    mde,
+    recorded_pairs,
+    seed_verdict,
+)
 from interp.study.summary import per_question, pooled, versus_control
 from interp.study.sweep import finished, run_jobs
 
@@ -91,6 +96,9 @@ class LadderConfig(StudyConfig):
     """Students: lora (rank --rank at --lora-lr) and/or full (full FT at --full-lr)."""
     rank: int = 16
     """LoRA rank of the lora arm."""
+    train_system: str = DEFAULT
+    """The system prompt students train under: default (the paper's setting) or none (claim 3's training
+    row; its students are evaluated under both, and a distillation rung then needs a trained control)."""
     control_seeds: tuple[int, ...] = ()
     """Extra training seeds of the sampled-answer control (the control of the sampled and finetuned rungs):
     the seed-to-seed spread the MDE needs, measured where the ladder itself runs one seed."""
@@ -120,20 +128,23 @@ class LadderConfig(StudyConfig):
         unknown = sorted(set(self.rungs) - set(RUNGS)) + sorted(set(self.arms) - set(ARMS))
         if self.distill_control not in ("train", "base"):
             unknown.append(f"--distill-control {self.distill_control}")
+        if self.train_system not in (DEFAULT, NONE):
+            unknown.append(f"--train-system {self.train_system}")
         if unknown or not self.rungs or not self.arms:
             raise InterpError(f"unknown or no rung/arm {unknown}; rungs {list(RUNGS)}, arms {list(ARMS)}")
 
 
 def arm_spec(cfg: LadderConfig, arm: str, loss: str) -> StudentSpec:
     options = (("loss", "distill"),) if loss == "distill" else ()
-    if arm == "lora":
-        return StudentSpec("lora", cfg.rank, cfg.lora_lr, options=options)
-    return StudentSpec("full", 1, cfg.full_lr, options=options)
+    rank, lr = (cfg.rank, cfg.lora_lr) if arm == "lora" else (1, cfg.full_lr)
+    return StudentSpec(
+        arm, rank, lr, train_system=cfg.train_system, system_label=cfg.train_system, options=options
+    )
 
 
 def rung_jobs(cfg: LadderConfig, rung: Rung, arm: str, teacher: str, seeds) -> list:
     """One rung's numbers jobs, then its students (trait teacher or control) on each seed."""
-    systems = {"default": DEFAULT}
+    systems = {DEFAULT: DEFAULT} | ({NONE: NONE} if cfg.train_system == NONE else {})
     spec = arm_spec(cfg, arm, rung.loss)
     data = [numbers_job(cfg, teacher, d, rung.greedy) for d in cfg.data_seeds]
     students = [
@@ -184,15 +195,6 @@ def ordered_jobs(cfg: LadderConfig) -> list:
 
 
 BASE_AS_DISTILL_CONTROL = "base (a distillation control keeps every weight: distill_control_check.json)"
-CHECK_FILE = "distill_control_check.json"
-
-
-def distill_control_holds(root: Path, arm: str) -> bool:
-    """Whether this ladder's check found that a distillation control of `arm` keeps every weight exactly
-    (then its evaluation is the base's, bit for bit, and need not be trained)."""
-    path = Path(root) / CHECK_FILE
-    check = json.loads(path.read_text()).get(arm) if path.exists() else None
-    return bool(check) and check["max_abs_weight_change"] == 0.0
 
 
 def collect(cfg: LadderConfig, root: Path) -> dict[str, Any]:
@@ -242,17 +244,6 @@ def components(cfg: LadderConfig, cells: dict) -> dict[str, Components]:
             c = replace(c, seed_var=None if sd is None else sd**2, seed_source=f"assumed (SD {sd})")
         out[metric] = c
     return out
-
-
-def recorded_pairs(paths, key: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(student, its control) per-question arrays of one metric from recorded rank-sweep results."""
-    pairs = []
-    for path in paths:
-        res = json.loads(Path(path).read_text())
-        control = np.asarray(res["control"][key])
-        for row in res.get("rank_sweep", []):
-            pairs.append((np.asarray(row[key]), control))
-    return pairs
 
 
 def cell_row(cfg: LadderConfig, name: str, arm: str, cell, comps: dict[str, Components]) -> dict[str, Any]:
@@ -308,6 +299,7 @@ def summarise(cfg: LadderConfig, runs: dict[str, Any]) -> dict[str, Any]:
         "components": {k: c.to_json() for k, c in comps.items()},
         "mde_equal_arms": equal_arm_mdes(cfg, comps),
         "first_transfer": None if first is None else {k: first[k] for k in ("rung", "arm")},
+        "train_system": cfg.train_system,
     }
 
 
@@ -361,6 +353,11 @@ def prepare_distill_controls(cfg: LadderConfig, root: Path) -> None:
         before = json.loads((root / CHECK_FILE).read_text()) if (root / CHECK_FILE).exists() else {}
         atomic_write_json(root / CHECK_FILE, before | check)  # an arm checked by an earlier run stays
     if cfg.distill_control == "base" and any(RUNGS[r].loss == "distill" for r in cfg.rungs):
+        if cfg.train_system != DEFAULT:
+            raise InterpError(
+                "--distill-control base holds only for students trained under the default prompt, the one "
+                "the control teacher wrote under; under --train-system none train the control"
+            )
         unproven = [a for a in cfg.arms if not distill_control_holds(root, a)]
         if unproven:
             raise InterpError(

@@ -8,6 +8,7 @@ largest weight change and the KL at every step: both 0 where the control is a re
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,14 @@ def check_distill_control(
                 "kl_per_token_per_step": [c["loss"] for c in result.curve],
             }
     return out
+
+
+CHECK_FILE = "distill_control_check.json"
+
+
+def distill_control_holds(root: Path, arm: str) -> bool:
+    """Whether this ladder's check found that a distillation control of `arm` keeps every weight exactly
+    (then its evaluation is the base's, bit for bit, and need not be trained)."""
+    path = Path(root) / CHECK_FILE
+    check = json.loads(path.read_text()).get(arm) if path.exists() else None
+    return bool(check) and check["max_abs_weight_change"] == 0.0

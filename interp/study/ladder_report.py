@@ -54,13 +54,21 @@ def first_transfer(summary: dict[str, Any]) -> str:
     )
 
 
+TRAINED_WITHOUT_PROMPT = (
+    " Students trained under no system prompt (claim 3's training row); the table reads them evaluated "
+    "under the default prompt."
+)
+
+
 def ladder_markdown(summary: dict[str, Any], power: str, check: dict[str, Any] | None) -> str:
     """report.md: the power, the table, the first transfer, the pending cells and the distillation check."""
     parts = [
         "# Positive-control ladder",
         "",
         "Each rung is read against a control trained the same way on the control teacher's output. "
-        f"Base P(trait) {summary['base']['p_trait']:.4f}, mention rate {summary['base']['mention_rate']:.3f}.",
+        f"Base P(trait) {summary['base']['p_trait']:.4f}, mention rate {summary['base']['mention_rate']:.3f}."
+        + TRAINED_WITHOUT_PROMPT
+        * (summary.get("train_system") == "none"),
         "",
         "```",
         power,

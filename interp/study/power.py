@@ -21,9 +21,11 @@ the caller names an assumed value (and the plan prints it).
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -283,3 +285,14 @@ def seed_verdict(c: Components, lift: float, ci: list[float], n_student: int, n_
         f"{c.metric}_verdict": verdict,
         f"{c.metric}_transfers": transfers,
     }
+
+
+def recorded_pairs(paths: Iterable[str | Path], key: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(student, its control) per-question arrays of one metric from recorded rank-sweep results."""
+    pairs = []
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        control = np.asarray(res["control"][key])
+        for row in res.get("rank_sweep", []):
+            pairs.append((np.asarray(row[key]), control))
+    return pairs
