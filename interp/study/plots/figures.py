@@ -53,6 +53,25 @@ def _control_band(fig: go.Figure, control: dict, value: str, ci: str, row: int, 
     )
 
 
+def _full_ft_panel(fig: go.Figure, full: list, control: dict, metric: tuple, row: int, labels: list) -> None:
+    """The full-FT students of one metric's row, one marker per lr, over the control band."""
+    value, ci = metric
+    _control_band(fig, control, value, ci, row, 2, labels)
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=[r[value] for r in full],
+            error_y=_err(full, value, ci),
+            mode="markers",
+            marker={"size": 10, "color": "#d62728"},
+            name="full-FT student",
+            showlegend=row == 1,
+        ),
+        row=row,
+        col=2,
+    )
+
+
 def rank_sweep_figure(
     summary: dict[str, Any], trait: str, metrics: tuple[tuple[str, str, str], ...] = METRICS
 ) -> go.Figure:
@@ -86,20 +105,7 @@ def rank_sweep_figure(
             col=1,
         )
         if full:
-            _control_band(fig, control, value, ci, row, 2, labels)
-            fig.add_trace(
-                go.Scatter(
-                    x=labels,
-                    y=[r[value] for r in full],
-                    error_y=_err(full, value, ci),
-                    mode="markers",
-                    marker={"size": 10, "color": "#d62728"},
-                    name="full-FT student",
-                    showlegend=row == 1,
-                ),
-                row=row,
-                col=2,
-            )
+            _full_ft_panel(fig, full, control, (value, ci), row, labels)
         fig.update_yaxes(title_text=f"{name} ({trait})", row=row, col=1)
         fig.update_xaxes(
             type="log",
