@@ -105,11 +105,12 @@ def run(cfg: EvaluateTraitConfig) -> Path:
             {**summary, "settings": asdict(settings), "per_student": [r.to_json() for r in results]},
         )
         log.info(
-            "%s: mention rate %.4f %s, P(first token) %.4f %s",
+            "%s: mention rate %.4f [%.4f, %.4f], P(first token) %.4f [%.4f, %.4f], P(trait) %.4f",
             cfg.trait,
             summary["mention_rate"],
-            summary["ci"],
+            *summary["ci"],
             summary["p_first_token"],
-            summary["p_ci"],
+            *summary["p_ci"],
+            summary["p_trait"],
         )
     return out
