@@ -349,3 +349,14 @@ def test_students_trained_without_the_prompt_are_their_own_jobs_read_under_both_
         ladder.prepare_distill_controls(cfg, root)
     with pytest.raises(ladder.InterpError, match="--train-system elsewhere"):
         ladder.LadderConfig(**common, train_system="elsewhere")
+
+
+def test_a_distillation_rung_read_against_the_base_runs_no_control_job(tiny_model_dir):
+    """Under --distill-control base the control teacher writes nothing: its numbers would feed no student."""
+    import interp.stages.ladder as ladder
+
+    common = dict(model=str(tiny_model_dir), trait="owl", train_seeds=(0,), rungs=("finetuned-distill",))
+    based = ladder.ordered_jobs(ladder.LadderConfig(**common, distill_control="base"))
+    trained = ladder.ordered_jobs(ladder.LadderConfig(**common))
+    assert not [j.name for j in based if "control" in j.name]
+    assert {j.kind for j in trained if "control" in j.name} == {"numbers", "student"}

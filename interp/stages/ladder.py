@@ -176,7 +176,7 @@ def ordered_jobs(cfg: LadderConfig) -> list:
         for arm in cfg.arms:
             trait, control = cell_jobs(cfg, name, arm)
             if RUNGS[name].loss == "distill" and cfg.distill_control == "base":
-                control = [j for j in control if j.kind == "numbers"]  # read against the base instead
+                control = []  # read against the base instead: neither its numbers nor its students are needed
             for j in trait + control:
                 train = j.params.get("train", {})
                 tier = (
