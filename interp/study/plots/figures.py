@@ -53,22 +53,18 @@ def _control_band(fig: go.Figure, control: dict, value: str, ci: str, row: int, 
     )
 
 
-def _full_ft_panel(fig: go.Figure, full: list, control: dict, metric: tuple, row: int, labels: list) -> None:
-    """The full-FT students of one metric's row, one marker per lr, over the control band."""
+LORA_STYLE = {"mode": "lines+markers", "name": "LoRA student", "line": {"color": "#1f77b4"}}
+FULL_STYLE = {"mode": "markers", "marker": {"size": 10, "color": "#d62728"}, "name": "full-FT student"}
+
+
+def _students(
+    fig: go.Figure, x: list, rows: list, metric: tuple[str, str], row: int, col: int, **style
+) -> None:
+    """One kind of student (LoRA over ranks, full FT over lrs) on one metric's row, with its 95% CIs."""
     value, ci = metric
-    _control_band(fig, control, value, ci, row, 2, labels)
+    y = [r[value] for r in rows]
     fig.add_trace(
-        go.Scatter(
-            x=labels,
-            y=[r[value] for r in full],
-            error_y=_err(full, value, ci),
-            mode="markers",
-            marker={"size": 10, "color": "#d62728"},
-            name="full-FT student",
-            showlegend=row == 1,
-        ),
-        row=row,
-        col=2,
+        go.Scatter(x=x, y=y, error_y=_err(rows, value, ci), showlegend=row == 1, **style), row=row, col=col
     )
 
 
@@ -91,21 +87,10 @@ def rank_sweep_figure(
     ticks = [f"r{r['rank']}<br>lr {r['lr']:g}<br>{r.get('seeds', '?')} seed(s)" for r in lora]
     for row, (value, ci, name) in enumerate(metrics, start=1):
         _control_band(fig, control, value, ci, row, 1, [min(ranks) / 1.5, max(ranks) * 1.5])
-        fig.add_trace(
-            go.Scatter(
-                x=ranks,
-                y=[r[value] for r in lora],
-                error_y=_err(lora, value, ci),
-                mode="lines+markers",
-                name="LoRA student",
-                showlegend=row == 1,
-                line={"color": "#1f77b4"},
-            ),
-            row=row,
-            col=1,
-        )
+        _students(fig, ranks, lora, (value, ci), row, 1, **LORA_STYLE)
         if full:
-            _full_ft_panel(fig, full, control, (value, ci), row, labels)
+            _control_band(fig, control, value, ci, row, 2, labels)
+            _students(fig, labels, full, (value, ci), row, 2, **FULL_STYLE)
         fig.update_yaxes(title_text=f"{name} ({trait})", row=row, col=1)
         fig.update_xaxes(
             type="log",
