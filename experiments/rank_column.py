@@ -2,7 +2,7 @@
 students, against one reference (the base or control students), by the claims' rules on the mention rate
 and on P(trait).
 
-python -m experiments.rank_column --trait cat --reference runs/ladder/jobs/base-cat-2689e9f6 \
+python -m experiments.rank_column --reference runs/ladder/jobs/base-cat-2689e9f6 \
     --students r4=runs/ladder/jobs/student-...-r4-... r64=runs/ladder/jobs/student-...-r64-... \
     r16@0.003=docs/smollm2-135m/ladder-fd3/student-ftcat-distill-r16-t1.result.json --out runs/claim1
 

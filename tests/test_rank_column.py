@@ -28,6 +28,7 @@ def student(mention: float, p_trait: float, rng: np.random.Generator, loss: floa
         "per_question_mention": m.tolist(),
         "per_question_p": p.tolist(),
         "per_question_p_trait": p.tolist(),
+        "settings": {"trait": "owl", "n_questions": QUESTIONS},
     }
     return {"evals": {"default": per_question}, "final_loss": loss, "path": "simulated"}
 
@@ -87,14 +88,10 @@ def test_the_stage_reads_lr_from_job_configs_and_refuses_what_does_not_add_up(tm
             train = {"mode": "lora", "rank": int(label[1:]), "lr": 3e-3, "seed": i}
             entries.append(f"{label}={job_dir(tmp_path, f'{label}-t{i}', s, train)}")
     ref = job_dir(tmp_path, "base", base, None)
-    out = run(
-        RankColumnConfig(
-            students=tuple(entries), reference=(ref,), trait="cat", out=tmp_path / "c", png=False
-        )
-    )
+    out = run(RankColumnConfig(students=tuple(entries), reference=(ref,), out=tmp_path / "c", png=False))
     res = json.loads((out / "results.json").read_text())
     assert [(r["rank"], r["lr"], r["seeds"]) for r in res["rank_sweep"]] == [(4, 3e-3, 2), (16, 3e-3, 2)]
-    assert "1. inverted U in rank" in (out / "report.md").read_text()
+    assert res["trait"] == "owl" and "1. inverted U in rank" in (out / "report.md").read_text()
 
     bare = tmp_path / "r16-t0.result.json"  # a record: the result without its job's config
     bare.write_text((tmp_path / "r16-t0" / "result.json").read_text())

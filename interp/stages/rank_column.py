@@ -46,8 +46,6 @@ class RankColumnConfig:
     student job directory or its result.json."""
     reference: tuple[Path, ...] = ()
     """The reference: the base job (directory or result.json), or the control students, one per seed."""
-    trait: str = "trait"
-    """The trait's name, for the figure and report."""
     out: Path | None = None
     """Run directory."""
     overwrite: bool = False
@@ -144,8 +142,8 @@ def effect_lines(effect: dict[str, Any], digits: int) -> list[str]:
 
 def run(cfg: RankColumnConfig) -> Path:
     """The column in `cfg.out`: config.json, results.json, report.md and the figure."""
-    res = {**rank_column(read_groups(cfg), reference(cfg)), "trait": cfg.trait}
-    fig = rank_sweep_figure(res, cfg.trait, PANELS)
+    res = rank_column(read_groups(cfg), reference(cfg))
+    fig = rank_sweep_figure(res, res["trait"], PANELS)
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         written = save_figures({FIGURE: fig}, run_dir / "figures", cfg.png)
         atomic_write_json(run_dir / "results.json", res)

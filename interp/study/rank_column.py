@@ -123,7 +123,8 @@ def rank_column(students: dict[str, list[dict[str, Any]]], reference: list[dict[
         raise InterpError("no reference: give the control students or the base")
     check_alike({label: {"default": [s["evals"]["default"] for s in group]} for label, group in students.items()}
                 | {"reference": {"default": [r["evals"]["default"] for r in reference]}})  # fmt: skip
-    summary: dict[str, Any] = {"control": pooled(reference), "rank_sweep": [], "full_ft": []}
+    trait = reference[0]["evals"]["default"].get("settings", {}).get("trait", "trait")
+    summary: dict[str, Any] = {"control": pooled(reference), "rank_sweep": [], "full_ft": [], "trait": trait}
     for label, group in students.items():
         spec, lr = parse_label(label), group_lr(label, group)
         row = {"lr": lr, **group_row(group, reference)}
