@@ -46,6 +46,9 @@ def test_a_peak_at_the_middle_rank_holds_claim_1_and_a_rise_does_not():
     assert claim["effect_size"]["verdict"] == HELD and claim["effect_size"]["peak_rank"] == 16
     assert peak["claims"]["p_trait"]["inverted_u_in_rank"]["effect_size"]["verdict"] == HELD
     assert peak["rank_sweep"][1]["p_trait_diff"] == pytest.approx(0.04 - BASE[1], rel=0.1)
+    gap = peak["rank_gaps"]["p_trait"]["r64 - r16"]
+    assert gap[0] == pytest.approx(0.01 - 0.04, rel=0.1) and gap[2] < 0 and list(peak["rank_gaps"]["mention"]) == [
+        "r16 - r4", "r64 - r16"]  # fmt: skip
     rise = rank_column(*groups({"r4@1e-3": (0.10, 0.01), "r16@1e-3": (0.25, 0.02), "r64@1e-3": (0.40, 0.04)}))
     assert rise["claims"]["mention"]["inverted_u_in_rank"]["effect_size"]["verdict"] == NOT_HELD
 

@@ -113,13 +113,17 @@ def column_markdown(res: dict[str, Any], png: bool) -> str:
                 f"Each rule below reads the {METRIC_NAMES[metric]} lift where it says mention-rate lift.",
                 "",
             ]
+        digits = 3 if metric == "mention" else 4
+        gaps = res["rank_gaps"][metric]
+        lines += ["Each rank's lift minus the next lower rank's: " + "; ".join(
+            f"{k}: {_ci(v[0], v[1:], digits)}" for k, v in gaps.items()) + ".", ""]  # fmt: skip
         for name, claim in claims.items():
             effect = claim.get("effect_size", {})
             lines.append(
                 f"- {CLAIM_NAMES[name]}: **{claim['verdict']}** (rule: {claim['rule']}); by effect size: "
                 f"**{effect.get('verdict')}** ({effect.get('rule')})"
             )
-            lines += [f"  - {line}" for line in effect_lines(effect, 3 if metric == "mention" else 4)]
+            lines += [f"  - {line}" for line in effect_lines(effect, digits)]
         lines.append("")
     lines.append(figure_markdown(FIGURE, "figures", png))
     return "\n".join(lines) + "\n"

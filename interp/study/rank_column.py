@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
-from interp.study.claims import inverted_u, no_full_ft_transfer
+from interp.study.claims import inverted_u, lift_gap, no_full_ft_transfer
 from interp.study.eval_column import check_alike
 from interp.study.summary import lift_per_question, pooled, versus_control
 
@@ -136,6 +136,7 @@ def rank_column(students: dict[str, list[dict[str, Any]]], reference: list[dict[
     ranks = [r["rank"] for r in summary["rank_sweep"]]
     if len(set(ranks)) != len(ranks) or len(ranks) < 2:
         raise InterpError(f"claim 1 needs two or more distinct ranks, one group each; got ranks {ranks}")
+    summary["rank_gaps"] = rank_gaps(summary["rank_sweep"])
     summary["claims"] = {
         metric: {
             "inverted_u_in_rank": inverted_u(by_metric(summary, metric)),
@@ -144,3 +145,16 @@ def rank_column(students: dict[str, list[dict[str, Any]]], reference: list[dict[
         for metric in ("mention", "p_trait")
     }
     return summary
+
+
+def rank_gaps(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Per metric, each rank's lift minus the next lower rank's, (point, lo, hi): questions paired, seeds
+    resampled, as the effect-size rules compare lifts."""
+    keys = {"mention": "lift_per_question", "p_trait": "p_trait_lift_per_question"}
+    return {
+        metric: {
+            f"r{hi['rank']} - r{lo['rank']}": lift_gap(hi[key], lo[key])
+            for lo, hi in zip(rows[:-1], rows[1:], strict=True)
+        }
+        for metric, key in keys.items()
+    }
