@@ -359,6 +359,37 @@ where = json.loads((where_shift.run(where_cfg) / "results.json").read_text())
 for column in where["agreement"]:
     print(f"{column['method']} ({column['question']}): every student -> {column['every_student']}")""",
     ),
+    (
+        "md",
+        "## Claim 1 on a real model, from its recorded students\n"
+        "`rank_column` reads finished students (their result files, no weights) grouped by rank, against one "
+        "reference, and applies the claims' own rules on the mention rate and on P(trait): here SmolLM2's "
+        "LoRA students at ranks 4, 16 and 64 and its full-FT students on the transferring rung, 3 seeds each, "
+        "against the base (lab notebook run 16).",
+    ),
+    (
+        "code",
+        """from interp.stages import rank_column
+
+SM = Path("../docs/smollm2-135m")
+students = [
+    f"r{r}@0.003={SM}/claim1-fd/students/student-ftcat-distill-r{r}-t{t}.result.json" for r in (4, 64) for t in range(3)
+]
+students += [f"r16@0.003={SM}/ladder/student-ftcat-distill-r16-t0.result.json"]
+students += [f"r16@0.003={SM}/ladder-fd3/student-ftcat-distill-r16-t{t}.result.json" for t in (1, 2)]
+students += [f"full@3e-5={SM}/ladder-fd3/student-ftcat-distill-full-t{t}.result.json" for t in range(3)]
+column_cfg = rank_column.RankColumnConfig(
+    students=tuple(students),
+    reference=(SM / "claim1-fd/students/base.result.json",),
+    out=RUNS / "claim1-smollm2",
+    overwrite=True,
+    png=False,
+)
+column = json.loads((rank_column.run(column_cfg) / "results.json").read_text())
+for row in column["rank_sweep"]:
+    print(f"r{row['rank']}: P(cat) lift {row['p_trait_diff']:+.4f} {[round(x, 4) for x in row['p_trait_diff_ci']]}")
+print("inverted U (P(cat), effect size):", column["claims"]["p_trait"]["inverted_u_in_rank"]["effect_size"]["verdict"])""",
+    ),
 ]
 
 
