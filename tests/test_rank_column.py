@@ -110,6 +110,11 @@ def test_the_stage_reads_lr_from_job_configs_and_refuses_what_does_not_add_up(tm
     refused(tuple(entries[:2]), "two or more distinct ranks")
     refused((*entries, f"r64={tmp_path / 'nowhere'}"), "--students .*nowhere does not exist")
     refused((*entries, "r64"), "--students 'r64': write LABEL=PATH")
+    (tmp_path / "broken.result.json").write_text("{not json")
+    refused(
+        (*entries, f"r64@1e-3={tmp_path / 'broken.result.json'}"),
+        "--students .*broken.result.json is not JSON",
+    )
     refused((*entries, f"rank64={bare}"), "write r<rank> or full")
     with pytest.raises(InterpError, match="--reference"):
         run(RankColumnConfig(students=tuple(entries), reference=(tmp_path / "nowhere",), out=tmp_path / "x"))

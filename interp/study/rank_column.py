@@ -30,7 +30,8 @@ METRIC_FIELDS = ("diff", "diff_ci")
 
 
 def parse_label(label: str) -> dict[str, Any]:
-    """("lora", rank, lr or None) from "r16", "r16@0.003", "full" or "full@3e-5"."""
+    """The group's mode, rank (None for full FT) and lr (None where the label gives none) from "r16",
+    "r16@0.003", "full" or "full@3e-5"."""
     m = LABEL.match(label)
     if not m:
         raise InterpError(
@@ -51,7 +52,10 @@ def read_student(path: str | Path) -> dict[str, Any]:
     result_file = path / "result.json" if path.is_dir() else path
     if not result_file.exists():
         raise InterpError(f"{path} does not exist or holds no result.json (a finished job directory?)")
-    result = json.loads(result_file.read_text())
+    try:
+        result = json.loads(result_file.read_text())
+    except json.JSONDecodeError as e:
+        raise InterpError(f"{result_file} is not JSON ({e.msg}, line {e.lineno})") from None
     if "evals" not in result:
         raise InterpError(f"{result_file} has no evaluations (a student or base job's result.json?)")
     config = result_file.parent / "config.json"  # a job's own, only beside its result.json
