@@ -22,6 +22,7 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
+from interp.study.ladder_report import ci_text
 from interp.study.plots.figures import rank_sweep_figure
 from interp.study.plots.heatmaps import save_figures
 from interp.study.rank_column import rank_column, read_student
@@ -83,7 +84,8 @@ def reference(cfg: RankColumnConfig) -> list[dict[str, Any]]:
 
 
 def _ci(v: float, ci: list[float], digits: int) -> str:
-    return f"{v:+.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    """A lift and its CI, as the ladder's report writes them."""
+    return f"{v:+.{digits}f} {ci_text(ci, f'.{digits}f')}"
 
 
 def column_markdown(res: dict[str, Any], png: bool) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def _ci(lo_hi: list[float], fmt: str) -> str:
+def ci_text(lo_hi: list[float], fmt: str) -> str:
+    """A 95% CI as [lo, hi] in `fmt`."""
     return f"[{lo_hi[0]:{fmt}}, {lo_hi[1]:{fmt}}]"
 
 
@@ -18,7 +19,7 @@ def _mde(row: dict[str, Any], metric: str, fmt: str) -> str:
 def _seed(row: dict[str, Any], metric: str, fmt: str) -> str:
     """The verdict, and the CI with the seed spread in it where that spread is measured."""
     seed_ci = row.get(f"{metric}_seed_ci")
-    with_seeds = f"; with the seed spread {_ci(seed_ci, fmt)}" if seed_ci else ""
+    with_seeds = f"; with the seed spread {ci_text(seed_ci, fmt)}" if seed_ci else ""
     return f" ({row[f'{metric}_verdict']}{with_seeds})"
 
 
@@ -30,8 +31,8 @@ def ladder_table(summary: dict[str, Any]) -> str:
     )
     rows = []
     for r in summary["rows"]:
-        p = f"{r['p_trait_diff']:+.4f} {_ci(r['p_trait_diff_ci'], '.4f')}{_seed(r, 'p_trait', '.4f')}"
-        m = f"{r['mention_diff']:+.3f} {_ci(r['mention_diff_ci'], '.3f')}{_seed(r, 'mention', '.3f')}"
+        p = f"{r['p_trait_diff']:+.4f} {ci_text(r['p_trait_diff_ci'], '.4f')}{_seed(r, 'p_trait', '.4f')}"
+        m = f"{r['mention_diff']:+.3f} {ci_text(r['mention_diff_ci'], '.3f')}{_seed(r, 'mention', '.3f')}"
         rows.append(
             f"| {r['rung']} | {r['arm']} ({r['lr']:g}) | {r['seeds']} / {r['control_seeds']} "
             f"| {r['student']['p_trait']:.4f} / {r['control']['p_trait']:.4f} | {p} | {_mde(r, 'p_trait', '.4f')} "
