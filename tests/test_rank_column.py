@@ -73,6 +73,26 @@ def test_full_ft_far_below_lora_holds_claim_2_by_effect_size():
     assert near["claims"]["p_trait"]["no_transfer_under_full_ft"]["effect_size"]["verdict"] == NOT_HELD
 
 
+def test_the_figure_names_its_reference_the_base_or_the_control():
+    """A reference that was never trained (no final loss) is the base; the figure's band says which, and the
+    full-FT panel draws it across the panel even at one lr."""
+    from interp.stages.rank_column import PANELS
+    from interp.study.plots.figures import rank_sweep_figure
+
+    students, controls = groups({"r4@1e-3": (0.10, 0.01), "r16@1e-3": (0.40, 0.04), "full@2e-5": (0.1, 0.01)})
+    base = [{"evals": controls[0]["evals"], "path": "simulated"}]
+    for reference, name in ((controls, "control"), (base, "base")):
+        res = rank_column(students, reference)
+        assert res["reference"] == name
+        fig = rank_sweep_figure(res, "owl", PANELS, reference=res["reference"])
+        legend = {t.name for t in fig.data}
+        assert {name, f"{name} 95% CI"} <= legend and not {"control", "base"} - {name} & legend
+        # the P(trait) row's full-FT panel is the figure's fourth subplot
+        full_panel = [(s.type, s.y0) for s in fig.layout.shapes if s.xref == "x4 domain"]
+        ref = res["control"]
+        assert full_panel == [("rect", ref["p_trait_ci"][0]), ("line", ref["p_trait"])]
+
+
 def job_dir(root: Path, name: str, result: dict, train: dict | None) -> Path:
     """A finished job directory as a study writes it: result.json, and config.json with its training."""
     d = root / name

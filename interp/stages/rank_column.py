@@ -100,7 +100,7 @@ def column_markdown(res: dict[str, Any], png: bool) -> str:
     lines = [
         "# Claims 1 and 2 from finished students",
         "",
-        f"Reference: {ref['seeds']} seed(s), P({res['trait']}) {ref['p_trait']:.4f}, mention rate "
+        f"Reference ({res['reference']}): {ref['seeds']} seed(s), P({res['trait']}) {ref['p_trait']:.4f}, mention rate "
         f"{ref['mention_rate']:.3f}. Lifts are over the reference, with 95% CIs over seeds and questions.",
         "",
         f"| student | lr | seeds | P({res['trait']}) | P({res['trait']}) lift | mention rate | mention-rate lift | final loss |",
@@ -149,7 +149,7 @@ def effect_lines(effect: dict[str, Any], digits: int) -> list[str]:
 def run(cfg: RankColumnConfig) -> Path:
     """The column in `cfg.out`: config.json, results.json, report.md and the figure."""
     res = rank_column(read_groups(cfg), reference(cfg))
-    fig = rank_sweep_figure(res, res["trait"], PANELS)
+    fig = rank_sweep_figure(res, res["trait"], PANELS, reference=res["reference"])
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         written = save_figures({FIGURE: fig}, run_dir / "figures", cfg.png)
         atomic_write_json(run_dir / "results.json", res)

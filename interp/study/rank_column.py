@@ -129,6 +129,8 @@ def rank_column(students: dict[str, list[dict[str, Any]]], reference: list[dict[
                 | {"reference": {"default": [r["evals"]["default"] for r in reference]}})  # fmt: skip
     trait = reference[0]["evals"]["default"].get("settings", {}).get("trait", "trait")
     summary: dict[str, Any] = {"control": pooled(reference), "rank_sweep": [], "full_ft": [], "trait": trait}
+    trained = any("final_loss" in r for r in reference)  # control students were trained; the base was not
+    summary["reference"] = "control" if trained else "base"
     for label, group in students.items():
         spec, lr = parse_label(label), group_lr(label, group)
         row = {"lr": lr, **group_row(group, reference)}

@@ -23,7 +23,9 @@ def _err(rows: list[dict], value: str, ci: str) -> dict:
     }
 
 
-def _control_band(fig: go.Figure, control: dict, value: str, ci: str, row: int, col: int, x: list) -> None:
+def _control_band(
+    fig: go.Figure, control: dict, value: str, ci: str, row: int, col: int, x: list, name: str = "control"
+) -> None:
     fig.add_trace(
         go.Scatter(
             x=x + x[::-1],
@@ -32,7 +34,7 @@ def _control_band(fig: go.Figure, control: dict, value: str, ci: str, row: int, 
             fillcolor="rgba(120,120,120,0.2)",
             mode="lines",  # plotly's default would mark the band's corners
             line={"width": 0},
-            name="control 95% CI",
+            name=f"{name} 95% CI",
             showlegend=row == 1 and col == 1,
             hoverinfo="skip",
         ),
@@ -45,12 +47,21 @@ def _control_band(fig: go.Figure, control: dict, value: str, ci: str, row: int, 
             y=[control[value]] * len(x),
             mode="lines",
             line={"dash": "dash", "color": "gray"},
-            name="control",
+            name=name,
             showlegend=row == 1 and col == 1,
         ),
         row=row,
         col=col,
     )
+
+
+def _reference_shapes(fig: go.Figure, control: dict, value: str, ci: str, row: int, col: int) -> None:
+    """The reference's band and line across a whole panel, for a categorical axis where a trace over its
+    few categories would have no width (one full-FT lr draws none at all); the legend is the LoRA panel's."""
+    fig.add_hrect(y0=control[ci][0], y1=control[ci][1], fillcolor="rgba(120,120,120,0.2)", line_width=0,
+                  row=row, col=col, exclude_empty_subplots=False)  # fmt: skip
+    fig.add_hline(y=control[value], line={"dash": "dash", "color": "gray"}, row=row, col=col,
+                  exclude_empty_subplots=False)  # fmt: skip
 
 
 LORA_STYLE = {"mode": "lines+markers", "name": "LoRA student", "line": {"color": "#1f77b4"}}
@@ -69,10 +80,14 @@ def _students(
 
 
 def rank_sweep_figure(
-    summary: dict[str, Any], trait: str, metrics: tuple[tuple[str, str, str], ...] = METRICS
+    summary: dict[str, Any],
+    trait: str,
+    metrics: tuple[tuple[str, str, str], ...] = METRICS,
+    reference: str = "control",
 ) -> go.Figure:
-    """Transfer vs LoRA rank (log axis) with the full-FT students and the control band, one row per metric
-    (value field, CI field, name): the mention rate and P(first token) unless told."""
+    """Transfer vs LoRA rank (log axis) with the full-FT students and the band of what they are read against
+    (`reference`: the control students unless told, e.g. the base), one row per metric (value field, CI
+    field, name): the mention rate and P(first token) unless told."""
     lora, full, control = summary["rank_sweep"], summary["full_ft"], summary["control"]
     fig = make_subplots(
         rows=2,
@@ -86,10 +101,10 @@ def rank_sweep_figure(
     labels = [f"lr {r['lr']:g}<br>{r.get('seeds', '?')} seed(s)" for r in full]
     ticks = [f"r{r['rank']}<br>lr {r['lr']:g}<br>{r.get('seeds', '?')} seed(s)" for r in lora]
     for row, (value, ci, name) in enumerate(metrics, start=1):
-        _control_band(fig, control, value, ci, row, 1, [min(ranks) / 1.5, max(ranks) * 1.5])
+        _control_band(fig, control, value, ci, row, 1, [min(ranks) / 1.5, max(ranks) * 1.5], reference)
         _students(fig, ranks, lora, (value, ci), row, 1, **LORA_STYLE)
         if full:
-            _control_band(fig, control, value, ci, row, 2, labels)
+            _reference_shapes(fig, control, value, ci, row, 2)
             _students(fig, labels, full, (value, ci), row, 2, **FULL_STYLE)
         fig.update_yaxes(title_text=f"{name} ({trait})", row=row, col=1)
         fig.update_xaxes(
@@ -101,7 +116,7 @@ def rank_sweep_figure(
             col=1,
         )
     fig.update_layout(
-        title=f"Subliminal transfer of '{trait}' vs LoRA rank (control: {control.get('seeds', '?')} seed(s); "
+        title=f"Subliminal transfer of '{trait}' vs LoRA rank ({reference}: {control.get('seeds', '?')} seed(s); "
         f"{len(control.get('per_question_mention') or []) or '?'} questions)",
         **{"height": 650, "width": 950, "template": "plotly_white"},
     )
