@@ -44,6 +44,7 @@ SCRIPTS: dict[str, dict[str, str | None]] = {
     "claims_map": {"model": "--model", "trait": "--trait", "out": "dir"},
     "context_matrix": {"model": "--model", "trait": "--trait", "out": "dir"},
     "divergence": {"model": "--model", "trait": "--trait", "out": "dir"},
+    "context_grid": {"out": None},  # reads eval_column runs (refusals: test_eval_column)
     "eval_column": {"out": None},  # reads evaluate_trait runs (refusals: test_eval_column)
     "evaluate_trait": {"model": "--model", "trait": "--trait", "student": "--students", "out": "dir"},
     "fetch_model": {"out": None},  # a model name and a wheel (refusals: test_real_models)

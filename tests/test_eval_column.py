@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from interp import InterpError
-from interp.study.claims import HELD, NOT_HELD
+from interp.study.claims import HELD, NOT_HELD, UNRESOLVED
 from interp.study.eval_column import evaluation_column, read_evaluations
 
 QUESTIONS = 50
@@ -100,3 +100,59 @@ def test_the_stage_writes_the_column_and_refuses_runs_that_do_not_compare(tmp_pa
         EvalColumnConfig(**runs)
     with pytest.raises(InterpError, match="^--reference-default .* does not exist"):
         run(EvalColumnConfig(**{**runs, "reference_default": tmp_path / "missing"}, out=tmp_path / "c4"))
+
+
+def columns(none_trained_lift: float, seed: int = 3) -> dict[str, dict]:
+    """A default-trained column lifting 0.20 with the prompt and none without, and a column of students
+    trained under no prompt lifting `none_trained_lift` under both, each against its own reference."""
+    rng = np.random.default_rng(seed)
+    ref = lambda: {"default": evals(0.05, 3, rng), "none": evals(0.05, 3, rng)}  # noqa: E731
+    rate = 0.05 + none_trained_lift
+    settings = {"trait": "cat", "n_questions": QUESTIONS}
+    default = evaluation_column({"default": evals(0.25, 3, rng), "none": evals(0.05, 3, rng)}, ref())
+    none = evaluation_column({"default": evals(rate, 3, rng), "none": evals(rate, 3, rng)}, ref(), "none")
+    return {"default": {**default, "settings": settings}, "none": {**none, "settings": settings}}
+
+
+def test_the_grid_joins_the_columns_and_reads_the_training_row_against_the_default_trained_students():
+    from interp.study.eval_column import context_grid
+
+    grid = context_grid(columns(0.10))
+    assert [(c["train_system"], c["eval_system"]) for c in grid["cells"]] == [
+        ("default", "default"), ("default", "none"), ("none", "default"), ("none", "none")]  # fmt: skip
+    assert grid["claim"]["verdict"] == HELD  # the rule reads the default-trained column only
+    assert columns(0.10)["none"]["claim"]["verdict"] == UNRESOLVED  # ... which a none-trained one is not
+    row = grid["training_row"]["none"]
+    assert row["mention_lift"][0] == pytest.approx(0.10, abs=0.03)
+    assert row["fraction_of_default_trained"][0] == pytest.approx(0.5, abs=0.15)
+    assert row["fraction_of_default_trained"][1] < 0.5 < row["fraction_of_default_trained"][2]
+    assert context_grid(columns(0.0))["training_row"]["none"]["fraction_of_default_trained"][1] < 0 < 0.25
+
+
+def test_the_grid_refuses_columns_that_do_not_make_a_matrix(tmp_path: Path):
+    from interp.stages.context_grid import ContextGridConfig, run
+    from interp.study.eval_column import context_grid
+
+    cols = columns(0.1)
+    with pytest.raises(InterpError, match="one column per training prompt"):
+        context_grid({"a": cols["default"], "b": cols["default"]})
+    with pytest.raises(InterpError, match="default among them"):
+        context_grid({"none": cols["none"]})
+    other = {**cols["none"], "settings": {"trait": "owl", "n_questions": QUESTIONS}}
+    with pytest.raises(InterpError, match="differ in their settings"):
+        context_grid({"default": cols["default"], "none": other})
+    dirs = []
+    for name, col in cols.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(col))
+        dirs.append(tmp_path / name)
+    out = run(ContextGridConfig(columns=tuple(dirs), out=tmp_path / "grid", png=False))
+    report = (out / "report.md").read_text()
+    assert "Trained under 'none'" in report and (out / "figures" / "context_matrix.html").exists()
+    assert json.loads((out / "results.json").read_text())["claim"]["verdict"] == HELD
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InterpError, match="^--columns .*empty: no results.json"):
+        run(ContextGridConfig(columns=(dirs[0], tmp_path / "empty"), out=tmp_path / "g2", png=False))
+    assert not (tmp_path / "g2").exists()
+    with pytest.raises(InterpError, match="--out"):
+        ContextGridConfig(columns=tuple(dirs))

@@ -36,6 +36,9 @@ class EvalColumnConfig:
     """evaluate_trait run of the reference (the controls, or the base) under the default system prompt."""
     reference_none: Path | None = None
     """The reference under no system prompt."""
+    train_system: str = "default"
+    """The system prompt the students (and a trained reference) were trained under: default, or none for
+    claim 3's training row (join the columns with `experiments.context_grid`)."""
     out: Path | None = None
     """Run directory."""
     overwrite: bool = False
@@ -46,11 +49,16 @@ class EvalColumnConfig:
                    if getattr(self, f) is None]  # fmt: skip
         if missing:
             raise InterpError("eval_column needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        if not self.train_system.strip():
+            raise InterpError(
+                "--train-system must name the prompt the students trained under (default, none)"
+            )
 
 
 def column_markdown(column: dict[str, Any]) -> str:
     """The column as a table (one row per evaluation prompt) under claim 3's verdict."""
     claim = column["claim"]
+    effect = claim.get("effect_size", {})  # absent where the rule does not apply (not default-trained)
     rows = [
         f"| {c['eval_system']} | {c['mention_rate']:.3f} | {c['control_mention_rate']:.3f} | {c['lift']:+.3f} "
         f"[{c['mention_diff_ci'][0]:.3f}, {c['mention_diff_ci'][1]:.3f}] | {c['p_trait_diff']:+.4f} "
@@ -61,9 +69,11 @@ def column_markdown(column: dict[str, Any]) -> str:
         [
             "# Claim 3's evaluation column",
             "",
+            f"Students trained under the {column['cells'][0]['train_system']!r} system prompt.",
+            "",
             f"Transfer only with the default system prompt at evaluation: **{claim['verdict']}** (rule: "
-            f"{claim['rule']}); by effect size: **{claim['effect_size']['verdict']}** "
-            f"({claim['effect_size']['rule']}).",
+            f"{claim['rule']}); by effect size: **{effect.get('verdict', claim['verdict'])}** "
+            f"({effect.get('rule', claim['rule'])}).",
             "",
             "| evaluation prompt | students' mention rate | reference's | mention-rate lift [95% CI] | "
             "P(trait) lift [95% CI] |",
@@ -87,7 +97,7 @@ def run(cfg: EvalColumnConfig) -> Path:
     """The column in `cfg.out`: config.json, results.json and report.md."""
     student = {s: evaluations(cfg, "student", s) for s in ("default", "none")}
     reference = {s: evaluations(cfg, "reference", s) for s in ("default", "none")}
-    column = evaluation_column(student, reference)
+    column = evaluation_column(student, reference, cfg.train_system)
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         atomic_write_json(run_dir / "results.json", column)
         atomic_write_text(run_dir / "report.md", column_markdown(column))

@@ -10,6 +10,9 @@ job's does. It needs no training: a study's finished students are evaluated agai
         {"default": read_evaluations("runs/ctx/base-default"), "none": read_evaluations("runs/ctx/base-none")},
     )
     column["claim"]["verdict"], column["cells"]   # one cell per evaluation prompt
+
+Students trained under another prompt give another column (`train_system="none"`); `context_grid` joins
+the columns into the context matrix, its training row read against the default-trained students.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
-from interp.study.claims import needs_system_prompt
+from interp.study.claims import lift_fraction, needs_system_prompt
 from interp.study.summary import context_cells
 
 EvalsBySystem = dict[str, list[dict[str, Any]]]
@@ -70,16 +73,58 @@ def _as_results(evals: EvalsBySystem) -> list[dict[str, Any]]:
     return [{"evals": {s: evals[s][i] for s in evals}} for i in range(seeds.pop())]
 
 
-def evaluation_column(student: EvalsBySystem, reference: EvalsBySystem) -> dict[str, Any]:
+def evaluation_column(
+    student: EvalsBySystem, reference: EvalsBySystem, train_system: str = "default"
+) -> dict[str, Any]:
     """Cells (the student's lift over the reference under each evaluation prompt, mention rate and
-    P(trait), CIs over seeds and questions) and claim 3's verdict on them. Both sides need "default" and
-    "none"; a reference with one seed (the base) is compared with every student seed."""
+    P(trait), CIs over seeds and questions) and claim 3's verdict on them, with the evaluations' shared
+    settings. Both sides need "default" and "none"; a reference with one seed (the base) is compared with
+    every student seed. `train_system` is the prompt the students trained under: claim 3's rule reads the
+    default-trained column, so another column's verdict is "not resolved" until `context_grid` joins it
+    to one."""
     if set(student) != set(reference) or not {"default", "none"} <= set(student):
         raise InterpError(
             f"student and reference need the same evaluation prompts, with default and none; got "
             f"{sorted(student)} and {sorted(reference)}"
         )
     check_alike({"student": student, "reference": reference})
-    results = {("default", "trait"): _as_results(student), ("default", "control"): _as_results(reference)}
-    cells = context_cells(results, {s: s for s in student}, {"default": "default"})
-    return {"cells": cells, "claim": needs_system_prompt({"context_matrix": cells})}
+    results = {
+        (train_system, "trait"): _as_results(student),
+        (train_system, "control"): _as_results(reference),
+    }
+    cells = context_cells(results, {s: s for s in student}, {train_system: train_system})
+    first = student["default"][0].get("settings", {})
+    return {
+        "cells": cells,
+        "claim": needs_system_prompt({"context_matrix": cells}),
+        "settings": {k: first.get(k) for k in SAME},
+    }
+
+
+def context_grid(columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Claim 3's context matrix joined from `evaluation_column` results (label -> column), one per training
+    prompt: every cell; claim 3's verdict, whose rule reads the default-trained column; and the training
+    row: for each other training prompt, its students' lift under the default prompt at evaluation, and
+    that lift as a fraction of the default-trained students' (mention rate; questions paired, seeds
+    resampled). Each column is read against its own reference."""
+    cells = [c for col in columns.values() for c in col["cells"]]
+    trained = [c["train_system"] for c in cells if c["eval_system"] == "default"]
+    if len(set(trained)) != len(trained) or "default" not in trained:
+        raise InterpError(f"the grid needs one column per training prompt, default among them; got {trained}")
+    settings = {label: col.get("settings") for label, col in columns.items()}
+    if None in settings.values() or len({tuple(v.items()) for v in settings.values()}) > 1:
+        raise InterpError(f"the columns' evaluations differ in their settings (or do not say them), so their "
+                          f"cells do not compare: {settings}")  # fmt: skip
+    grid = {(c["train_system"], c["eval_system"]): c for c in cells}
+    with_prompt = grid[("default", "default")]["lift_per_question"]
+    row = {
+        train: {
+            "mention_lift": [c["lift"], *c["mention_diff_ci"]],
+            "p_trait_lift": [c["p_trait_diff"], *c["p_trait_diff_ci"]],
+            "fraction_of_default_trained": lift_fraction(c["lift_per_question"], with_prompt),
+        }
+        for (train, ev), c in grid.items()
+        if ev == "default" and train != "default"
+    }
+    claim = needs_system_prompt({"context_matrix": cells})
+    return {"cells": cells, "claim": claim, "training_row": row, "settings": next(iter(settings.values()))}
