@@ -4,6 +4,9 @@ the default system prompt at evaluation, each against a reference evaluated the 
 python -m experiments.eval_column --student-default runs/ctx/lora-default --student-none runs/ctx/lora-none \
     --reference-default runs/ctx/base-default --reference-none runs/ctx/base-none --out runs/ctx/lora
 
+python -m experiments.eval_column --student-jobs <trait students> --reference-jobs <control students> \
+    --train-system none --out runs/ctx/lora-none-trained     # jobs that were evaluated under both prompts
+
 The stage: `interp.stages.eval_column.run(cfg)`.
 """
 

@@ -156,3 +156,37 @@ def test_the_grid_refuses_columns_that_do_not_make_a_matrix(tmp_path: Path):
     assert not (tmp_path / "g2").exists()
     with pytest.raises(InterpError, match="--out"):
         ContextGridConfig(columns=tuple(dirs))
+
+
+def test_the_column_reads_finished_jobs_evaluated_under_both_prompts(tmp_path: Path):
+    """The ladder's --train-system none students carry both evaluations: the column reads them as they are."""
+    from interp.stages.eval_column import EvalColumnConfig, run
+
+    rng = np.random.default_rng(4)
+    s = {"trait": "cat", "n_questions": QUESTIONS, "samples_per_question": 20, "seed": 0}
+
+    def job(name: str, rate: float, systems=("default", "none")) -> Path:
+        (tmp_path / name).mkdir()
+        ev = {sys: {**evals(rate, 1, rng)[0], "settings": {**s, "system": sys}} for sys in systems}
+        (tmp_path / name / "result.json").write_text(json.dumps({"evals": ev, "final_loss": 0.01}))
+        return tmp_path / name
+
+    students = tuple(job(f"s{t}", 0.25) for t in range(3))
+    controls = tuple(job(f"c{t}", 0.05) for t in range(3))
+    out = run(EvalColumnConfig(student_jobs=students, reference_jobs=controls, train_system="none",
+                               out=tmp_path / "column"))  # fmt: skip
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    assert [(c["train_system"], c["eval_system"]) for c in cells] == [("none", "default"), ("none", "none")]
+    assert cells[0]["lift"] == pytest.approx(0.2, abs=0.04) and cells[0]["seeds"] == 3
+    base = job("base", 0.05, ("default",))
+    with pytest.raises(
+        InterpError, match="^--reference-jobs .*base was not evaluated under the system prompt 'none'"
+    ):
+        run(EvalColumnConfig(student_jobs=students, reference_jobs=(base,), out=tmp_path / "col2"))
+    assert not (tmp_path / "col2").exists()
+    with pytest.raises(InterpError, match="not both"):
+        EvalColumnConfig(
+            student_jobs=students, reference_jobs=controls, student_none=out, out=tmp_path / "col3"
+        )
+    with pytest.raises(InterpError, match="--reference-jobs"):
+        EvalColumnConfig(student_jobs=students, out=tmp_path / "col4")

@@ -8,7 +8,9 @@ evaluated the same way.
         out=Path("runs/ctx/lora"),
     ))
 
-Each input is an `experiments.evaluate_trait` run directory (one student per seed, pooled). The run
+Each input is an `experiments.evaluate_trait` run directory (one student per seed, pooled); or, with
+`student_jobs` and `reference_jobs`, finished jobs that were evaluated under both prompts when they ran
+(the ladder's `--train-system none` students and their controls), read without evaluating again. The run
 directory gets config.json, results.json (the cells, as the context matrix writes them, and claim 3's
 verdict under its rule) and report.md.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
-from interp.study.eval_column import evaluation_column, read_evaluations
+from interp.study.eval_column import evaluation_column, read_evaluations, read_job_evaluations
 
 
 @dataclass
@@ -36,6 +38,11 @@ class EvalColumnConfig:
     """evaluate_trait run of the reference (the controls, or the base) under the default system prompt."""
     reference_none: Path | None = None
     """The reference under no system prompt."""
+    student_jobs: tuple[Path, ...] = ()
+    """Instead of the four runs: finished student jobs (one per seed) whose result.json holds evaluations
+    under both prompts, as the ladder's `--train-system none` students do; nothing is evaluated again."""
+    reference_jobs: tuple[Path, ...] = ()
+    """With --student-jobs: the reference's jobs (the control students, or the base), evaluated likewise."""
     train_system: str = "default"
     """The system prompt the students (and a trained reference) were trained under: default, or none for
     claim 3's training row (join the columns with `experiments.context_grid`)."""
@@ -45,8 +52,14 @@ class EvalColumnConfig:
     """Replace an existing run directory."""
 
     def __post_init__(self) -> None:
-        missing = [f for f in ("student_default", "student_none", "reference_default", "reference_none", "out")
-                   if getattr(self, f) is None]  # fmt: skip
+        runs = ("student_default", "student_none", "reference_default", "reference_none")
+        jobs = ("student_jobs", "reference_jobs")
+        given = [f for f in (*runs, *jobs) if getattr(self, f)]
+        if any(f in jobs for f in given) and any(f in runs for f in given):
+            raise InterpError("give eval_column the four evaluate_trait runs or --student-jobs and "
+                              "--reference-jobs, not both")  # fmt: skip
+        needed = (*jobs, "out") if any(f in jobs for f in given) else (*runs, "out")
+        missing = [f for f in needed if not getattr(self, f)]
         if missing:
             raise InterpError("eval_column needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
         if not self.train_system.strip():
@@ -86,8 +99,10 @@ def column_markdown(column: dict[str, Any]) -> str:
 
 def evaluations(cfg: EvalColumnConfig, side: str, system: str) -> list[dict[str, Any]]:
     """One input's per-seed evaluations; a bad input is one error that names its flag."""
-    field = f"{side}_{system}"
+    field = f"{side}_jobs" if cfg.student_jobs else f"{side}_{system}"
     try:
+        if cfg.student_jobs:
+            return read_job_evaluations(getattr(cfg, field), system)
         return read_evaluations(getattr(cfg, field), system)
     except InterpError as e:
         raise InterpError(f"--{field.replace('_', '-')} {e}") from None

@@ -18,6 +18,7 @@ the columns into the context matrix, its training row read against the default-t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,23 @@ def read_evaluations(run_dir: str | Path, system: str | None = None) -> list[dic
     if system is not None and found != system:
         raise InterpError(f"{run_dir} was evaluated under the system prompt {found!r}, not {system!r}")
     return metrics["per_student"]
+
+
+def read_job_evaluations(jobs: Sequence[str | Path], system: str) -> list[dict[str, Any]]:
+    """The evaluations under `system` that finished student (or base) jobs wrote into their result.json,
+    one per job: the same schema as an evaluate_trait run's, with nothing evaluated again."""
+    out = []
+    for job in jobs:
+        path = Path(job) / "result.json" if Path(job).is_dir() else Path(job)
+        if not path.exists():
+            raise InterpError(f"{job} does not exist or holds no result.json (a finished job directory?)")
+        evals = json.loads(path.read_text()).get("evals", {})
+        if system not in evals:
+            raise InterpError(
+                f"{job} was not evaluated under the system prompt {system!r} (it has {sorted(evals)})"
+            )
+        out.append(evals[system])
+    return out
 
 
 SAME = ("trait", "category", "n_questions", "samples_per_question", "temperature", "seed")
