@@ -154,6 +154,9 @@ def test_the_grid_refuses_columns_that_do_not_make_a_matrix(tmp_path: Path):
     with pytest.raises(InterpError, match="^--columns .*empty: no results.json"):
         run(ContextGridConfig(columns=(dirs[0], tmp_path / "empty"), out=tmp_path / "g2", png=False))
     assert not (tmp_path / "g2").exists()
+    (tmp_path / "empty" / "results.json").write_text("{cells")
+    with pytest.raises(InterpError, match="^--columns .*results.json is not JSON"):
+        run(ContextGridConfig(columns=(dirs[0], tmp_path / "empty"), out=tmp_path / "g2", png=False))
     with pytest.raises(InterpError, match="--out"):
         ContextGridConfig(columns=tuple(dirs))
 

@@ -50,6 +50,17 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_json(path: Path, missing: str) -> Any:
+    """The JSON in `path`: one error where it is absent (`missing` says what was expected there) or where
+    it is not JSON."""
+    if not path.exists():
+        raise InterpError(missing)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InterpError(f"{path} is not JSON ({e.msg}, line {e.lineno})") from None
+
+
 def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     return atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 

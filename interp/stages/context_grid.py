@@ -13,13 +13,12 @@ the context matrix's figure, drawn as the main job draws it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from interp import InterpError
-from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
+from interp.loop.runs import atomic_write_json, atomic_write_text, read_json, run_directory
 from interp.study.eval_column import context_grid
 from interp.study.ladder_report import ci_text
 from interp.study.plots.figures import context_matrix_figure
@@ -50,13 +49,10 @@ class ContextGridConfig:
 
 def read_column(path: Path) -> dict[str, Any]:
     """An eval_column run's results; a bad input is one error that names --columns."""
-    results = Path(path) / "results.json"
-    if not results.exists():
-        raise InterpError(f"--columns {path}: no results.json (an experiments.eval_column run directory?)")
     try:
-        column = json.loads(results.read_text())
-    except json.JSONDecodeError as e:
-        raise InterpError(f"--columns {results} is not JSON ({e.msg}, line {e.lineno})") from None
+        column = read_json(Path(path) / "results.json", f"{path}: no results.json")
+    except InterpError as e:
+        raise InterpError(f"--columns {e} (an experiments.eval_column run directory?)") from None
     if "cells" not in column:
         raise InterpError(f"--columns {path} holds no cells (an experiments.eval_column run directory?)")
     return column

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
+from interp.loop.runs import read_json
 from interp.study.claims import lift_fraction, needs_system_prompt
 from interp.study.summary import context_cells
 
@@ -51,9 +52,8 @@ def read_job_evaluations(jobs: Sequence[str | Path], system: str) -> list[dict[s
     out = []
     for job in jobs:
         path = Path(job) / "result.json" if Path(job).is_dir() else Path(job)
-        if not path.exists():
-            raise InterpError(f"{job} does not exist or holds no result.json (a finished job directory?)")
-        evals = json.loads(path.read_text()).get("evals", {})
+        missing = f"{job} does not exist or holds no result.json (a finished job directory?)"
+        evals = read_json(path, missing).get("evals", {})
         if system not in evals:
             raise InterpError(
                 f"{job} was not evaluated under the system prompt {system!r} (it has {sorted(evals)})"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
+from interp.loop.runs import read_json
 from interp.study.claims import inverted_u, lift_gap, no_full_ft_transfer
 from interp.study.eval_column import check_alike
 from interp.study.summary import lift_per_question, pooled, versus_control
@@ -50,12 +51,9 @@ def read_student(path: str | Path) -> dict[str, Any]:
     config.json, its training settings. `path` is the job directory or a bare result.json (a record)."""
     path = Path(path)
     result_file = path / "result.json" if path.is_dir() else path
-    if not result_file.exists():
-        raise InterpError(f"{path} does not exist or holds no result.json (a finished job directory?)")
-    try:
-        result = json.loads(result_file.read_text())
-    except json.JSONDecodeError as e:
-        raise InterpError(f"{result_file} is not JSON ({e.msg}, line {e.lineno})") from None
+    result = read_json(
+        result_file, f"{path} does not exist or holds no result.json (a finished job directory?)"
+    )
     if "evals" not in result:
         raise InterpError(f"{result_file} has no evaluations (a student or base job's result.json?)")
     config = result_file.parent / "config.json"  # a job's own, only beside its result.json
