@@ -20,7 +20,7 @@ from typing import Any
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, read_json, run_directory
 from interp.study.eval_column import context_grid
-from interp.study.ladder_report import ci_text
+from interp.study.ladder_report import ci_text, lift_text
 from interp.study.plots.figures import context_matrix_figure
 from interp.study.plots.heatmaps import save_figures
 from interp.study.report import figure_markdown
@@ -58,16 +58,12 @@ def read_column(path: Path) -> dict[str, Any]:
     return column
 
 
-def _lift(v: list[float], digits: int) -> str:
-    return f"{v[0]:+.{digits}f} {ci_text(v[1:], f'.{digits}f')}"
-
-
 def grid_markdown(grid: dict[str, Any], png: bool) -> str:
     """The cells as one table, claim 3's verdict under its rule, and the training row."""
     claim, effect = grid["claim"], grid["claim"].get("effect_size", {})
     rows = [
         f"| {c['train_system']} | {c['eval_system']} | {c['mention_rate']:.3f} | {c['control_mention_rate']:.3f} "
-        f"| {_lift([c['lift'], *c['mention_diff_ci']], 3)} | {_lift([c['p_trait_diff'], *c['p_trait_diff_ci']], 4)} |"
+        f"| {lift_text(c['lift'], c['mention_diff_ci'], 3)} | {lift_text(c['p_trait_diff'], c['p_trait_diff_ci'], 4)} |"
         for c in grid["cells"]
     ]
     lines = [
@@ -90,7 +86,7 @@ def grid_markdown(grid: dict[str, Any], png: bool) -> str:
         kept = "undefined" if frac[0] is None else f"{frac[0]:.2f} {ci_text(frac[1:], '.2f')}"
         lines.append(
             f"- Trained under {train!r}, evaluated with the default prompt: mention-rate lift "
-            f"{_lift(r['mention_lift'], 3)}, P(trait) lift {_lift(r['p_trait_lift'], 4)}; its mention-rate "
+            f"{lift_text(r['mention_lift'][0], r['mention_lift'][1:], 3)}, P(trait) lift {lift_text(r['p_trait_lift'][0], r['p_trait_lift'][1:], 4)}; its mention-rate "
             f"lift is {kept} of the default-trained students' (questions paired, seeds resampled)."
         )
     return "\n".join([*lines, "", figure_markdown(FIGURE, "figures", png)]) + "\n"

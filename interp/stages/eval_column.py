@@ -24,6 +24,7 @@ from typing import Any
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
 from interp.study.eval_column import evaluation_column, read_evaluations, read_job_evaluations
+from interp.study.ladder_report import lift_text
 
 
 @dataclass
@@ -73,9 +74,8 @@ def column_markdown(column: dict[str, Any]) -> str:
     claim = column["claim"]
     effect = claim.get("effect_size", {})  # absent where the rule does not apply (not default-trained)
     rows = [
-        f"| {c['eval_system']} | {c['mention_rate']:.3f} | {c['control_mention_rate']:.3f} | {c['lift']:+.3f} "
-        f"[{c['mention_diff_ci'][0]:.3f}, {c['mention_diff_ci'][1]:.3f}] | {c['p_trait_diff']:+.4f} "
-        f"[{c['p_trait_diff_ci'][0]:.4f}, {c['p_trait_diff_ci'][1]:.4f}] |"
+        f"| {c['eval_system']} | {c['mention_rate']:.3f} | {c['control_mention_rate']:.3f} | "
+        f"{lift_text(c['lift'], c['mention_diff_ci'], 3)} | {lift_text(c['p_trait_diff'], c['p_trait_diff_ci'], 4)} |"
         for c in column["cells"]
     ]
     return "\n".join(

@@ -22,7 +22,7 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
-from interp.study.ladder_report import ci_text
+from interp.study.ladder_report import lift_text
 from interp.study.plots.figures import rank_sweep_figure
 from interp.study.plots.heatmaps import save_figures
 from interp.study.rank_column import rank_column, read_student
@@ -83,17 +83,12 @@ def reference(cfg: RankColumnConfig) -> list[dict[str, Any]]:
         raise InterpError(f"--reference {e}") from None
 
 
-def _ci(v: float, ci: list[float], digits: int) -> str:
-    """A lift and its CI, as the ladder's report writes them."""
-    return f"{v:+.{digits}f} {ci_text(ci, f'.{digits}f')}"
-
-
 def column_markdown(res: dict[str, Any], png: bool) -> str:
     """The groups as one table, then each claim's verdict under its rule on both metrics."""
     rows = [(f"LoRA r{r['rank']}", r) for r in res["rank_sweep"]] + [("full FT", r) for r in res["full_ft"]]
     table = [
-        f"| {name} | {r['lr']:g} | {r['seeds']} | {r['p_trait']:.4f} | {_ci(r['p_trait_diff'], r['p_trait_diff_ci'], 4)} | "
-        f"{r['mention_rate']:.3f} | {_ci(r['mention_diff'], r['mention_diff_ci'], 3)} | {r['final_loss']:.3f} |"
+        f"| {name} | {r['lr']:g} | {r['seeds']} | {r['p_trait']:.4f} | {lift_text(r['p_trait_diff'], r['p_trait_diff_ci'], 4)} | "
+        f"{r['mention_rate']:.3f} | {lift_text(r['mention_diff'], r['mention_diff_ci'], 3)} | {r['final_loss']:.3f} |"
         for name, r in rows
     ]
     ref = res["control"]
@@ -118,7 +113,7 @@ def column_markdown(res: dict[str, Any], png: bool) -> str:
         digits = 3 if metric == "mention" else 4
         gaps = res["rank_gaps"][metric]
         lines += ["Each rank's lift minus the next lower rank's: " + "; ".join(
-            f"{k}: {_ci(v[0], v[1:], digits)}" for k, v in gaps.items()) + ".", ""]  # fmt: skip
+            f"{k}: {lift_text(v[0], v[1:], digits)}" for k, v in gaps.items()) + ".", ""]  # fmt: skip
         for name, claim in claims.items():
             effect = claim.get("effect_size", {})
             lines.append(
@@ -136,7 +131,7 @@ def effect_lines(effect: dict[str, Any], digits: int) -> list[str]:
     gaps = {
         k: v for k, v in (effect.get("peak_minus_end") or {}).items() if k != str(effect.get("peak_rank"))
     }
-    out = [f"r{effect['peak_rank']} minus r{k}: {_ci(v[0], v[1:], digits)}" for k, v in gaps.items()]
+    out = [f"r{effect['peak_rank']} minus r{k}: {lift_text(v[0], v[1:], digits)}" for k, v in gaps.items()]
     frac = effect.get("fraction")
     if frac and frac[0] is not None:
         out.append(

@@ -11,6 +11,11 @@ def ci_text(lo_hi: list[float], fmt: str) -> str:
     return f"[{lo_hi[0]:{fmt}}, {lo_hi[1]:{fmt}}]"
 
 
+def lift_text(value: float, lo_hi: list[float], digits: int) -> str:
+    """A signed lift and its 95% CI, as the reports write them: +0.0387 [0.0324, 0.0462]."""
+    return f"{value:+.{digits}f} {ci_text(lo_hi, f'.{digits}f')}"
+
+
 def _mde(row: dict[str, Any], metric: str, fmt: str) -> str:
     """The MDE, marked ">=" where it is a floor (the seed spread unknown)."""
     return f"{'>=' if row.get(f'{metric}_mde_is_floor') else ''}{row[f'{metric}_mde']:{fmt}}"
