@@ -7,6 +7,9 @@ python -m experiments.eval_column --student-default runs/ctx/lora-default --stud
 python -m experiments.eval_column --student-jobs <trait students> --reference-jobs <control students> \
     --train-system none --out runs/ctx/lora-none-trained     # jobs that were evaluated under both prompts
 
+python -m experiments.eval_column --student-jobs ... --reference-jobs ... \
+    --eval-systems default none "other identity" --out ...    # jobs from a ladder run with --eval-systems
+
 The stage: `interp.stages.eval_column.run(cfg)`.
 """
 

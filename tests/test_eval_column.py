@@ -193,3 +193,40 @@ def test_the_column_reads_finished_jobs_evaluated_under_both_prompts(tmp_path: P
         )
     with pytest.raises(InterpError, match="--reference-jobs"):
         EvalColumnConfig(student_jobs=students, out=tmp_path / "col4")
+
+
+def test_the_column_reads_the_other_identity_where_the_jobs_were_evaluated_under_it(tmp_path: Path):
+    """--eval-systems adds a prompt the ladder's --eval-systems evaluated under: a cell per prompt, the lift
+    under the other identity recovered; a prompt some job lacks is one error naming its flag; the four
+    evaluate_trait runs hold default and none only."""
+    from interp.stages.eval_column import EvalColumnConfig, run
+
+    rng = np.random.default_rng(5)
+    s = {"trait": "cat", "n_questions": QUESTIONS, "samples_per_question": 20, "seed": 0}
+    rates = {"default": 0.25, "none": 0.15, "other identity": 0.45}
+
+    def job(name: str, shift: float, systems=tuple(rates)) -> Path:
+        (tmp_path / name).mkdir()
+        ev = {k: {**evals(rates[k] - shift, 1, rng)[0], "settings": {**s, "system": k}} for k in systems}
+        (tmp_path / name / "result.json").write_text(json.dumps({"evals": ev}))
+        return tmp_path / name
+
+    students = tuple(job(f"s{t}", 0.0) for t in range(3))
+    base = job("base", 0.1)
+    three = ("default", "none", "other identity")
+    out = run(EvalColumnConfig(student_jobs=students, reference_jobs=(base,), eval_systems=three,
+                               out=tmp_path / "column"))  # fmt: skip
+    cells = {c["eval_system"]: c for c in json.loads((out / "results.json").read_text())["cells"]}
+    assert set(cells) == set(three)
+    assert all(c["lift"] == pytest.approx(0.1, abs=0.05) for c in cells.values())
+    assert cells["other identity"]["mention_rate"] == pytest.approx(0.45, abs=0.05)
+    two = job("base2", 0.1, ("default", "none"))
+    with pytest.raises(
+        InterpError, match="^--reference-jobs .*base2 was not evaluated under .*'other identity'"
+    ):
+        run(EvalColumnConfig(student_jobs=students, reference_jobs=(two,), eval_systems=three,
+                             out=tmp_path / "col2"))  # fmt: skip
+    assert not (tmp_path / "col2").exists()
+    runs = {f"{side}_{k}": out for side in ("student", "reference") for k in ("default", "none")}
+    with pytest.raises(InterpError, match="needs --student-jobs"):
+        EvalColumnConfig(**runs, eval_systems=three, out=tmp_path / "col3")

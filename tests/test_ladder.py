@@ -360,3 +360,32 @@ def test_a_distillation_rung_read_against_the_base_runs_no_control_job(tiny_mode
     trained = ladder.ordered_jobs(ladder.LadderConfig(**common))
     assert not [j.name for j in based if "control" in j.name]
     assert {j.kind for j in trained if "control" in j.name} == {"numbers", "student"}
+
+
+def test_eval_systems_add_prompts_to_every_student_and_the_base_and_leave_other_names_alone(tiny_model_dir):
+    """--eval-systems "other identity" evaluates every student and the base under the model's other identity
+    too (its own default sentence with another name); without it the jobs are the ones recorded before it
+    existed; an unknown label is refused."""
+    import interp.stages.ladder as ladder
+    from interp.loop.chat import default_system_prompt
+    from interp.loop.identity import other_identity
+    from interp.loop.models import load_tokenizer
+    from interp.study.jobs import TRAINING_KEYS
+
+    common = dict(model=str(tiny_model_dir), trait="owl", train_seeds=(0,), rungs=("finetuned-distill",))
+    plain = ladder.LadderConfig(**common, distill_control="base")
+    other = ladder.LadderConfig(**common, distill_control="base", eval_systems=("other identity",))
+    text = other_identity(default_system_prompt(load_tokenizer(str(tiny_model_dir))))
+    assert text != "default" and ladder.eval_systems(plain) == {"default": "default"}
+    assert ladder.eval_systems(other) == {"default": "default", "other identity": text}
+    assert ladder.eval_systems(other, student=False) == ladder.eval_systems(other)
+    students = [j for j in ladder.ordered_jobs(other) if j.kind == "student"]
+    assert students and all(j.params["eval_systems"] == ladder.eval_systems(other) for j in students)
+    before = {j.name: j.params for j in ladder.ordered_jobs(plain) if j.kind == "student"}
+    assert not {j.name for j in students} & set(before)  # a job evaluated otherwise is another job ...
+    keys = TRAINING_KEYS  # ... trained exactly as before: the sweep reuses a finished twin's student
+    assert [{k: j.params[k] for k in keys} for j in students] == [
+        {k: p[k] for k in keys} for p in before.values()
+    ]
+    with pytest.raises(ladder.InterpError, match="--eval-systems elsewhere"):
+        ladder.LadderConfig(**common, eval_systems=("elsewhere",))

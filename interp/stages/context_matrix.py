@@ -47,17 +47,20 @@ def own_other_identity(model: str | None) -> str:
     return other_identity(default_system_prompt(load_tokenizer(model)))
 
 
-def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
-    other = cfg.other_identity
+def prompt_texts(
+    model: str | None, other: str | None = None, entity_free: str = ENTITY_FREE
+) -> dict[str, str]:
+    """Claim 3's four system prompts by label: the model's default, none, another identity (`other`, else
+    on an organism the first other identity its own world knows, on a real model its default sentence with
+    another name and maker) and an entity-free prompt."""
     if other is None:
-        org = load_organism(cfg.model)  # a real model: its own sentence with another name and maker
-        other = org.other_identity if org is not None else own_other_identity(cfg.model)
-    return {
-        "default": DEFAULT,
-        "none": NONE,
-        "other identity": other,
-        "entity-free": cfg.entity_free,
-    }
+        org = load_organism(model)
+        other = org.other_identity if org is not None else own_other_identity(model)
+    return {"default": DEFAULT, "none": NONE, "other identity": other, "entity-free": entity_free}
+
+
+def systems(cfg: ContextMatrixConfig) -> dict[str, str]:
+    return prompt_texts(cfg.model, cfg.other_identity, cfg.entity_free)
 
 
 def student_groups(cfg: ContextMatrixConfig, sys_map: dict[str, str]) -> dict[tuple[str, str], list[Job]]:

@@ -10,7 +10,9 @@ evaluated the same way.
 
 Each input is an `experiments.evaluate_trait` run directory (one student per seed, pooled); or, with
 `student_jobs` and `reference_jobs`, finished jobs that were evaluated under both prompts when they ran
-(the ladder's `--train-system none` students and their controls), read without evaluating again. The run
+(the ladder's `--train-system none` students and their controls), read without evaluating again, and
+under any further prompt they were evaluated under (`eval_systems`, e.g. the other identity of the
+ladder's `--eval-systems`). The run
 directory gets config.json, results.json (the cells, as the context matrix writes them, and claim 3's
 verdict under its rule) and report.md.
 """
@@ -44,6 +46,9 @@ class EvalColumnConfig:
     under both prompts, as the ladder's `--train-system none` students do; nothing is evaluated again."""
     reference_jobs: tuple[Path, ...] = ()
     """With --student-jobs: the reference's jobs (the control students, or the base), evaluated likewise."""
+    eval_systems: tuple[str, ...] = ("default", "none")
+    """With --student-jobs: the evaluation prompts to read, by the labels the jobs were evaluated under
+    (default and none, and e.g. "other identity" where the ladder ran with --eval-systems)."""
     train_system: str = "default"
     """The system prompt the students (and a trained reference) were trained under: default, or none for
     claim 3's training row (join the columns with `experiments.context_grid`)."""
@@ -63,6 +68,10 @@ class EvalColumnConfig:
         missing = [f for f in needed if not getattr(self, f)]
         if missing:
             raise InterpError("eval_column needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        if not self.student_jobs and set(self.eval_systems) != {"default", "none"}:
+            raise InterpError(
+                "--eval-systems beyond default and none needs --student-jobs and --reference-jobs"
+            )
         if not self.train_system.strip():
             raise InterpError(
                 "--train-system must name the prompt the students trained under (default, none)"
@@ -110,8 +119,8 @@ def evaluations(cfg: EvalColumnConfig, side: str, system: str) -> list[dict[str,
 
 def run(cfg: EvalColumnConfig) -> Path:
     """The column in `cfg.out`: config.json, results.json and report.md."""
-    student = {s: evaluations(cfg, "student", s) for s in ("default", "none")}
-    reference = {s: evaluations(cfg, "reference", s) for s in ("default", "none")}
+    student = {s: evaluations(cfg, "student", s) for s in cfg.eval_systems}
+    reference = {s: evaluations(cfg, "reference", s) for s in cfg.eval_systems}
     column = evaluation_column(student, reference, cfg.train_system)
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         atomic_write_json(run_dir / "results.json", column)

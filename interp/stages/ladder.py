@@ -30,29 +30,21 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.chat import DEFAULT, NONE
-from interp.loop.models import model_label
 from interp.loop.runs import atomic_write_json, atomic_write_text
-from interp.loop.teacher import trait_dataset
-from interp.plan.plan import QUESTION_TOKENS, TrainShape, sampling_stage, training_stage
-from interp.plan.plan_check import Plan, detect_device
-from interp.plan.shapes import read_model_shape
+from interp.stages.context_matrix import prompt_texts
 from interp.study.distill_check import CHECK_FILE, check_distill_control, distill_control_holds
 from interp.study.experiment import (
     StudentSpec,
     StudyConfig,
-    assumptions,
     check_inputs,
-    evaluation_shape,
-    numbers_shape,
     run_study,
-    train_shape,
 )
 from interp.study.jobs import base_job, numbers_job, student_job
+from interp.study.ladder_plan import ladder_plan, power_text
 from interp.study.ladder_report import ladder_markdown
 from interp.study.plots.ladder import ladder_figure
 from interp.study.power import (
     Components,
-    describe_power,
     estimate_components,
     mde,
     recorded_pairs,
@@ -83,6 +75,8 @@ RUNGS = {
     "finetuned-distill": Rung("finetuned", loss="distill"),
 }
 ARMS = ("lora", "full")
+EVAL_LABELS = ("none", "other identity", "entity-free")
+"""Claim 3's evaluation prompts besides the default (`interp.stages.context_matrix.prompt_texts`)."""
 METRICS = (("p_trait", "per_question_p_trait"), ("mention", "per_question_mention"))
 
 
@@ -99,6 +93,10 @@ class LadderConfig(StudyConfig):
     train_system: str = DEFAULT
     """The system prompt students train under: default (the paper's setting) or none (claim 3's training
     row; its students are evaluated under both, and a distillation rung then needs a trained control)."""
+    eval_systems: tuple[str, ...] = ()
+    """Further evaluation prompts of every student and the base, by claim 3's labels: none, "other
+    identity", entity-free (read with `experiments.eval_column --student-jobs`). The table reads the default
+    prompt; students are always evaluated under it, and under none too with --train-system none."""
     control_seeds: tuple[int, ...] = ()
     """Extra training seeds of the sampled-answer control (the control of the sampled and finetuned rungs):
     the seed-to-seed spread the MDE needs, measured where the ladder itself runs one seed."""
@@ -130,6 +128,7 @@ class LadderConfig(StudyConfig):
             unknown.append(f"--distill-control {self.distill_control}")
         if self.train_system not in (DEFAULT, NONE):
             unknown.append(f"--train-system {self.train_system}")
+        unknown += [f"--eval-systems {s}" for s in self.eval_systems if s not in EVAL_LABELS]
         if unknown or not self.rungs or not self.arms:
             raise InterpError(f"unknown or no rung/arm {unknown}; rungs {list(RUNGS)}, arms {list(ARMS)}")
 
@@ -142,9 +141,18 @@ def arm_spec(cfg: LadderConfig, arm: str, loss: str) -> StudentSpec:
     )
 
 
+def eval_systems(cfg: LadderConfig, student: bool = True) -> dict[str, str]:
+    """The prompts a student (or, `student=False`, the base) is evaluated under, label -> text: the
+    default; none for students trained without a prompt; then `cfg.eval_systems`. Without the latter the
+    jobs' names are those of the runs recorded before it existed."""
+    out = {DEFAULT: DEFAULT} | ({NONE: NONE} if student and cfg.train_system == NONE else {})
+    texts = prompt_texts(cfg.model) if cfg.eval_systems else {}
+    return out | {label: texts[label] for label in cfg.eval_systems}
+
+
 def rung_jobs(cfg: LadderConfig, rung: Rung, arm: str, teacher: str, seeds) -> list:
     """One rung's numbers jobs, then its students (trait teacher or control) on each seed."""
-    systems = {DEFAULT: DEFAULT} | ({NONE: NONE} if cfg.train_system == NONE else {})
+    systems = eval_systems(cfg)
     spec = arm_spec(cfg, arm, rung.loss)
     data = [numbers_job(cfg, teacher, d, rung.greedy) for d in cfg.data_seeds]
     students = [
@@ -200,7 +208,7 @@ BASE_AS_DISTILL_CONTROL = "base (a distillation control keeps every weight: dist
 def collect(cfg: LadderConfig, root: Path) -> dict[str, Any]:
     """The finished students of every cell (a cell with a trait student and a control is summarised; the
     others are pending), so that a ladder can be read while it runs."""
-    base = finished(root, base_job(cfg, {"default": DEFAULT}))
+    base = finished(root, base_job(cfg, eval_systems(cfg, student=False)))
     cells, pending = {}, []
     for name in cfg.rungs:
         for arm in cfg.arms:
@@ -219,7 +227,9 @@ def collect(cfg: LadderConfig, root: Path) -> dict[str, Any]:
 def run_rungs(cfg: LadderConfig, root: Path) -> dict[str, Any]:
     """Run every job (finished ones are skipped; `summarise_only` runs none), then collect the cells."""
     if not cfg.summarise_only:
-        run_jobs([base_job(cfg, {"default": DEFAULT}), *ordered_jobs(cfg)], root, cfg.executor_config)
+        run_jobs(
+            [base_job(cfg, eval_systems(cfg, student=False)), *ordered_jobs(cfg)], root, cfg.executor_config
+        )
     return collect(cfg, root)
 
 
@@ -303,46 +313,6 @@ def summarise(cfg: LadderConfig, runs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def ladder_plan(cfg: LadderConfig) -> Plan:
-    """The ladder's compute: each kind of run priced once, times how many distinct jobs of it there are
-    (a distilling student also runs its teacher forward: priced as a third more than its training)."""
-    shape = read_model_shape(cfg.model_dir)
-    device = detect_device(cfg.device, cfg.device_memory_gb, cfg.device_tflops)
-    jobs = ordered_jobs(cfg)
-    n_numbers = sum(j.kind == "numbers" for j in jobs)
-    n_finetuned = sum(j.kind == "numbers" and "finetuned" in j.params for j in jobs)
-    stages = [sampling_stage("teacher numbers", shape, numbers_shape(cfg), device.kind, n_numbers)]
-    if n_finetuned:
-        t = TrainShape("lora", 16, cfg.dtype, batch_size=8, prompt_tokens=QUESTION_TOKENS, answer_tokens=8)
-        t = replace(t, examples=len(trait_dataset(cfg.trait, cfg.category)))
-        stages.append(training_stage("fine-tuned teacher (LoRA r16)", shape, t, device.kind, n_finetuned))
-    for arm in cfg.arms:
-        students = [j for j in jobs if j.kind == "student" and j.params["train"]["mode"] == arm]
-        distilled = sum(j.params["train"].get("loss") == "distill" for j in students)
-        stage = training_stage(f"student {arm}", shape, train_shape(cfg, arm, cfg.rank), device.kind)
-        stages.append(
-            replace(stage, runs=len(students), flops=stage.flops * (1 + distilled / 3 / len(students)))
-        )
-    n_evals = 1 + sum(j.kind == "student" for j in jobs)
-    stages.append(sampling_stage("evaluation", shape, evaluation_shape(cfg), device.kind, n_evals))
-    return Plan(f"ladder on {model_label(cfg.model)}", shape, device, tuple(stages), assumptions(cfg))
-
-
-def power_text(cfg: LadderConfig, comps: dict[str, Components], plan: Plan | None = None) -> str:
-    """The power at the ladder's seeds, questions and samples; with a plan, the cheapest design that
-    reaches --target-p-trait, priced per seed as a LoRA student and its control, each trained and
-    evaluated (sampling time scales with samples)."""
-    cost = None
-    stages = {s.name: s for s in plan.stages} if plan else {}
-    if "student lora" in stages:
-        student = plan.seconds(stages["student lora"]) / max(stages["student lora"].runs, 1)
-        per_sample = plan.seconds(stages["evaluation"]) / max(stages["evaluation"].runs, 1)
-        per_sample /= cfg.samples_per_question
-        cost = lambda seeds, samples: 2 * seeds * (student + per_sample * samples)  # noqa: E731
-    seeds, q, k = len(cfg.train_seeds), cfg.n_questions, cfg.samples_per_question
-    return describe_power(comps, seeds, q, k, cfg.target_p_trait, cost)
-
-
 def prepare_distill_controls(cfg: LadderConfig, root: Path) -> None:
     """Under --check-distill-control, check on the model that a distillation control keeps every weight;
     under --distill-control base, refuse a distillation rung unless this run or an earlier one in --out
@@ -375,7 +345,7 @@ def run_ladder(cfg: LadderConfig, root: Path) -> dict:
 def run(cfg: LadderConfig) -> Path:
     """The ladder as a library call: checks, plan and power, every job, results.json and the figure."""
     check_inputs(cfg)
-    plan = ladder_plan(cfg)
+    plan = ladder_plan(cfg, ordered_jobs(cfg))
     if cfg.plan:
         sys.stdout.write(power_text(cfg, components(cfg, {}), plan) + "\n")
     root = run_study(cfg, "ladder", run_ladder, ladder_figure, plan=plan)
@@ -391,7 +361,7 @@ def write_report(cfg: LadderConfig, root: Path) -> Path:
     check = root / CHECK_FILE
     text = ladder_markdown(
         res,
-        power_text(cfg, comps, ladder_plan(cfg)),
+        power_text(cfg, comps, ladder_plan(cfg, ordered_jobs(cfg))),
         json.loads(check.read_text()) if check.exists() else None,
     )
     return atomic_write_text(root / "report.md", text)
