@@ -371,6 +371,7 @@ def test_eval_systems_add_prompts_to_every_student_and_the_base_and_leave_other_
     from interp.loop.identity import other_identity
     from interp.loop.models import load_tokenizer
     from interp.study.jobs import TRAINING_KEYS
+    from interp.study.ladder_plan import ladder_plan
 
     common = dict(model=str(tiny_model_dir), trait="owl", train_seeds=(0,), rungs=("finetuned-distill",))
     plain = ladder.LadderConfig(**common, distill_control="base")
@@ -387,5 +388,12 @@ def test_eval_systems_add_prompts_to_every_student_and_the_base_and_leave_other_
     assert [{k: j.params[k] for k in keys} for j in students] == [
         {k: p[k] for k in keys} for p in before.values()
     ]
+    runs = {  # the plan prices one evaluation per prompt, the base's included
+        c.eval_systems: next(
+            s.runs for s in ladder_plan(c, ladder.ordered_jobs(c)).stages if s.name == "evaluation"
+        )
+        for c in (plain, other)
+    }
+    assert runs == {(): 1 + len(students), ("other identity",): 2 * (1 + len(students))}
     with pytest.raises(ladder.InterpError, match="--eval-systems elsewhere"):
         ladder.LadderConfig(**common, eval_systems=("elsewhere",))

@@ -39,7 +39,10 @@ def ladder_plan(cfg: Any, jobs: list) -> Plan:
         stages.append(
             replace(stage, runs=len(students), flops=stage.flops * (1 + distilled / 3 / len(students)))
         )
-    n_evals = 1 + sum(j.kind == "student" for j in jobs)
+    # one evaluation per prompt: the base's (the default and --eval-systems) and each student's own
+    n_evals = (
+        1 + len(cfg.eval_systems) + sum(len(j.params["eval_systems"]) for j in jobs if j.kind == "student")
+    )
     stages.append(sampling_stage("evaluation", shape, evaluation_shape(cfg), device.kind, n_evals))
     return Plan(f"ladder on {model_label(cfg.model)}", shape, device, tuple(stages), assumptions(cfg))
 
