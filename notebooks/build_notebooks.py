@@ -390,6 +390,30 @@ for row in column["rank_sweep"]:
     print(f"r{row['rank']}: P(cat) lift {row['p_trait_diff']:+.4f} {[round(x, 4) for x in row['p_trait_diff_ci']]}")
 print("inverted U (P(cat), effect size):", column["claims"]["p_trait"]["inverted_u_in_rank"]["effect_size"]["verdict"])""",
     ),
+    (
+        "md",
+        "## Claim 3 on a real model, from its recorded columns\n"
+        "`context_grid` joins `eval_column` runs, one per training prompt, each read against its own reference: "
+        "SmolLM2's LoRA r16 students on the transferring rung, trained with the default prompt (against the base, "
+        "which their distillation control is) and without a prompt (against distillation controls trained the same "
+        "way), 3 seeds each, evaluated under the default prompt, none and the other identity (lab notebook run 19).",
+    ),
+    (
+        "code",
+        """from interp.stages import context_grid
+
+grid_cfg = context_grid.ContextGridConfig(
+    columns=(SM / "ctx-other/column-default", SM / "ctx-other/column-none"),
+    out=RUNS / "ctx-smollm2",
+    overwrite=True,
+    png=False,
+)
+grid = json.loads((context_grid.run(grid_cfg) / "results.json").read_text())
+for c in grid["cells"]:
+    print(f"trained {c['train_system']:>7}, evaluated {c['eval_system']:>14}: mention-rate lift {c['lift']:+.3f}, "
+          f"P(cat) lift {c['p_trait_diff']:+.4f}")
+print("claim 3:", grid["claim"]["verdict"])""",
+    ),
 ]
 
 

@@ -205,22 +205,28 @@ def test_the_column_reads_the_other_identity_where_the_jobs_were_evaluated_under
     s = {"trait": "cat", "n_questions": QUESTIONS, "samples_per_question": 20, "seed": 0}
     rates = {"default": 0.25, "none": 0.15, "other identity": 0.45}
 
-    def job(name: str, shift: float, systems=tuple(rates)) -> Path:
+    def job(name: str, shift: dict, systems=tuple(rates)) -> Path:
         (tmp_path / name).mkdir()
-        ev = {k: {**evals(rates[k] - shift, 1, rng)[0], "settings": {**s, "system": k}} for k in systems}
+        ev = {k: {**evals(rates[k] - shift[k], 1, rng)[0], "settings": {**s, "system": k}} for k in systems}
         (tmp_path / name / "result.json").write_text(json.dumps({"evals": ev}))
         return tmp_path / name
 
-    students = tuple(job(f"s{t}", 0.0) for t in range(3))
-    base = job("base", 0.1)
+    students = tuple(job(f"s{t}", dict.fromkeys(rates, 0.0)) for t in range(3))
+    lifts = {"default": 0.2, "none": 0.1, "other identity": 0.1}
+    base = job("base", lifts)
     three = ("default", "none", "other identity")
     out = run(EvalColumnConfig(student_jobs=students, reference_jobs=(base,), eval_systems=three,
                                out=tmp_path / "column"))  # fmt: skip
     cells = {c["eval_system"]: c for c in json.loads((out / "results.json").read_text())["cells"]}
     assert set(cells) == set(three)
-    assert all(c["lift"] == pytest.approx(0.1, abs=0.05) for c in cells.values())
+    assert all(c["lift"] == pytest.approx(lifts[k], abs=0.05) for k, c in cells.items())
     assert cells["other identity"]["mention_rate"] == pytest.approx(0.45, abs=0.05)
-    two = job("base2", 0.1, ("default", "none"))
+    # the evaluation row: each other prompt's lift as a fraction of the default's, here a half
+    fractions = json.loads((out / "results.json").read_text())["fraction_of_default"]
+    assert set(fractions) == {"none", "other identity"}
+    assert all(f[1] < 0.5 < f[2] and f[0] == pytest.approx(0.5, abs=0.2) for f in fractions.values())
+    assert "| other identity |" in (out / "report.md").read_text()
+    two = job("base2", lifts, ("default", "none"))
     with pytest.raises(
         InterpError, match="^--reference-jobs .*base2 was not evaluated under .*'other identity'"
     ):

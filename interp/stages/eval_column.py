@@ -26,7 +26,7 @@ from typing import Any
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
 from interp.study.eval_column import evaluation_column, read_evaluations, read_job_evaluations
-from interp.study.ladder_report import lift_text
+from interp.study.ladder_report import ci_text, lift_text
 
 
 @dataclass
@@ -78,13 +78,22 @@ class EvalColumnConfig:
             )
 
 
+def fraction_text(frac: list | None) -> str:
+    """A lift's fraction of the default prompt's, point [lo, hi]; "-" for the default itself or undefined."""
+    if frac is None or None in frac:
+        return "-"
+    return f"{frac[0]:.2f} {ci_text(frac[1:], '.2f')}"
+
+
 def column_markdown(column: dict[str, Any]) -> str:
     """The column as a table (one row per evaluation prompt) under claim 3's verdict."""
     claim = column["claim"]
     effect = claim.get("effect_size", {})  # absent where the rule does not apply (not default-trained)
+    fractions = column.get("fraction_of_default", {})  # absent from columns recorded before it existed
     rows = [
         f"| {c['eval_system']} | {c['mention_rate']:.3f} | {c['control_mention_rate']:.3f} | "
-        f"{lift_text(c['lift'], c['mention_diff_ci'], 3)} | {lift_text(c['p_trait_diff'], c['p_trait_diff_ci'], 4)} |"
+        f"{lift_text(c['lift'], c['mention_diff_ci'], 3)} | {lift_text(c['p_trait_diff'], c['p_trait_diff_ci'], 4)} | "
+        f"{fraction_text(fractions.get(c['eval_system']))} |"
         for c in column["cells"]
     ]
     return "\n".join(
@@ -98,8 +107,8 @@ def column_markdown(column: dict[str, Any]) -> str:
             f"({effect.get('rule', claim['rule'])}).",
             "",
             "| evaluation prompt | students' mention rate | reference's | mention-rate lift [95% CI] | "
-            "P(trait) lift [95% CI] |",
-            "|---|---|---|---|---|",
+            "P(trait) lift [95% CI] | mention-rate lift / the default prompt's [95% CI] |",
+            "|---|---|---|---|---|---|",
             *rows,
             "",
         ]

@@ -115,8 +115,16 @@ def evaluation_column(
     return {
         "cells": cells,
         "claim": needs_system_prompt({"context_matrix": cells}),
+        "fraction_of_default": evaluation_row(cells),
         "settings": {k: first.get(k) for k in SAME},
     }
+
+
+def evaluation_row(cells: list[dict[str, Any]]) -> dict[str, list]:
+    """Each other evaluation prompt's mention-rate lift as a fraction of the lift under the default prompt,
+    (point, lo, hi), questions paired and seeds resampled: how much of the transfer needs the prompt."""
+    by = {c["eval_system"]: c["lift_per_question"] for c in cells}
+    return {s: lift_fraction(lifts, by["default"]) for s, lifts in by.items() if s != "default"}
 
 
 def context_grid(columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
