@@ -12,9 +12,9 @@ Each input is an `experiments.evaluate_trait` run directory (one student per see
 `student_jobs` and `reference_jobs`, finished jobs that were evaluated under both prompts when they ran
 (the ladder's `--train-system none` students and their controls), read without evaluating again, and
 under any further prompt they were evaluated under (`eval_systems`, e.g. the other identity of the
-ladder's `--eval-systems`). The run
-directory gets config.json, results.json (the cells, as the context matrix writes them, and claim 3's
-verdict under its rule) and report.md.
+ladder's `--eval-systems`). The run directory gets config.json, results.json (the cells, as the context
+matrix writes them, claim 3's verdict under its rule, and each prompt's lift as a fraction of the default
+prompt's) and report.md.
 """
 
 from __future__ import annotations
