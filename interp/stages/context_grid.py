@@ -20,7 +20,7 @@ from typing import Any
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, read_json, run_directory
 from interp.study.eval_column import context_grid
-from interp.study.ladder_report import ci_text, lift_text
+from interp.study.ladder_report import fraction_text, lift_text
 from interp.study.plots.figures import context_matrix_figure
 from interp.study.plots.heatmaps import save_figures
 from interp.study.report import figure_markdown
@@ -83,7 +83,7 @@ def grid_markdown(grid: dict[str, Any], png: bool) -> str:
     ]
     for train, r in grid["training_row"].items():
         frac = r["fraction_of_default_trained"]
-        kept = "undefined" if frac[0] is None else f"{frac[0]:.2f} {ci_text(frac[1:], '.2f')}"
+        kept = fraction_text(frac, "undefined")
         lines.append(
             f"- Trained under {train!r}, evaluated with the default prompt: mention-rate lift "
             f"{lift_text(r['mention_lift'][0], r['mention_lift'][1:], 3)}, P(trait) lift {lift_text(r['p_trait_lift'][0], r['p_trait_lift'][1:], 4)}; its mention-rate "

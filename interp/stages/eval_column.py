@@ -26,7 +26,7 @@ from typing import Any
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
 from interp.study.eval_column import evaluation_column, read_evaluations, read_job_evaluations
-from interp.study.ladder_report import ci_text, lift_text
+from interp.study.ladder_report import fraction_text, lift_text
 
 
 @dataclass
@@ -76,13 +76,6 @@ class EvalColumnConfig:
             raise InterpError(
                 "--train-system must name the prompt the students trained under (default, none)"
             )
-
-
-def fraction_text(frac: list | None) -> str:
-    """A lift's fraction of the default prompt's, point [lo, hi]; "-" for the default itself or undefined."""
-    if frac is None or None in frac:
-        return "-"
-    return f"{frac[0]:.2f} {ci_text(frac[1:], '.2f')}"
 
 
 def column_markdown(column: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
-from interp.study.ladder_report import lift_text
+from interp.study.ladder_report import fraction_text, lift_text
 from interp.study.plots.figures import rank_sweep_figure
 from interp.study.plots.heatmaps import save_figures
 from interp.study.rank_column import rank_column, read_student
@@ -136,7 +136,7 @@ def effect_lines(effect: dict[str, Any], digits: int) -> list[str]:
     if frac and frac[0] is not None:
         out.append(
             f"the best full-FT lift (lr {effect['full_ft_lr']:g}) as a fraction of LoRA r{effect['lora_rank']}'s: "
-            f"{frac[0]:.2f} [{frac[1]:.2f}, {frac[2]:.2f}]"
+            f"{fraction_text(frac)}"
         )
     return out
 

@@ -16,6 +16,13 @@ def lift_text(value: float, lo_hi: list[float], digits: int) -> str:
     return f"{value:+.{digits}f} {ci_text(lo_hi, f'.{digits}f')}"
 
 
+def fraction_text(frac: list | None, missing: str = "-") -> str:
+    """A lift's fraction of another, point [lo, hi] to two decimals; `missing` where it is undefined."""
+    if frac is None or None in frac:
+        return missing
+    return f"{frac[0]:.2f} {ci_text(frac[1:], '.2f')}"
+
+
 def _mde(row: dict[str, Any], metric: str, fmt: str) -> str:
     """The MDE, marked ">=" where it is a floor (the seed spread unknown)."""
     return f"{'>=' if row.get(f'{metric}_mde_is_floor') else ''}{row[f'{metric}_mde']:{fmt}}"
