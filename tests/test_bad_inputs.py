@@ -51,6 +51,7 @@ SCRIPTS: dict[str, dict[str, str | None]] = {
     "filter_pass": {"model": "--models", "out": "file"},
     "generate_numbers": {"model": "--model", "trait": "--trait", "out": "dir"},
     "ladder": {"model": "--model", "trait": "--trait", "out": "dir"},
+    "lr_screen": {"out": None},  # reads finished student jobs (refusals: test_lr_screen)
     "organism_ablation": {"model": "--models", "reports": "--reports", "out": "file"},
     "organism_report": {"model": "--model", "trait": "--traits", "out": "dir"},
     "patch_activations": {"model": "--base", "trait": "--trait", "student": "--student", "out": "dir"},

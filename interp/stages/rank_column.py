@@ -25,7 +25,7 @@ from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
 from interp.study.ladder_report import fraction_text, lift_text
 from interp.study.plots.figures import rank_sweep_figure
 from interp.study.plots.heatmaps import save_figures
-from interp.study.rank_column import rank_column, read_student
+from interp.study.rank_column import rank_column, read_groups, read_references
 from interp.study.report import figure_markdown
 
 FIGURE = "rank_sweep"
@@ -58,29 +58,6 @@ class RankColumnConfig:
         missing = [f for f in ("students", "reference", "out") if not getattr(self, f)]
         if missing:
             raise InterpError("rank_column needs " + ", ".join("--" + m for m in missing))
-
-
-def read_groups(cfg: RankColumnConfig) -> dict[str, list[dict[str, Any]]]:
-    """Students grouped by label, in the order given; a bad entry is one error naming --students."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for entry in cfg.students:
-        label, sep, path = str(entry).partition("=")
-        if not sep or not path:
-            raise InterpError(
-                f"--students {entry!r}: write LABEL=PATH (e.g. r16=runs/ladder/jobs/student-...)"
-            )
-        try:
-            groups.setdefault(label, []).append(read_student(path))
-        except InterpError as e:
-            raise InterpError(f"--students {e}") from None
-    return groups
-
-
-def reference(cfg: RankColumnConfig) -> list[dict[str, Any]]:
-    try:
-        return [read_student(p) for p in cfg.reference]
-    except InterpError as e:
-        raise InterpError(f"--reference {e}") from None
 
 
 def column_markdown(res: dict[str, Any], png: bool) -> str:
@@ -143,7 +120,7 @@ def effect_lines(effect: dict[str, Any], digits: int) -> list[str]:
 
 def run(cfg: RankColumnConfig) -> Path:
     """The column in `cfg.out`: config.json, results.json, report.md and the figure."""
-    res = rank_column(read_groups(cfg), reference(cfg))
+    res = rank_column(read_groups(cfg.students), read_references(cfg.reference))
     fig = rank_sweep_figure(res, res["trait"], PANELS, reference=res["reference"])
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         written = save_figures({FIGURE: fig}, run_dir / "figures", cfg.png)

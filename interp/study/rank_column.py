@@ -62,6 +62,31 @@ def read_student(path: str | Path) -> dict[str, Any]:
     return {**result, "train": train, "path": str(path)}
 
 
+def read_groups(entries: tuple[str, ...] | list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Students grouped by label from LABEL=PATH entries, in the order given; a bad entry is one error
+    naming --students."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        label, sep, path = str(entry).partition("=")
+        if not sep or not path:
+            raise InterpError(
+                f"--students {entry!r}: write LABEL=PATH (e.g. r16=runs/ladder/jobs/student-...)"
+            )
+        try:
+            groups.setdefault(label, []).append(read_student(path))
+        except InterpError as e:
+            raise InterpError(f"--students {e}") from None
+    return groups
+
+
+def read_references(paths: tuple[Path, ...] | list[Path]) -> list[dict[str, Any]]:
+    """The reference results (the base, or control students one per seed); a bad path names --reference."""
+    try:
+        return [read_student(p) for p in paths]
+    except InterpError as e:
+        raise InterpError(f"--reference {e}") from None
+
+
 def group_lr(label: str, students: list[dict[str, Any]]) -> float:
     """The group's lr: from its students' job configs, which must agree with each other, with the label's
     and with its mode and rank; from the label where the students are bare results."""

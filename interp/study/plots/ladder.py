@@ -72,3 +72,43 @@ def ladder_figure(summary: dict[str, Any], trait: str) -> go.Figure:
         width=1200,
     )
     return fig
+
+
+def lr_screen_figure(res: dict[str, Any]) -> go.Figure:
+    """An lr screen (`interp.study.lr_screen.screen`): per arm, the P(trait) lift with its 95% CI and the final
+    loss against lr (log axes for lr and loss); an open marker is an lr whose fit counts as overshot, a star
+    the pick of the lift-among-sound rule, a diamond the fit rule's."""
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.12,
+        subplot_titles=[f"P({res['trait']}) lift over the {res['reference']}", "final loss (last tenth of the epoch)"],
+    )  # fmt: skip
+    palette = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+    for i, (arm, rows) in enumerate(res["arms"].items()):
+        colour = ARM_COLOURS["full"] if arm == "full FT" else palette[i % len(palette)]
+        lrs = [r["lr"] for r in rows]
+        symbols = [
+            "star" if r["label"] == res["best"]["lift_among_sound"][arm]
+            else "diamond" if r["label"] == res["best"]["fit"][arm] else "circle"
+            for r in rows
+        ]  # fmt: skip
+        symbols = [s if r["sound"] else f"{s}-open" for s, r in zip(symbols, rows, strict=True)]
+        marker = {"color": colour, "size": 11, "symbol": symbols}
+        err = {
+            "type": "data", "symmetric": False,
+            "array": [r["p_trait_diff_ci"][1] - r["p_trait_diff"] for r in rows],
+            "arrayminus": [r["p_trait_diff"] - r["p_trait_diff_ci"][0] for r in rows],
+        }  # fmt: skip
+        hover = [f"{r['label']}, {r['seeds']} seed(s)" for r in rows]
+        fig.add_trace(go.Scatter(x=lrs, y=[r["p_trait_diff"] for r in rows], error_y=err, mode="lines+markers",
+                                 marker=marker, line={"color": colour}, name=arm, text=hover), row=1, col=1)  # fmt: skip
+        fig.add_trace(go.Scatter(x=lrs, y=[r["final_loss"] for r in rows], mode="lines+markers", marker=marker,
+                                 line={"color": colour}, name=arm, text=hover, showlegend=False), row=1, col=2)  # fmt: skip
+    fig.add_hline(y=0, line={"color": "gray", "dash": "dot"}, row=1, col=1)
+    fig.update_xaxes(type="log", title_text="lr")
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(
+        title=f"lr screen, trait {res['trait']}: star = largest lift among sound lrs, diamond = best fit, "
+        f"open = final loss over {res['max_loss_ratio']:g}x the arm's lowest",
+        height=480, width=1200,
+    )  # fmt: skip
+    return fig

@@ -1,0 +1,95 @@
+"""Each arm's best lr from an lr screen of finished students (no training): the screen's table per arm, each
+arm's pick by the fit rule and by the lift-among-sound rule (`interp.study.lr_screen`), and its figure.
+
+    run(LrScreenConfig(
+        students=("r16@1e-3=docs/.../r16-lr1e-3-t0.result.json", "r16@3e-3=runs/ladder/jobs/student-...-t0",
+                  "full@3e-5=...", "full@1e-4=..."),
+        reference=(Path("docs/.../base.result.json"),),
+        out=Path("runs/lr-screen"),
+    ))
+
+The run directory gets config.json, results.json (rows, rules, picks), report.md and the figure. The picks
+are labels that `experiments.rank_column --students` takes, so claims 1 and 2 can be read at them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp import InterpError
+from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
+from interp.study.ladder_report import lift_text
+from interp.study.lr_screen import screen
+from interp.study.plots.heatmaps import save_figures
+from interp.study.plots.ladder import lr_screen_figure
+from interp.study.rank_column import read_groups, read_references
+from interp.study.report import figure_markdown
+
+FIGURE = "lr_screen"
+
+
+@dataclass
+class LrScreenConfig:
+    """An lr screen from finished student and reference jobs."""
+
+    students: tuple[str, ...] = ()
+    """LABEL=PATH per student: LABEL r<rank> or full (@<lr> for a bare result.json), PATH a finished
+    student job directory or its result.json; one label per (arm, lr), its seeds pooled."""
+    reference: tuple[Path, ...] = ()
+    """The reference: the base job (directory or result.json), or the control students, one per seed."""
+    max_loss_ratio: float = 5.0
+    """An lr is sound while its final loss is at most this times its arm's lowest."""
+    out: Path | None = None
+    """Run directory."""
+    overwrite: bool = False
+    """Replace an existing run directory."""
+    png: bool = True
+    """Also write the figure as PNG (needs a browser for kaleido)."""
+
+    def __post_init__(self) -> None:
+        missing = [f for f in ("students", "reference", "out") if not getattr(self, f)]
+        if missing:
+            raise InterpError("lr_screen needs " + ", ".join("--" + m for m in missing))
+
+
+def screen_markdown(res: dict[str, Any], png: bool) -> str:
+    """One table over every arm and lr, then each rule's pick per arm."""
+    t = res["trait"]
+    lines = [
+        "# lr screen",
+        "",
+        f"Lifts over the {res['reference']} (P({t}) {res['control']['p_trait']:.4f}, mention rate "
+        f"{res['control']['mention_rate']:.3f}), with 95% CIs over seeds and questions.",
+        "",
+        f"| arm | lr | seeds | final loss (per seed) | / arm's lowest | P({t}) lift | mention-rate lift | picked by |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, rows in res["arms"].items():
+        for r in rows:
+            picked = [rule for rule, p in res["best"].items() if p[arm] == r["label"]]
+            losses = " / ".join(f"{x:.3f}" for x in r["final_losses"])
+            lines.append(
+                f"| {arm} | {r['lr']:g} | {r['seeds']} | {losses} | {r['loss_ratio']:.1f}"
+                f"{'' if r['sound'] else ' (overshot)'} | {lift_text(r['p_trait_diff'], r['p_trait_diff_ci'], 4)} | "
+                f"{lift_text(r['mention_diff'], r['mention_diff_ci'], 3)} | {', '.join(picked) or '-'} |"
+            )
+    lines += ["", "## Each arm's best lr", ""]
+    for rule, text in res["rules"].items():
+        picks = ", ".join(res["best"][rule].values())
+        lines.append(f"- **{rule}** ({text}): {picks}")
+    lines += ["", figure_markdown(FIGURE, "figures", png)]
+    return "\n".join(lines) + "\n"
+
+
+def run(cfg: LrScreenConfig) -> Path:
+    """The screen in `cfg.out`: config.json, results.json, report.md and the figure."""
+    res = screen(read_groups(cfg.students), read_references(cfg.reference), cfg.max_loss_ratio)
+    with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
+        written = save_figures({FIGURE: lr_screen_figure(res)}, run_dir / "figures", cfg.png)
+        atomic_write_json(run_dir / "results.json", res)
+        atomic_write_text(
+            run_dir / "report.md", screen_markdown(res, any(p.suffix == ".png" for p in written))
+        )
+    return cfg.out

@@ -1,0 +1,113 @@
+"""Each arm's best lr from an lr screen of finished students (no training), by two stated rules.
+
+A screen is students grouped by label, r<rank>@<lr> or full@<lr> as `interp.study.rank_column` labels them,
+one or more seeds per lr; an arm is a LoRA rank or full FT. Each lr's row holds its lifts over one reference
+(with 95% CIs over seeds and questions) and its end-of-training loss. Each arm gets two picks:
+
+- **fit**: the lr whose students end training with the lowest loss (a student's final loss is the mean over
+  the last tenth of its curve; in one epoch every batch is scored before it is trained on, so this is a
+  held-out fit to the teacher). The rule never reads the trait, so a claim read at these lrs was not chosen
+  toward its own result.
+- **lift among sound**: the lr with the largest P(trait) lift among the arm's *sound* lrs, those whose final
+  loss is at most `max_loss_ratio` times the arm's lowest. A student whose fit is that much worse has
+  overshot: on SmolLM2 its answers lose their grammar, and its lift is bought with a broken model.
+
+    from interp.study.lr_screen import screen
+    from interp.study.rank_column import read_groups, read_references
+    res = screen(read_groups(["r16@1e-3=a.result.json", "r16@3e-3=b.result.json"]),
+                 read_references(["base.result.json"]))
+    res["best"]["fit"]["LoRA r16"]          # the label to hand to rank_column, e.g. "r16@0.001"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from interp import InterpError
+from interp.study.rank_column import group_lr, parse_label
+from interp.study.summary import pooled, versus_control
+
+RULES = {
+    "fit": "the lowest final loss (a held-out fit to the teacher; never reads the trait)",
+    "lift_among_sound": "the largest P(trait) lift among lrs whose final loss is at most {ratio:g}x the arm's lowest",
+}
+KEPT = (
+    "seeds",
+    "p_trait",
+    "mention_rate",
+    "p_trait_diff",
+    "p_trait_diff_ci",
+    "mention_diff",
+    "mention_diff_ci",
+)
+"""The fields of the pooled students and their lifts that a screen row keeps."""
+
+
+def arm_name(spec: dict[str, Any]) -> str:
+    return "full FT" if spec["mode"] == "full" else f"LoRA r{spec['rank']}"
+
+
+def final_losses(label: str, students: list[dict[str, Any]]) -> list[float]:
+    """Each seed's final loss; a student without one (the base, a record that lost it) is one error."""
+    losses = [s.get("final_loss") for s in students]
+    missing = [s["path"] for s, loss in zip(students, losses, strict=True) if loss is None]
+    if missing:
+        raise InterpError(f"{label}: {missing[0]} has no final_loss (an lr screen reads trained students)")
+    return [float(x) for x in losses]
+
+
+def screen_row(label: str, students: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
+    """One lr of one arm: its lifts over the reference and its seeds' final losses."""
+    spec = parse_label(label)
+    lifts = {**pooled(students), **versus_control(students, reference)}
+    losses = final_losses(label, students)
+    return {
+        "arm": arm_name(spec),
+        "label": f"{label.split('@')[0]}@{group_lr(label, students):g}",
+        "lr": group_lr(label, students),
+        **{k: lifts[k] for k in KEPT},
+        "final_loss": float(np.mean(losses)),
+        "final_losses": losses,
+        "students": [s["path"] for s in students],
+    }
+
+
+def pick(rows: list[dict[str, Any]], max_loss_ratio: float) -> dict[str, Any]:
+    """One arm's rows (sorted by lr) marked with their loss ratio and soundness, and its two picks."""
+    lowest = min(r["final_loss"] for r in rows)
+    for r in rows:
+        r["loss_ratio"] = r["final_loss"] / lowest if lowest > 0 else float("inf")
+        r["sound"] = r["final_loss"] <= max_loss_ratio * lowest
+    fit = min(rows, key=lambda r: r["final_loss"])
+    lift = max((r for r in rows if r["sound"]), key=lambda r: r["p_trait_diff"])
+    return {"fit": fit["label"], "lift_among_sound": lift["label"], "lrs": [r["lr"] for r in rows]}
+
+
+def screen(
+    groups: dict[str, list[dict[str, Any]]], reference: list[dict[str, Any]], max_loss_ratio: float = 5.0
+) -> dict[str, Any]:
+    """The screen's rows per arm (sorted by lr) and each arm's best lr by each rule (`RULES`), as labels
+    that `interp.study.rank_column` reads."""
+    if max_loss_ratio < 1:
+        raise InterpError(f"max_loss_ratio {max_loss_ratio}: must be 1 or more (1 keeps only the best fit)")
+    if not groups or not reference:
+        raise InterpError("an lr screen needs students (LABEL=PATH, one group per lr) and a reference")
+    rows = [screen_row(label, students, reference) for label, students in groups.items()]
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        arms.setdefault(r["arm"], []).append(r)
+    picks = {}
+    for arm, arm_rows in arms.items():
+        arm_rows.sort(key=lambda r: r["lr"])
+        lrs = [r["lr"] for r in arm_rows]
+        if len(set(lrs)) != len(lrs):
+            raise InterpError(f"{arm}: one group per lr; lrs {lrs} (put each lr's seeds under one label)")
+        picks[arm] = pick(arm_rows, max_loss_ratio)
+    trait = reference[0]["evals"]["default"].get("settings", {}).get("trait", "trait")
+    rules = {k: v.format(ratio=max_loss_ratio) for k, v in RULES.items()}
+    best = {rule: {arm: p[rule] for arm, p in picks.items()} for rule in rules}
+    kind = "control" if any("final_loss" in r for r in reference) else "base"
+    return {"trait": trait, "reference": kind, "control": pooled(reference), "rules": rules, "max_loss_ratio": max_loss_ratio,
+            "arms": arms, "best": best, "screened_lrs": {a: p["lrs"] for a, p in picks.items()}}  # fmt: skip

@@ -1,0 +1,101 @@
+"""The lr screen: each arm's best lr by the fit rule (lowest final loss, never the trait) and by the largest
+P(trait) lift among lrs that did not overshoot, read from simulated students and through the stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from interp import InterpError
+from interp.stages.lr_screen import LrScreenConfig, run
+from interp.study.lr_screen import screen
+
+QUESTIONS = 40
+
+
+def student(p_trait: float, loss: float | None, rng: np.random.Generator) -> dict:
+    """A result: per-question P(trait) near `p_trait`, mention rates of 10 samples, and a final loss (None:
+    the base, never trained)."""
+    p = np.clip(p_trait + rng.normal(0, p_trait / 10, QUESTIONS), 0, 1)
+    ev = {
+        "per_question_mention": (rng.binomial(10, min(1.0, 3 * p_trait), QUESTIONS) / 10).tolist(),
+        "per_question_p": p.tolist(),
+        "per_question_p_trait": p.tolist(),
+        "settings": {"trait": "cat"},
+    }
+    out = {"evals": {"default": ev}, "path": f"simulated p={p_trait} loss={loss}"}
+    return out if loss is None else {**out, "final_loss": loss}
+
+
+def simulated(levels: dict[str, tuple[float, list[float]]], seed: int = 0) -> tuple[dict, list]:
+    """Groups LABEL -> (P(trait), one final loss per seed), and the base."""
+    rng = np.random.default_rng(seed)
+    groups = {label: [student(p, loss, rng) for loss in losses] for label, (p, losses) in levels.items()}
+    return groups, [student(0.002, None, rng)]
+
+
+# r16: its lift peaks at 1e-2, where its fit has overshot (loss 16x the lowest); full FT: 3e-4 overshoots too
+LEVELS = {
+    "r16@1e-3": (0.030, [0.008, 0.009]),
+    "r16@3e-3": (0.045, [0.013, 0.012]),
+    "r16@1e-2": (0.060, [0.130]),
+    "full@3e-5": (0.028, [0.009, 0.010, 0.008]),
+    "full@1e-4": (0.046, [0.038]),
+    "full@3e-4": (0.065, [0.086]),
+}
+
+
+def test_the_fit_rule_picks_the_lowest_loss_and_the_lift_rule_skips_overshot_lrs():
+    res = screen(*simulated(LEVELS))
+    assert list(res["arms"]) == ["LoRA r16", "full FT"] and res["reference"] == "base"
+    assert res["best"]["fit"] == {"LoRA r16": "r16@0.001", "full FT": "full@3e-05"}
+    assert res["best"]["lift_among_sound"] == {"LoRA r16": "r16@0.003", "full FT": "full@0.0001"}
+    r16 = res["arms"]["LoRA r16"]
+    assert [r["lr"] for r in r16] == [1e-3, 3e-3, 1e-2] and [r["sound"] for r in r16] == [True, True, False]
+    assert r16[2]["loss_ratio"] == pytest.approx(0.130 / 0.0085) and r16[0]["final_losses"] == [0.008, 0.009]
+    assert r16[1]["p_trait_diff"] == pytest.approx(0.045 - 0.002, rel=0.05) and r16[1]["seeds"] == 2
+    # a looser bound lets the overshot lrs win the lift rule; the fit rule does not move
+    loose = screen(*simulated(LEVELS), max_loss_ratio=20)
+    assert loose["best"]["lift_among_sound"] == {"LoRA r16": "r16@0.01", "full FT": "full@0.0003"}
+    assert loose["best"]["fit"] == res["best"]["fit"]
+
+
+def test_the_fit_rule_never_reads_the_trait():
+    """Swap every lr's P(trait) around: the fit pick stays where the losses put it."""
+    flipped = {k: (0.09 - p, losses) for k, (p, losses) in LEVELS.items()}
+    assert screen(*simulated(flipped))["best"]["fit"] == screen(*simulated(LEVELS))["best"]["fit"]
+
+
+def test_the_stage_writes_the_screen_and_refuses_what_it_cannot_read(tmp_path: Path):
+    groups, (base,) = simulated(LEVELS)
+    entries = []
+    for label, group in groups.items():
+        for i, s in enumerate(group):
+            f = tmp_path / f"{label.replace('@', '-')}-t{i}.result.json"
+            f.write_text(json.dumps({k: v for k, v in s.items() if k != "path"}))
+            entries.append(f"{label}={f}")
+    ref = tmp_path / "base.result.json"
+    ref.write_text(json.dumps({"evals": base["evals"]}))
+    out = run(LrScreenConfig(students=tuple(entries), reference=(ref,), out=tmp_path / "s", png=False))
+    res = json.loads((out / "results.json").read_text())
+    assert res["best"]["fit"]["LoRA r16"] == "r16@0.001"
+    report = (out / "report.md").read_text()
+    assert (
+        "| LoRA r16 | 0.01 | 1 | 0.130 | 15.3 (overshot) |" in report
+        and (out / "figures/lr_screen.html").exists()
+    )
+
+    def refused(students: tuple[str, ...], match: str, **kw) -> None:
+        with pytest.raises(InterpError, match=match):
+            run(LrScreenConfig(students=students, reference=(ref,), out=tmp_path / "x", png=False, **kw))
+        assert not (tmp_path / "x").exists()
+
+    refused((*entries, f"r16@1e-3={ref}"), "has no final_loss")  # the base is no trained student
+    refused((*entries, f"r16@0.001x={ref}"), "write r<rank> or full")
+    refused(tuple(entries), "must be 1 or more", max_loss_ratio=0.5)
+    dup = tmp_path / "dup.result.json"
+    dup.write_text((tmp_path / "r16-1e-3-t0.result.json").read_text())
+    refused((*entries, f"r16@0.0010={dup}"), "one group per lr")
