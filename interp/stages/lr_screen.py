@@ -78,7 +78,7 @@ def screen_markdown(res: dict[str, Any], png: bool) -> str:
     lines += ["", "## Each arm's best lr", ""]
     for rule, text in res["rules"].items():
         picks = ", ".join(res["best"][rule].values())
-        lines.append(f"- **{rule}** ({text}): {picks}")
+        lines.append(f"- **{rule}**, {text}: {picks}")
     lines += ["", figure_markdown(FIGURE, "figures", png)]
     return "\n".join(lines) + "\n"
 

@@ -104,7 +104,7 @@ def lr_screen_figure(res: dict[str, Any]) -> go.Figure:
         fig.add_trace(go.Scatter(x=lrs, y=[r["final_loss"] for r in rows], mode="lines+markers", marker=marker,
                                  line={"color": colour}, name=arm, text=hover, showlegend=False), row=1, col=2)  # fmt: skip
     fig.add_hline(y=0, line={"color": "gray", "dash": "dot"}, row=1, col=1)
-    fig.update_xaxes(type="log", title_text="lr")
+    fig.update_xaxes(type="log", title_text="lr", exponentformat="power")
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(
         title=f"lr screen, trait {res['trait']}: star = largest lift among sound lrs, diamond = best fit, "
