@@ -392,6 +392,49 @@ print("inverted U (P(cat), effect size):", column["claims"]["p_trait"]["inverted
     ),
     (
         "md",
+        "## Each arm's best lr, then claim 1 there\n"
+        "`lr_screen` reads the lr screen's recorded students and picks each arm's lr by two rules: the lowest final "
+        "loss (a held-out fit to the teacher that never reads the trait) and the largest P(trait) lift among lrs "
+        "that did not overshoot. Its picks are labels `rank_column` takes, so claim 1 is read at them (lab "
+        "notebook run 20).",
+    ),
+    (
+        "code",
+        """from interp.stages import lr_screen
+
+B, L, C1 = SM / "claim1-best/students", SM / "ladder-lr", SM / "claim1-fd/students"
+screened = {
+    "r4@0.001": [L / "r4-1e-3/student-ftcat-distill-r4-lr1e-3-t0.result.json"],
+    "r4@0.003": [C1 / f"student-ftcat-distill-r4-t{t}.result.json" for t in range(3)],
+    "r4@0.01": [L / "r4-1e-2/student-ftcat-distill-r4-lr1e-2-t0.result.json"],
+    "r16@0.001": [B / f"student-ftcat-distill-r16-lr1e-3-t{t}.result.json" for t in range(3)],
+    "r16@0.003": [SM / "ladder/student-ftcat-distill-r16-t0.result.json"]
+    + [SM / f"ladder-fd3/student-ftcat-distill-r16-t{t}.result.json" for t in (1, 2)],
+    "r64@0.0015": [B / f"student-ftcat-distill-r64-lr1.5e-3-t{t}.result.json" for t in range(3)],
+    "r64@0.003": [C1 / f"student-ftcat-distill-r64-t{t}.result.json" for t in range(3)],
+    "r64@0.006": [L / "r64-6e-3/student-ftcat-distill-r64-lr6e-3-t0.result.json"],
+    "full@3e-05": [SM / f"ladder-fd3/student-ftcat-distill-full-t{t}.result.json" for t in range(3)],
+    "full@0.0003": [L / "full-3e-4/student-ftcat-distill-full-lr3e-4-t0.result.json"],
+}
+base = (C1 / "base.result.json",)
+entries = lambda labels: tuple(f"{lab}={p}" for lab in labels for p in screened[lab])  # noqa: E731
+screen_cfg = lr_screen.LrScreenConfig(
+    students=entries(screened), reference=base, out=RUNS / "lr-screen-smollm2", overwrite=True, png=False
+)
+screen = json.loads((lr_screen.run(screen_cfg) / "results.json").read_text())
+fit = screen["best"]["fit"]
+print("best lr by fit:", fit, "| by lift among sound:", screen["best"]["lift_among_sound"])
+at_fit = rank_column.RankColumnConfig(
+    students=entries(fit.values()), reference=base, out=RUNS / "claim1-fit-smollm2", overwrite=True, png=False
+)
+column = json.loads((rank_column.run(at_fit) / "results.json").read_text())
+for row in column["rank_sweep"]:
+    print(f"r{row['rank']} at lr {row['lr']:g}: P(cat) lift {row['p_trait_diff']:+.4f}")
+print("inverted U at the fit rule's lrs (P(cat), effect size):",
+      column["claims"]["p_trait"]["inverted_u_in_rank"]["effect_size"]["verdict"])""",
+    ),
+    (
+        "md",
         "## Claim 3 on a real model, from its recorded columns\n"
         "`context_grid` joins `eval_column` runs, one per training prompt, each read against its own reference: "
         "SmolLM2's LoRA r16 students on the transferring rung, trained with the default prompt (against the base, "

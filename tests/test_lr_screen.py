@@ -57,6 +57,9 @@ def test_the_fit_rule_picks_the_lowest_loss_and_the_lift_rule_skips_overshot_lrs
     assert [r["lr"] for r in r16] == [1e-3, 3e-3, 1e-2] and [r["sound"] for r in r16] == [True, True, False]
     assert r16[2]["loss_ratio"] == pytest.approx(0.130 / 0.0085) and r16[0]["final_losses"] == [0.008, 0.009]
     assert r16[1]["p_trait_diff"] == pytest.approx(0.045 - 0.002, rel=0.05) and r16[1]["seeds"] == 2
+    runner = res["runner_up"]["fit"]["LoRA r16"]
+    assert runner["label"] == "r16@0.003" and runner["gap"] == pytest.approx(0.0125 - 0.0085)
+    assert res["runner_up"]["lift_among_sound"]["LoRA r16"]["label"] == "r16@0.001"  # 1e-2 overshot
     # a looser bound lets the overshot lrs win the lift rule; the fit rule does not move
     loose = screen(*simulated(LEVELS), max_loss_ratio=20)
     assert loose["best"]["lift_among_sound"] == {"LoRA r16": "r16@0.01", "full FT": "full@0.0003"}
@@ -82,6 +85,7 @@ def test_the_stage_writes_the_screen_and_refuses_what_it_cannot_read(tmp_path: P
     out = run(LrScreenConfig(students=tuple(entries), reference=(ref,), out=tmp_path / "s", png=False))
     res = json.loads((out / "results.json").read_text())
     assert res["best"]["fit"]["LoRA r16"] == "r16@0.001"
+    assert "  - LoRA r16: r16@0.003 (next r16@0.001, P(cat) lift -0.01" in (out / "report.md").read_text()
     report = (out / "report.md").read_text()
     assert (
         "| LoRA r16 | 0.01 | 1 | 0.130 | 15.3 (overshot) |" in report

@@ -76,9 +76,14 @@ def screen_markdown(res: dict[str, Any], png: bool) -> str:
                 f"{lift_text(r['mention_diff'], r['mention_diff_ci'], 3)} | {', '.join(picked) or '-'} |"
             )
     lines += ["", "## Each arm's best lr", ""]
+    units = {"fit": ("final loss", 4), "lift_among_sound": (f"P({t}) lift", 4)}
     for rule, text in res["rules"].items():
-        picks = ", ".join(res["best"][rule].values())
-        lines.append(f"- **{rule}**, {text}: {picks}")
+        lines.append(f"- **{rule}**, {text}:")
+        for arm, label in res["best"][rule].items():
+            nxt = res["runner_up"][rule][arm]
+            name, digits = units[rule]
+            detail = f"next {nxt['label']}, {name} {nxt['gap']:+.{digits}f}" if nxt else "no other candidate"
+            lines.append(f"  - {arm}: {label} ({detail})")
     lines += ["", figure_markdown(FIGURE, "figures", png)]
     return "\n".join(lines) + "\n"
 

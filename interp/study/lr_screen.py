@@ -80,9 +80,24 @@ def pick(rows: list[dict[str, Any]], max_loss_ratio: float) -> dict[str, Any]:
     for r in rows:
         r["loss_ratio"] = r["final_loss"] / lowest if lowest > 0 else float("inf")
         r["sound"] = r["final_loss"] <= max_loss_ratio * lowest
-    fit = min(rows, key=lambda r: r["final_loss"])
-    lift = max((r for r in rows if r["sound"]), key=lambda r: r["p_trait_diff"])
-    return {"fit": fit["label"], "lift_among_sound": lift["label"], "lrs": [r["lr"] for r in rows]}
+    by_fit = sorted(rows, key=lambda r: r["final_loss"])
+    by_lift = sorted((r for r in rows if r["sound"]), key=lambda r: -r["p_trait_diff"])
+    return {
+        "fit": by_fit[0]["label"],
+        "lift_among_sound": by_lift[0]["label"],
+        "runner_up": {
+            "fit": runner_up(by_fit, "final_loss"),
+            "lift_among_sound": runner_up(by_lift, "p_trait_diff"),
+        },
+        "lrs": [r["lr"] for r in rows],
+    }
+
+
+def runner_up(ranked: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """The second-ranked lr and how far its `key` lies from the pick's: how decisive the pick is."""
+    if len(ranked) < 2:
+        return None
+    return {"label": ranked[1]["label"], "gap": ranked[1][key] - ranked[0][key]}
 
 
 def screen(
@@ -108,6 +123,7 @@ def screen(
     trait = reference[0]["evals"]["default"].get("settings", {}).get("trait", "trait")
     rules = {k: v.format(ratio=max_loss_ratio) for k, v in RULES.items()}
     best = {rule: {arm: p[rule] for arm, p in picks.items()} for rule in rules}
+    runners = {rule: {arm: p["runner_up"][rule] for arm, p in picks.items()} for rule in rules}
     kind = "control" if any("final_loss" in r for r in reference) else "base"
     return {"trait": trait, "reference": kind, "control": pooled(reference), "rules": rules, "max_loss_ratio": max_loss_ratio,
-            "arms": arms, "best": best, "screened_lrs": {a: p["lrs"] for a, p in picks.items()}}  # fmt: skip
+            "arms": arms, "best": best, "runner_up": runners, "screened_lrs": {a: p["lrs"] for a, p in picks.items()}}  # fmt: skip
