@@ -413,7 +413,9 @@ screened = {
     "r64@0.0015": [B / f"student-ftcat-distill-r64-lr1.5e-3-t{t}.result.json" for t in range(3)],
     "r64@0.003": [C1 / f"student-ftcat-distill-r64-t{t}.result.json" for t in range(3)],
     "r64@0.006": [L / "r64-6e-3/student-ftcat-distill-r64-lr6e-3-t0.result.json"],
+    "full@1e-05": [B / "student-ftcat-distill-full-lr1e-5-t0.result.json"],
     "full@3e-05": [SM / f"ladder-fd3/student-ftcat-distill-full-t{t}.result.json" for t in range(3)],
+    "full@0.0001": [B / "student-ftcat-distill-full-lr1e-4-t0.result.json"],
     "full@0.0003": [L / "full-3e-4/student-ftcat-distill-full-lr3e-4-t0.result.json"],
 }
 base = (C1 / "base.result.json",)

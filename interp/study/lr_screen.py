@@ -10,7 +10,8 @@ one or more seeds per lr; an arm is a LoRA rank or full FT. Each lr's row holds 
   toward its own result.
 - **lift among sound**: the lr with the largest P(trait) lift among the arm's *sound* lrs, those whose final
   loss is at most `max_loss_ratio` times the arm's lowest. A student whose fit is that much worse has
-  overshot: on SmolLM2 its answers lose their grammar, and its lift is bought with a broken model.
+  overshot its own objective, and a lift it shows may be bought with a damaged model. The bound is a
+  judgment the caller states, not a measurement of the answers' fluency.
 
     from interp.study.lr_screen import screen
     from interp.study.rank_column import read_groups, read_references
