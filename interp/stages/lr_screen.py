@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
+from interp.stages.rank_column import FinishedStudentsConfig
 from interp.study.ladder_report import lift_text
 from interp.study.lr_screen import screen
 from interp.study.plots.heatmaps import save_figures
@@ -31,27 +31,13 @@ FIGURE = "lr_screen"
 
 
 @dataclass
-class LrScreenConfig:
-    """An lr screen from finished student and reference jobs."""
+class LrScreenConfig(FinishedStudentsConfig):
+    """An lr screen from finished student and reference jobs: one label per (arm, lr), its seeds pooled."""
 
-    students: tuple[str, ...] = ()
-    """LABEL=PATH per student: LABEL r<rank> or full (@<lr> for a bare result.json), PATH a finished
-    student job directory or its result.json; one label per (arm, lr), its seeds pooled."""
-    reference: tuple[Path, ...] = ()
-    """The reference: the base job (directory or result.json), or the control students, one per seed."""
     max_loss_ratio: float = 5.0
     """An lr is sound while its final loss is at most this times its arm's lowest."""
-    out: Path | None = None
-    """Run directory."""
-    overwrite: bool = False
-    """Replace an existing run directory."""
-    png: bool = True
-    """Also write the figure as PNG (needs a browser for kaleido)."""
 
-    def __post_init__(self) -> None:
-        missing = [f for f in ("students", "reference", "out") if not getattr(self, f)]
-        if missing:
-            raise InterpError("lr_screen needs " + ", ".join("--" + m for m in missing))
+    stage: ClassVar[str] = "lr_screen"
 
 
 def screen_markdown(res: dict[str, Any], png: bool) -> str:

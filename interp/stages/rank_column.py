@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from interp import InterpError
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
@@ -39,8 +39,8 @@ PANELS = (("mention_rate", "ci", "mention rate"), ("p_trait", "p_trait_ci", "P(t
 
 
 @dataclass
-class RankColumnConfig:
-    """Claims 1 and 2 from finished student and reference jobs."""
+class FinishedStudentsConfig:
+    """Students that finished elsewhere, grouped by label, and one reference; no training."""
 
     students: tuple[str, ...] = ()
     """LABEL=PATH per student: LABEL r<rank> or full (@<lr> for a bare result.json), PATH a finished
@@ -54,10 +54,17 @@ class RankColumnConfig:
     png: bool = True
     """Also write the figure as PNG (needs a browser for kaleido)."""
 
+    stage: ClassVar[str] = "rank_column"
+
     def __post_init__(self) -> None:
         missing = [f for f in ("students", "reference", "out") if not getattr(self, f)]
         if missing:
-            raise InterpError("rank_column needs " + ", ".join("--" + m for m in missing))
+            raise InterpError(f"{self.stage} needs " + ", ".join("--" + m for m in missing))
+
+
+@dataclass
+class RankColumnConfig(FinishedStudentsConfig):
+    """Claims 1 and 2 from finished student and reference jobs."""
 
 
 def column_markdown(res: dict[str, Any], png: bool) -> str:
