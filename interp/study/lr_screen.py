@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from interp import InterpError
-from interp.study.rank_column import group_lr, parse_label
+from interp.study.rank_column import describe_reference, group_lr, parse_label
 from interp.study.summary import pooled, versus_control
 
 RULES = {
@@ -61,13 +61,13 @@ def final_losses(label: str, students: list[dict[str, Any]]) -> list[float]:
 
 def screen_row(label: str, students: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
     """One lr of one arm: its lifts over the reference and its seeds' final losses."""
-    spec = parse_label(label)
+    arm = arm_name(parse_label(label))  # a bad label is the first error
     lifts = {**pooled(students), **versus_control(students, reference)}
-    losses = final_losses(label, students)
+    losses, lr = final_losses(label, students), group_lr(label, students)
     return {
-        "arm": arm_name(spec),
-        "label": f"{label.split('@')[0]}@{group_lr(label, students):g}",
-        "lr": group_lr(label, students),
+        "arm": arm,
+        "label": f"{label.split('@')[0]}@{lr:g}",
+        "lr": lr,
         **{k: lifts[k] for k in KEPT},
         "final_loss": float(np.mean(losses)),
         "final_losses": losses,
@@ -90,7 +90,6 @@ def pick(rows: list[dict[str, Any]], max_loss_ratio: float) -> dict[str, Any]:
             "fit": runner_up(by_fit, "final_loss"),
             "lift_among_sound": runner_up(by_lift, "p_trait_diff"),
         },
-        "lrs": [r["lr"] for r in rows],
     }
 
 
@@ -121,10 +120,9 @@ def screen(
         if len(set(lrs)) != len(lrs):
             raise InterpError(f"{arm}: one group per lr; lrs {lrs} (put each lr's seeds under one label)")
         picks[arm] = pick(arm_rows, max_loss_ratio)
-    trait = reference[0]["evals"]["default"].get("settings", {}).get("trait", "trait")
+    trait, kind = describe_reference(reference)
     rules = {k: v.format(ratio=max_loss_ratio) for k, v in RULES.items()}
     best = {rule: {arm: p[rule] for arm, p in picks.items()} for rule in rules}
     runners = {rule: {arm: p["runner_up"][rule] for arm, p in picks.items()} for rule in rules}
-    kind = "control" if any("final_loss" in r for r in reference) else "base"
     return {"trait": trait, "reference": kind, "control": pooled(reference), "rules": rules, "max_loss_ratio": max_loss_ratio,
-            "arms": arms, "best": best, "runner_up": runners, "screened_lrs": {a: p["lrs"] for a, p in picks.items()}}  # fmt: skip
+            "arms": arms, "best": best, "runner_up": runners}  # fmt: skip

@@ -87,6 +87,13 @@ def read_references(paths: tuple[Path, ...] | list[Path]) -> list[dict[str, Any]
         raise InterpError(f"--reference {e}") from None
 
 
+def describe_reference(reference: list[dict[str, Any]]) -> tuple[str, str]:
+    """The trait the reference was evaluated on, and what it is: "control" (trained students) or "base"
+    (never trained, so no final loss)."""
+    trait = reference[0]["evals"]["default"].get("settings", {}).get("trait", "trait")
+    return trait, "control" if any("final_loss" in r for r in reference) else "base"
+
+
 def group_lr(label: str, students: list[dict[str, Any]]) -> float:
     """The group's lr: from its students' job configs, which must agree with each other, with the label's
     and with its mode and rank; from the label where the students are bare results."""
@@ -150,10 +157,9 @@ def rank_column(students: dict[str, list[dict[str, Any]]], reference: list[dict[
         raise InterpError("no reference: give the control students or the base")
     check_alike({label: {"default": [s["evals"]["default"] for s in group]} for label, group in students.items()}
                 | {"reference": {"default": [r["evals"]["default"] for r in reference]}})  # fmt: skip
-    trait = reference[0]["evals"]["default"].get("settings", {}).get("trait", "trait")
+    trait, kind = describe_reference(reference)
     summary: dict[str, Any] = {"control": pooled(reference), "rank_sweep": [], "full_ft": [], "trait": trait}
-    trained = any("final_loss" in r for r in reference)  # control students were trained; the base was not
-    summary["reference"] = "control" if trained else "base"
+    summary["reference"] = kind
     for label, group in students.items():
         spec, lr = parse_label(label), group_lr(label, group)
         row = {"lr": lr, **group_row(group, reference)}
