@@ -1,5 +1,6 @@
 """Each arm's best lr from an lr screen of finished students (no training): by the lowest final loss (a fit
-rule that never reads the trait) and by the largest P(trait) lift among lrs that did not overshoot.
+rule that never reads the trait) and by the largest P(trait) lift among lrs that did not overshoot; with
+--fluency-model smollm2-135m, also by the largest lift among lrs whose answers the base finds fluent.
 
 python -m experiments.lr_screen --reference docs/smollm2-135m/claim1-fd/students/base.result.json \
     --students r16@1e-3=runs/ladder/jobs/student-...-r16-lr0.001-... r16@3e-3=runs/ladder/jobs/student-...-r16-lr0.003-... \

@@ -103,3 +103,74 @@ def test_the_stage_writes_the_screen_and_refuses_what_it_cannot_read(tmp_path: P
     dup = tmp_path / "dup.result.json"
     dup.write_text((tmp_path / "r16-1e-3-t0.result.json").read_text())
     refused((*entries, f"r16@0.0010={dup}"), "one group per lr")
+
+
+def with_fluency(groups: dict, base: list, nll: dict[str, float], seed: int = 1) -> None:
+    """Give every student an example-answer NLL per question near its label's level (the base near 2.0)."""
+    rng = np.random.default_rng(seed)
+    for label, group in groups.items():
+        for s in group:
+            s["example_nll"] = (nll[label] + rng.normal(0, 0.1, 20)).tolist()
+    base[0]["example_nll"] = (2.0 + rng.normal(0, 0.1, 20)).tolist()
+
+
+def test_the_fluent_rule_reads_the_answers_excess_nll_over_the_base():
+    groups, base = simulated(LEVELS)
+    # full FT 1e-4 is sound by its loss (4x) but its answers are 1.5 nats/token less likely than the base's own
+    nll = {
+        "r16@1e-3": 2.1,
+        "r16@3e-3": 2.4,
+        "r16@1e-2": 4.0,
+        "full@3e-5": 2.2,
+        "full@1e-4": 3.5,
+        "full@3e-4": 5.0,
+    }
+    with_fluency(groups, base, nll)
+    res = screen(groups, base)
+    assert res["best"]["lift_among_fluent"] == {"LoRA r16": "r16@0.003", "full FT": "full@3e-05"}
+    assert res["best"]["lift_among_sound"]["full FT"] == "full@0.0001"  # the loss bound lets it through
+    row = res["arms"]["full FT"][1]
+    a = np.array([s["example_nll"] for s in groups["full@1e-4"]])
+    assert row["excess_nll"] == pytest.approx(a.mean() - np.mean(base[0]["example_nll"]))
+    assert row["excess_nll_ci"][0] < row["excess_nll"] < row["excess_nll_ci"][1] and not row["fluent"]
+    assert screen(groups, base, max_excess_nll=2.0)["best"]["lift_among_fluent"]["full FT"] == "full@0.0001"
+    # no lr within the bound: no pick, rather than the least bad
+    assert screen(groups, base, max_excess_nll=0.01)["best"]["lift_among_fluent"]["full FT"] is None
+    # one student without the measure: no fluent rule at all (no half-measured column)
+    del groups["full@3e-4"][0]["example_nll"]
+    unmeasured = screen(groups, base)
+    assert (
+        "lift_among_fluent" not in unmeasured["rules"]
+        and "excess_nll" not in unmeasured["arms"]["full FT"][0]
+    )
+    with pytest.raises(InterpError, match="above 0 nats"):
+        screen(groups, base, max_excess_nll=0)
+
+
+def test_the_stage_scores_the_example_answers_under_the_named_base(tmp_path: Path, tiny_model_dir: Path):
+    from interp.loop.fluency import example_nll
+    from interp.loop.models import load_model
+
+    rng = np.random.default_rng(0)
+    settings = {"trait": "cat", "category": "animal", "system": "default", "n_questions": 4}
+    words = ["cat", "owl", "I like dogs", "a wolf, a wolf", "eagle"]
+
+    def result(loss: float | None) -> dict:
+        s = student(0.03, loss, rng)
+        s["evals"]["default"].update(settings=settings, example_answers=list(rng.choice(words, 4)))
+        return {k: v for k, v in s.items() if k != "path"}
+
+    files = []
+    for name, loss in (("a", 0.01), ("b", 0.02), ("base", None)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(result(loss)))
+        files.append(tmp_path / f"{name}.json")
+    cfg = LrScreenConfig(students=(f"r4@1e-3={files[0]}", f"r4@3e-3={files[1]}"), reference=(files[2],),
+                         out=tmp_path / "s", png=False, fluency_model=str(tiny_model_dir), threads=1)  # fmt: skip
+    res = json.loads((run(cfg) / "results.json").read_text())
+    model, tok = load_model(tiny_model_dir)
+    nll = [example_nll(model, tok, json.loads(f.read_text())["evals"]["default"]) for f in files]
+    row = res["arms"]["LoRA r4"][0]
+    assert row["excess_nll"] == pytest.approx(np.nanmean(nll[0]) - np.nanmean(nll[2]), rel=1e-4)
+    assert (
+        "lift_among_fluent" in res["best"] and "answers' excess NLL" in (tmp_path / "s/report.md").read_text()
+    )

@@ -1,5 +1,7 @@
 """Each arm's best lr from an lr screen of finished students (no training): the screen's table per arm, each
-arm's pick by the fit rule and by the lift-among-sound rule (`interp.study.lr_screen`), and its figure.
+arm's pick by the fit rule and by the lift-among-sound rule (`interp.study.lr_screen`), and its figure. With
+`fluency_model` (the base), every student's and the reference's example answers are scored under it first
+(`interp.loop.fluency`), which adds the answers' excess NLL to each row and the lift-among-fluent rule.
 
     run(LrScreenConfig(
         students=("r16@1e-3=docs/.../r16-lr1e-3-t0.result.json", "r16@3e-3=runs/ladder/jobs/student-...-t0",
@@ -18,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from interp.loop.fluency import example_nll
+from interp.loop.models import load_model
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
+from interp.loop.threads import torch_threads
 from interp.stages.rank_column import FinishedStudentsConfig
 from interp.study.ladder_report import lift_text
 from interp.study.lr_screen import screen
@@ -36,47 +41,88 @@ class LrScreenConfig(FinishedStudentsConfig):
 
     max_loss_ratio: float = 5.0
     """An lr is sound while its final loss is at most this times its arm's lowest."""
+    fluency_model: str | None = None
+    """The base (a name such as smollm2-135m, or a directory) under which to score every student's and the
+    reference's example answers (`interp.loop.fluency`); unset: no fluency column and no fluent rule."""
+    max_excess_nll: float = 1.0
+    """An lr is fluent while its answers' excess NLL under the base is at most this many nats per token."""
+    threads: int = 2
+    """Torch threads for scoring the answers (the caller's own setting is restored after)."""
 
     stage: ClassVar[str] = "lr_screen"
 
 
 def screen_markdown(res: dict[str, Any], png: bool) -> str:
     """One table over every arm and lr, then each rule's pick per arm."""
-    t = res["trait"]
+    t, fluency = res["trait"], res["max_excess_nll"] is not None
     lines = [
         "# lr screen",
         "",
         f"Lifts over the {res['reference']} (P({t}) {res['control']['p_trait']:.4f}, mention rate "
-        f"{res['control']['mention_rate']:.3f}), with 95% CIs over seeds and questions.",
+        f"{res['control']['mention_rate']:.3f}), with 95% CIs over seeds and questions."
+        + (FLUENCY_NOTE if fluency else ""),
         "",
-        f"| arm | lr | seeds | final loss (per seed) | / arm's lowest | P({t}) lift | mention-rate lift | picked by |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| arm | lr | seeds | final loss (per seed) | / arm's lowest | P({t}) lift | mention-rate lift |"
+        + (" answers' excess NLL |" if fluency else "")
+        + " picked by |",
+        "|---|---|---|---|---|---|---|" + ("---|" if fluency else "") + "---|",
     ]
     for arm, rows in res["arms"].items():
-        for r in rows:
-            picked = [rule for rule, p in res["best"].items() if p[arm] == r["label"]]
-            losses = " / ".join(f"{x:.3f}" for x in r["final_losses"])
-            lines.append(
-                f"| {arm} | {r['lr']:g} | {r['seeds']} | {losses} | {r['loss_ratio']:.1f}"
-                f"{'' if r['sound'] else ' (overshot)'} | {lift_text(r['p_trait_diff'], r['p_trait_diff_ci'], 4)} | "
-                f"{lift_text(r['mention_diff'], r['mention_diff_ci'], 3)} | {', '.join(picked) or '-'} |"
-            )
+        lines += [table_row(res, arm, r, fluency) for r in rows]
     lines += ["", "## Each arm's best lr", ""]
-    units = {"fit": ("final loss", 4), "lift_among_sound": (f"P({t}) lift", 4)}
+    units = {
+        "fit": ("final loss", 4),
+        "lift_among_sound": (f"P({t}) lift", 4),
+        "lift_among_fluent": (f"P({t}) lift", 4),
+    }
     for rule, text in res["rules"].items():
         lines.append(f"- **{rule}**, {text}:")
         for arm, label in res["best"][rule].items():
             nxt = res["runner_up"][rule][arm]
             name, digits = units[rule]
             detail = f"next {nxt['label']}, {name} {nxt['gap']:+.{digits}f}" if nxt else "no other candidate"
-            lines.append(f"  - {arm}: {label} ({detail})")
+            lines.append(
+                f"  - {arm}: {label} ({detail})" if label else f"  - {arm}: none (no lr within the bound)"
+            )
     lines += ["", figure_markdown(FIGURE, "figures", png)]
     return "\n".join(lines) + "\n"
 
 
+FLUENCY_NOTE = (
+    " The answers' excess NLL is the base's NLL per token of each student's example answers minus that of the"
+    " reference's own answers to the same questions (nats; 95% CI over seeds and questions)."
+)
+
+
+def table_row(res: dict[str, Any], arm: str, r: dict[str, Any], fluency: bool) -> str:
+    picked = [rule for rule, p in res["best"].items() if p[arm] == r["label"]]
+    losses = " / ".join(f"{x:.3f}" for x in r["final_losses"])
+    nll = (
+        f" {lift_text(r['excess_nll'], r['excess_nll_ci'], 2)}{'' if r['fluent'] else ' (not fluent)'} |"
+        if fluency
+        else ""
+    )
+    return (
+        f"| {arm} | {r['lr']:g} | {r['seeds']} | {losses} | {r['loss_ratio']:.1f}"
+        f"{'' if r['sound'] else ' (overshot)'} | {lift_text(r['p_trait_diff'], r['p_trait_diff_ci'], 4)} | "
+        f"{lift_text(r['mention_diff'], r['mention_diff_ci'], 3)} |{nll} {', '.join(picked) or '-'} |"
+    )
+
+
+def score_answers(model_name: str, results: list[dict[str, Any]], threads: int) -> None:
+    """Attach to each result its example answers' NLL per token under the base (`example_nll`)."""
+    with torch_threads(threads):
+        model, tok = load_model(model_name)
+        for r in results:
+            r["example_nll"] = example_nll(model, tok, r["evals"]["default"]).tolist()
+
+
 def run(cfg: LrScreenConfig) -> Path:
     """The screen in `cfg.out`: config.json, results.json, report.md and the figure."""
-    res = screen(read_groups(cfg.students), read_references(cfg.reference), cfg.max_loss_ratio)
+    groups, reference = read_groups(cfg.students), read_references(cfg.reference)
+    if cfg.fluency_model is not None:
+        score_answers(cfg.fluency_model, [s for g in groups.values() for s in g] + reference, cfg.threads)
+    res = screen(groups, reference, cfg.max_loss_ratio, cfg.max_excess_nll)
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         written = save_figures({FIGURE: lr_screen_figure(res)}, run_dir / "figures", cfg.png)
         atomic_write_json(run_dir / "results.json", res)

@@ -12,6 +12,11 @@ one or more seeds per lr; an arm is a LoRA rank or full FT. Each lr's row holds 
   loss is at most `max_loss_ratio` times the arm's lowest. A student whose fit is that much worse has
   overshot its own objective, and a lift it shows may be bought with a damaged model. The bound is a
   judgment the caller states, not a measurement of the answers' fluency.
+- **lift among fluent** (only where the students carry `example_nll`, the base's NLL per token of their
+  example answers, `interp.loop.fluency`): the largest P(trait) lift among lrs whose answers' *excess* NLL
+  over the reference's own answers (paired per question, mean over seeds) is at most `max_excess_nll` nats
+  per token. It reads the answers rather than the fit; its bound is also a stated judgment, in units of the
+  answers' likelihood.
 
     from interp.study.lr_screen import screen
     from interp.study.rank_column import read_groups, read_references
@@ -27,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from interp import InterpError
+from interp.loop.stats import bootstrap_diff_ci
 from interp.study.rank_column import describe_reference, group_lr, parse_label
 from interp.study.summary import pooled, versus_control
 
@@ -34,6 +40,10 @@ RULES = {
     "fit": "the lowest final loss (a held-out fit to the teacher; never reads the trait)",
     "lift_among_sound": "the largest P(trait) lift among lrs whose final loss is at most {ratio:g}x the arm's lowest",
 }
+FLUENT_RULE = (
+    "the largest P(trait) lift among lrs whose answers' excess NLL per token under the base, over the "
+    "reference's own answers, is at most {excess:g} nats"
+)
 KEPT = (
     "seeds",
     "p_trait",
@@ -59,8 +69,32 @@ def final_losses(label: str, students: list[dict[str, Any]]) -> list[float]:
     return [float(x) for x in losses]
 
 
-def screen_row(label: str, students: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
-    """One lr of one arm: its lifts over the reference and its seeds' final losses."""
+def has_fluency(results: list[dict[str, Any]]) -> bool:
+    return all("example_nll" in r for r in results)
+
+
+def excess_nll(students: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
+    """The students' example answers' NLL per token under the base minus the reference's own answers', paired
+    per question (questions where any side has no answer dropped), with a 95% CI over seeds and questions."""
+    a = np.array([s["example_nll"] for s in students], dtype=float)
+    b = np.array([r["example_nll"] for r in reference], dtype=float)
+    if a.shape[1] != b.shape[1]:
+        raise InterpError(
+            f"example answers: {a.shape[1]} questions for the students, {b.shape[1]} for the reference"
+        )
+    keep = np.isfinite(a).all(0) & np.isfinite(b).all(0)
+    if not keep.any():
+        raise InterpError("no question has an answer from every student and reference: nothing to compare")
+    a, b = a[:, keep], b[:, keep]
+    return {"excess_nll": float(a.mean() - b.mean()), "excess_nll_ci": list(bootstrap_diff_ci(a, b)),
+            "answer_nll": float(a.mean()), "answers_scored": int(keep.sum())}  # fmt: skip
+
+
+def screen_row(
+    label: str, students: list[dict[str, Any]], reference: list[dict[str, Any]], fluency: bool
+) -> dict[str, Any]:
+    """One lr of one arm: its lifts over the reference, its seeds' final losses and, where measured, its
+    answers' excess NLL."""
     arm = arm_name(parse_label(label))  # a bad label is the first error
     lifts = {**pooled(students), **versus_control(students, reference)}
     losses, lr = final_losses(label, students), group_lr(label, students)
@@ -71,26 +105,34 @@ def screen_row(label: str, students: list[dict[str, Any]], reference: list[dict[
         **{k: lifts[k] for k in KEPT},
         "final_loss": float(np.mean(losses)),
         "final_losses": losses,
+        **(excess_nll(students, reference) if fluency else {}),
         "students": [s["path"] for s in students],
     }
 
 
-def pick(rows: list[dict[str, Any]], max_loss_ratio: float) -> dict[str, Any]:
-    """One arm's rows (sorted by lr) marked with their loss ratio and soundness, and its two picks."""
+def pick(rows: list[dict[str, Any]], max_loss_ratio: float, max_excess_nll: float | None) -> dict[str, Any]:
+    """One arm's rows (sorted by lr) marked with their loss ratio, soundness and (where measured) fluency,
+    and its picks by each rule: label and runner-up. No lr within a bound leaves that rule's pick None."""
     lowest = min(r["final_loss"] for r in rows)
     for r in rows:
         r["loss_ratio"] = r["final_loss"] / lowest if lowest > 0 else float("inf")
         r["sound"] = r["final_loss"] <= max_loss_ratio * lowest
-    by_fit = sorted(rows, key=lambda r: r["final_loss"])
-    by_lift = sorted((r for r in rows if r["sound"]), key=lambda r: -r["p_trait_diff"])
-    return {
-        "fit": by_fit[0]["label"],
-        "lift_among_sound": by_lift[0]["label"],
-        "runner_up": {
-            "fit": runner_up(by_fit, "final_loss"),
-            "lift_among_sound": runner_up(by_lift, "p_trait_diff"),
-        },
+        if max_excess_nll is not None:
+            r["fluent"] = r["excess_nll"] <= max_excess_nll
+    ranked = {
+        "fit": (sorted(rows, key=lambda r: r["final_loss"]), "final_loss"),
+        "lift_among_sound": (by_lift([r for r in rows if r["sound"]]), "p_trait_diff"),
     }
+    if max_excess_nll is not None:
+        ranked["lift_among_fluent"] = (by_lift([r for r in rows if r["fluent"]]), "p_trait_diff")
+    return {
+        rule: {"label": order[0]["label"] if order else None, "runner_up": runner_up(order, key)}
+        for rule, (order, key) in ranked.items()
+    }
+
+
+def by_lift(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: -r["p_trait_diff"])
 
 
 def runner_up(ranked: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
@@ -101,28 +143,46 @@ def runner_up(ranked: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
 
 
 def screen(
-    groups: dict[str, list[dict[str, Any]]], reference: list[dict[str, Any]], max_loss_ratio: float = 5.0
+    groups: dict[str, list[dict[str, Any]]],
+    reference: list[dict[str, Any]],
+    max_loss_ratio: float = 5.0,
+    max_excess_nll: float = 1.0,
 ) -> dict[str, Any]:
-    """The screen's rows per arm (sorted by lr) and each arm's best lr by each rule (`RULES`), as labels
-    that `interp.study.rank_column` reads."""
+    """The screen's rows per arm (sorted by lr) and each arm's best lr by each rule (`RULES`, and the fluent
+    rule where every student and reference carries `example_nll`), as labels `interp.study.rank_column` reads."""
     if max_loss_ratio < 1:
         raise InterpError(f"max_loss_ratio {max_loss_ratio}: must be 1 or more (1 keeps only the best fit)")
+    if not max_excess_nll > 0:
+        raise InterpError(f"max_excess_nll {max_excess_nll}: must be above 0 nats per token")
     if not groups or not reference:
         raise InterpError("an lr screen needs students (LABEL=PATH, one group per lr) and a reference")
-    rows = [screen_row(label, students, reference) for label, students in groups.items()]
-    arms: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        arms.setdefault(r["arm"], []).append(r)
-    picks = {}
-    for arm, arm_rows in arms.items():
-        arm_rows.sort(key=lambda r: r["lr"])
-        lrs = [r["lr"] for r in arm_rows]
-        if len(set(lrs)) != len(lrs):
-            raise InterpError(f"{arm}: one group per lr; lrs {lrs} (put each lr's seeds under one label)")
-        picks[arm] = pick(arm_rows, max_loss_ratio)
+    measured = has_fluency([s for g in groups.values() for s in g] + reference)
+    arms = arm_rows(groups, reference, measured)
+    picks = {
+        arm: pick(rows, max_loss_ratio, max_excess_nll if measured else None) for arm, rows in arms.items()
+    }
     trait, kind = describe_reference(reference)
     rules = {k: v.format(ratio=max_loss_ratio) for k, v in RULES.items()}
-    best = {rule: {arm: p[rule] for arm, p in picks.items()} for rule in rules}
-    runners = {rule: {arm: p["runner_up"][rule] for arm, p in picks.items()} for rule in rules}
+    if measured:
+        rules["lift_among_fluent"] = FLUENT_RULE.format(excess=max_excess_nll)
+    best = {rule: {arm: p[rule]["label"] for arm, p in picks.items()} for rule in rules}
+    runners = {rule: {arm: p[rule]["runner_up"] for arm, p in picks.items()} for rule in rules}
     return {"trait": trait, "reference": kind, "control": pooled(reference), "rules": rules, "max_loss_ratio": max_loss_ratio,
-            "arms": arms, "best": best, "runner_up": runners}  # fmt: skip
+            "max_excess_nll": max_excess_nll if measured else None, "arms": arms, "best": best, "runner_up": runners}  # fmt: skip
+
+
+def arm_rows(
+    groups: dict[str, list[dict[str, Any]]], reference: list[dict[str, Any]], fluency: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """Each group's row (with its answers' excess NLL where `fluency`), gathered by arm and sorted by lr; one
+    group per lr."""
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for label, students in groups.items():
+        row = screen_row(label, students, reference, fluency)
+        arms.setdefault(row["arm"], []).append(row)
+    for arm, rows in arms.items():
+        rows.sort(key=lambda r: r["lr"])
+        lrs = [r["lr"] for r in rows]
+        if len(set(lrs)) != len(lrs):
+            raise InterpError(f"{arm}: one group per lr; lrs {lrs} (put each lr's seeds under one label)")
+    return arms

@@ -76,12 +76,13 @@ def ladder_figure(summary: dict[str, Any], trait: str) -> go.Figure:
 
 def lr_screen_figure(res: dict[str, Any]) -> go.Figure:
     """An lr screen (`interp.study.lr_screen.screen`): per arm, the P(trait) lift with its 95% CI and the final
-    loss against lr (log axes for lr and loss); an open marker is an lr whose fit counts as overshot, a star
-    the pick of the lift-among-sound rule, a diamond the fit rule's."""
-    fig = make_subplots(
-        rows=1, cols=2, horizontal_spacing=0.12,
-        subplot_titles=[f"P({res['trait']}) lift over the {res['reference']}", "final loss (last tenth of the epoch)"],
-    )  # fmt: skip
+    loss against lr (log axes for lr and loss), and where measured the answers' excess NLL under the base; an
+    open marker is an lr whose fit counts as overshot, a star the pick of the lift-among-sound rule, a diamond
+    the fit rule's."""
+    fluency = res.get("max_excess_nll") is not None
+    titles = [f"P({res['trait']}) lift over the {res['reference']}", "final loss (last tenth of the epoch)"]
+    titles += ["answers' excess NLL under the base (nats/token)"] if fluency else []
+    fig = make_subplots(rows=1, cols=len(titles), horizontal_spacing=0.08, subplot_titles=titles)
     palette = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
     for i, (arm, rows) in enumerate(res["arms"].items()):
         colour = ARM_COLOURS["full"] if arm == "full FT" else palette[i % len(palette)]
@@ -93,22 +94,33 @@ def lr_screen_figure(res: dict[str, Any]) -> go.Figure:
         ]  # fmt: skip
         symbols = [s if r["sound"] else f"{s}-open" for s, r in zip(symbols, rows, strict=True)]
         marker = {"color": colour, "size": 11, "symbol": symbols}
-        err = {
-            "type": "data", "symmetric": False,
-            "array": [r["p_trait_diff_ci"][1] - r["p_trait_diff"] for r in rows],
-            "arrayminus": [r["p_trait_diff"] - r["p_trait_diff_ci"][0] for r in rows],
-        }  # fmt: skip
+        err = ci_bars(rows, "p_trait_diff")
         hover = [f"{r['label']}, {r['seeds']} seed(s)" for r in rows]
         fig.add_trace(go.Scatter(x=lrs, y=[r["p_trait_diff"] for r in rows], error_y=err, mode="lines+markers",
                                  marker=marker, line={"color": colour}, name=arm, text=hover), row=1, col=1)  # fmt: skip
         fig.add_trace(go.Scatter(x=lrs, y=[r["final_loss"] for r in rows], mode="lines+markers", marker=marker,
                                  line={"color": colour}, name=arm, text=hover, showlegend=False), row=1, col=2)  # fmt: skip
+        if fluency:
+            fig.add_trace(go.Scatter(x=lrs, y=[r["excess_nll"] for r in rows], error_y=ci_bars(rows, "excess_nll"),
+                                     mode="lines+markers", marker=marker, line={"color": colour}, name=arm,
+                                     text=hover, showlegend=False), row=1, col=3)  # fmt: skip
     fig.add_hline(y=0, line={"color": "gray", "dash": "dot"}, row=1, col=1)
+    if fluency:
+        fig.add_hline(y=res["max_excess_nll"], line={"color": "gray", "dash": "dash"}, row=1, col=3)
     fig.update_xaxes(type="log", title_text="lr", exponentformat="power")
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(
         title=f"lr screen, trait {res['trait']}: star = largest lift among sound lrs, diamond = best fit, "
         f"open = final loss over {res['max_loss_ratio']:g}x the arm's lowest",
-        height=480, width=1200,
+        height=480, width=1200 + 500 * fluency,
     )  # fmt: skip
     return fig
+
+
+def ci_bars(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Asymmetric error bars from each row's `key` and its 95% CI (`key`_ci)."""
+    return {
+        "type": "data", "symmetric": False,
+        "array": [r[f"{key}_ci"][1] - r[key] for r in rows],
+        "arrayminus": [r[key] - r[f"{key}_ci"][0] for r in rows],
+    }  # fmt: skip
