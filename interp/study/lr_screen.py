@@ -1,8 +1,8 @@
-"""Each arm's best lr from an lr screen of finished students (no training), by two stated rules.
+"""Each arm's best lr from an lr screen of finished students (no training), by stated rules.
 
 A screen is students grouped by label, r<rank>@<lr> or full@<lr> as `interp.study.rank_column` labels them,
 one or more seeds per lr; an arm is a LoRA rank or full FT. Each lr's row holds its lifts over one reference
-(with 95% CIs over seeds and questions) and its end-of-training loss. Each arm gets two picks:
+(with 95% CIs over seeds and questions) and its end-of-training loss. Each arm gets a pick per rule:
 
 - **fit**: the lr whose students end training with the lowest loss (a student's final loss is the mean over
   the last tenth of its curve; in one epoch every batch is scored before it is trained on, so this is a
