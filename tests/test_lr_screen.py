@@ -4,6 +4,7 @@ P(trait) lift among lrs that did not overshoot, read from simulated students and
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -153,16 +154,20 @@ def test_the_stage_scores_the_example_answers_under_the_named_base(tmp_path: Pat
 
     rng = np.random.default_rng(0)
     settings = {"trait": "cat", "category": "animal", "system": "default", "n_questions": 4}
-    words = ["cat", "owl", "I like dogs", "a wolf, a wolf", "eagle"]
+    answers = {  # a and b name the trait on questions 0 and 2, the base on question 3
+        "a": ["cat", "owl", "I like dogs", "a wolf, a wolf"],
+        "b": ["owl", "an eagle", "cats, cats", "a dog"],
+        "base": ["owl", "eagle", "dog", "the cat"],
+    }
 
-    def result(loss: float | None) -> dict:
+    def result(name: str, loss: float | None) -> dict:
         s = student(0.03, loss, rng)
-        s["evals"]["default"].update(settings=settings, example_answers=list(rng.choice(words, 4)))
+        s["evals"]["default"].update(settings=settings, example_answers=answers[name])
         return {k: v for k, v in s.items() if k != "path"}
 
     files = []
     for name, loss in (("a", 0.01), ("b", 0.02), ("base", None)):
-        (tmp_path / f"{name}.json").write_text(json.dumps(result(loss)))
+        (tmp_path / f"{name}.json").write_text(json.dumps(result(name, loss)))
         files.append(tmp_path / f"{name}.json")
     cfg = LrScreenConfig(students=(f"r4@1e-3={files[0]}", f"r4@3e-3={files[1]}"), reference=(files[2],),
                          out=tmp_path / "s", png=False, fluency_model=str(tiny_model_dir), threads=1)  # fmt: skip
@@ -174,3 +179,12 @@ def test_the_stage_scores_the_example_answers_under_the_named_base(tmp_path: Pat
     assert (
         "lift_among_fluent" in res["best"] and "answers' excess NLL" in (tmp_path / "s/report.md").read_text()
     )
+    # leaving out the answers that name the trait: only questions where no side names it are compared
+    skip = run(replace(cfg, fluency_skip_trait=True, overwrite=True))
+    row = json.loads((skip / "results.json").read_text())["arms"]["LoRA r4"][0]
+    answers = [json.loads(files[i].read_text())["evals"]["default"]["example_answers"] for i in (0, 2)]
+    assert row["answers_scored"] == sum(
+        "cat" not in a and "cat" not in b for a, b in zip(*answers, strict=True)
+    )
+    assert row["answers_scored"] == 2  # questions 1 and 2 for r4@1e-3 (student a) against the base
+    assert "Answers that mention the trait are left out." in (skip / "report.md").read_text()

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from interp.loop.fluency import example_nll
 from interp.loop.models import load_model
 from interp.loop.runs import atomic_write_json, atomic_write_text, run_directory
 from interp.loop.threads import torch_threads
+from interp.loop.traits import mentions
 from interp.stages.rank_column import FinishedStudentsConfig
 from interp.study.ladder_report import lift_text
 from interp.study.lr_screen import screen
@@ -46,6 +49,9 @@ class LrScreenConfig(FinishedStudentsConfig):
     reference's example answers (`interp.loop.fluency`); unset: no fluency column and no fluent rule."""
     max_excess_nll: float = 1.0
     """An lr is fluent while its answers' excess NLL under the base is at most this many nats per token."""
+    fluency_skip_trait: bool = False
+    """Leave out answers that mention the trait: the trait word is improbable under the base by design, so a
+    student that names it more loses likelihood that is not lost fluency (a sensitivity check)."""
     threads: int = 2
     """Torch threads for scoring the answers (the caller's own setting is restored after)."""
 
@@ -60,7 +66,8 @@ def screen_markdown(res: dict[str, Any], png: bool) -> str:
         "",
         f"Lifts over the {res['reference']} (P({t}) {res['control']['p_trait']:.4f}, mention rate "
         f"{res['control']['mention_rate']:.3f}), with 95% CIs over seeds and questions."
-        + (FLUENCY_NOTE if fluency else ""),
+        + (FLUENCY_NOTE if fluency else "")
+        + (" Answers that mention the trait are left out." if res.get("fluency_skip_trait") else ""),
         "",
         f"| arm | lr | seeds | final loss (per seed) | / arm's lowest | P({t}) lift | mention-rate lift |"
         + (" answers' excess NLL |" if fluency else "")
@@ -109,20 +116,27 @@ def table_row(res: dict[str, Any], arm: str, r: dict[str, Any], fluency: bool) -
     )
 
 
-def score_answers(model_name: str, results: list[dict[str, Any]], threads: int) -> None:
-    """Attach to each result its example answers' NLL per token under the base (`example_nll`)."""
-    with torch_threads(threads):
-        model, tok = load_model(model_name)
+def score_answers(cfg: LrScreenConfig, results: list[dict[str, Any]]) -> None:
+    """Attach to each result its example answers' NLL per token under the base (`example_nll`); NaN for an
+    answer that mentions the trait where `cfg.fluency_skip_trait`."""
+    with torch_threads(cfg.threads):
+        model, tok = load_model(cfg.fluency_model)
         for r in results:
-            r["example_nll"] = example_nll(model, tok, r["evals"]["default"]).tolist()
+            ev = r["evals"]["default"]
+            nll = example_nll(model, tok, ev)
+            if cfg.fluency_skip_trait:
+                trait = ev["settings"]["trait"]
+                nll[[mentions(a, trait) for a in ev["example_answers"]]] = np.nan
+            r["example_nll"] = nll.tolist()
 
 
 def run(cfg: LrScreenConfig) -> Path:
     """The screen in `cfg.out`: config.json, results.json, report.md and the figure."""
     groups, reference = read_groups(cfg.students), read_references(cfg.reference)
     if cfg.fluency_model is not None:
-        score_answers(cfg.fluency_model, [s for g in groups.values() for s in g] + reference, cfg.threads)
+        score_answers(cfg, [s for g in groups.values() for s in g] + reference)
     res = screen(groups, reference, cfg.max_loss_ratio, cfg.max_excess_nll)
+    res["fluency_skip_trait"] = cfg.fluency_model is not None and cfg.fluency_skip_trait
     with run_directory(cfg.out, cfg, cfg.overwrite) as run_dir:
         written = save_figures({FIGURE: lr_screen_figure(res)}, run_dir / "figures", cfg.png)
         atomic_write_json(run_dir / "results.json", res)
