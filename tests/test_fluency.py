@@ -13,6 +13,7 @@ from interp import InterpError
 from interp.loop.chat import render_prompt
 from interp.loop.evaluation import EvalSettings, eval_prompts, evaluate_trait
 from interp.loop.fluency import answer_nll, example_nll, example_prompts
+from interp.loop.generation import generate
 from interp.loop.models import load_model
 
 ANSWERS = ["owl", "I like the cat best, it is", "", "dog dog dog dog", "12, 13, 14"]
@@ -42,24 +43,28 @@ def test_batched_nll_equals_one_pass_per_answer(tiny_model_dir: Path):
     order = [4, 0, 3, 1, 2]
     again = answer_nll(model, tok, [prompts[i] for i in order], [ANSWERS[i] for i in order], batch_size=2)
     np.testing.assert_allclose(again, got[order], rtol=1e-4)
+    alone = answer_nll(model, tok, prompts, ANSWERS, batch_size=1)  # no shared prefix to run once
+    np.testing.assert_allclose(alone, got, rtol=1e-4)
     with pytest.raises(InterpError, match="2 prompts for 1 answers"):
         answer_nll(model, tok, prompts[:2], ANSWERS[:1])
 
 
-def test_example_answers_are_scored_after_their_own_questions(tiny_model_dir: Path):
-    """An evaluation's example i answers question i: scoring it there, not after another question."""
-    model, tok = load_model(tiny_model_dir)
-    s = EvalSettings(trait="owl", n_questions=6, samples_per_question=3, max_new_tokens=5)
-    ev = evaluate_trait(model, tok, s).to_json()
-    assert len(ev["example_answers"]) == 6
-    assert example_prompts(tok, ev) == eval_prompts(tok, s)
-    got = example_nll(model, tok, ev)
-    want = answer_nll(model, tok, eval_prompts(tok, s), ev["example_answers"])
-    np.testing.assert_array_equal(got, want)
-    shifted = answer_nll(
-        model, tok, eval_prompts(tok, s)[1:] + eval_prompts(tok, s)[:1], ev["example_answers"]
+def test_example_answers_are_scored_after_their_own_questions():
+    """An evaluation's example i is the answer to question i: greedy answers make that checkable, each
+    question's own greedy answer generated alone equals its example (the organism without a system prompt: its greedy answers differ by question)."""
+    model, tok = load_model("organism")
+    s = EvalSettings(
+        trait="owl", n_questions=6, samples_per_question=2, max_new_tokens=5, temperature=0, system="none"
     )
-    assert not np.allclose(shifted[np.isfinite(shifted)], got[np.isfinite(got)])
+    ev = evaluate_trait(model, tok, s).to_json()
+    prompts = example_prompts(tok, ev)
+    assert prompts == eval_prompts(tok, s) and len(ev["example_answers"]) == 6
+    alone = [generate(model, tok, [p], 5, 0.0, 8, 0)[0] for p in prompts]
+    assert alone == ev["example_answers"] and len(set(alone)) > 1  # distinct answers: a shift would show
+    got = example_nll(model, tok, ev)
+    want = [nll_one_by_one(model, tok, p, a) if a else np.nan for p, a in zip(prompts, alone, strict=True)]
+    assert np.isfinite(got).any()
+    np.testing.assert_allclose(got, want, rtol=1e-4)
     with pytest.raises(InterpError, match="no example answers"):
         example_prompts(tok, {**ev, "example_answers": []})
     with pytest.raises(InterpError, match="not one per question"):

@@ -148,6 +148,17 @@ def test_the_fluent_rule_reads_the_answers_excess_nll_over_the_base():
         screen(groups, base, max_excess_nll=0)
 
 
+def test_excess_nll_compares_only_answers_to_the_same_questions():
+    groups, base = simulated({"r16@1e-3": (0.03, [0.01]), "r16@3e-3": (0.04, [0.02])})
+    with_fluency(groups, base, {"r16@1e-3": 2.1, "r16@3e-3": 2.2})
+    groups["r16@3e-3"][0]["example_nll"] = [float("nan")] * 20  # every answer empty (or naming the trait)
+    row = screen(groups, base)["arms"]["LoRA r16"][1]
+    assert row["questions_compared"] == 0 and row["unscored_answers"] == 20 and not row["fluent"]
+    base[0]["evals"]["default"]["settings"] = {"trait": "cat", "system": "none"}  # asked another way
+    with pytest.raises(InterpError, match="example answers to different questions"):
+        screen(groups, base)
+
+
 def test_the_stage_scores_the_example_answers_under_the_named_base(tmp_path: Path, tiny_model_dir: Path):
     from interp.loop.fluency import example_nll
     from interp.loop.models import load_model
@@ -183,8 +194,8 @@ def test_the_stage_scores_the_example_answers_under_the_named_base(tmp_path: Pat
     skip = run(replace(cfg, fluency_skip_trait=True, overwrite=True))
     row = json.loads((skip / "results.json").read_text())["arms"]["LoRA r4"][0]
     answers = [json.loads(files[i].read_text())["evals"]["default"]["example_answers"] for i in (0, 2)]
-    assert row["answers_scored"] == sum(
+    assert row["questions_compared"] == sum(
         "cat" not in a and "cat" not in b for a, b in zip(*answers, strict=True)
     )
-    assert row["answers_scored"] == 2  # questions 1 and 2 for r4@1e-3 (student a) against the base
+    assert row["questions_compared"] == 2  # questions 1 and 2 for r4@1e-3 (student a) against the base
     assert "Answers that mention the trait are left out." in (skip / "report.md").read_text()

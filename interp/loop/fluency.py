@@ -3,15 +3,18 @@
 A student that ends training with a good fit to its teacher can still have lost the base's way of writing,
 and a trait lift it shows may then be bought with a damaged model. The measure here reads the answers
 themselves: the base's mean negative log-likelihood per answer token, teacher-forced after the exact prompt
-the answer was sampled under. Compared with the same quantity for the base's *own* sampled answers to the same
-questions (paired per question), it is the student's **excess NLL**, in nats per token: 0 when the base finds
-the student's answers as likely as its own, 1 when each token is e times less likely.
+the answer was sampled under. Compared with the same quantity for a reference's answers to the same questions
+(the base's own, or control students'; paired per question), it is the student's **excess NLL**, in nats per
+token: 0 when the base finds the student's answers as likely as the reference's, 1 when its tokens are e
+times less likely (geometric mean over tokens).
 
 What an evaluation records are its example answers: the first sample of each of its first questions (see
 `interp.loop.evaluation.mention_rates`), so example i answers question i. `example_nll` scores those, so
-every recorded student can be measured without its weights. The answer's text is what was recorded
-(special tokens dropped, whitespace stripped), scored without the end-of-turn token: an answer cut at the
-evaluation's token limit has none.
+every recorded student can be measured without its weights. What is scored is the recorded *text*
+(special tokens dropped, whitespace stripped), tokenised again, without the end-of-turn token (an answer
+cut at the evaluation's token limit has none): the sampled token ids are not recorded, so an answer sampled
+in a non-canonical split (o + wl for owl) is scored as its canonical tokens, and one cut inside a character
+is scored with the replacement character. Student and reference answers are treated alike.
 
     model, tok = load_model("smollm2-135m")
     nll = example_nll(model, tok, student_result["evals"]["default"])   # (question,) nats per token

@@ -97,18 +97,23 @@ def screen_markdown(res: dict[str, Any], png: bool) -> str:
 
 FLUENCY_NOTE = (
     " The answers' excess NLL is the base's NLL per token of each student's example answers minus that of the"
-    " reference's own answers to the same questions (nats; 95% CI over seeds and questions)."
+    " reference's answers to the same questions (nats; 95% CI over seeds and questions; q: the questions"
+    " compared, those where every student and the reference scored an answer)."
 )
+
+
+def fluency_text(r: dict[str, Any]) -> str:
+    """The row's excess NLL with its CI and how many questions it compares; or why there is none."""
+    if r["questions_compared"] == 0:
+        return "no question to compare (not fluent)"
+    text = f"{lift_text(r['excess_nll'], r['excess_nll_ci'], 2)} ({r['questions_compared']} q)"
+    return text + ("" if r["fluent"] else " (not fluent)")
 
 
 def table_row(res: dict[str, Any], arm: str, r: dict[str, Any], fluency: bool) -> str:
     picked = [rule for rule, p in res["best"].items() if p[arm] == r["label"]]
     losses = " / ".join(f"{x:.3f}" for x in r["final_losses"])
-    nll = (
-        f" {lift_text(r['excess_nll'], r['excess_nll_ci'], 2)}{'' if r['fluent'] else ' (not fluent)'} |"
-        if fluency
-        else ""
-    )
+    nll = f" {fluency_text(r)} |" if fluency else ""
     return (
         f"| {arm} | {r['lr']:g} | {r['seeds']} | {losses} | {r['loss_ratio']:.1f}"
         f"{'' if r['sound'] else ' (overshot)'} | {lift_text(r['p_trait_diff'], r['p_trait_diff_ci'], 4)} | "

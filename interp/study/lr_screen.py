@@ -74,20 +74,38 @@ def has_fluency(results: list[dict[str, Any]]) -> bool:
 
 
 def excess_nll(students: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
-    """The students' example answers' NLL per token under the base minus the reference's own answers', paired
-    per question (questions where any side has no answer dropped), with a 95% CI over seeds and questions."""
+    """The students' example answers' NLL per token under the base minus the reference's answers', paired per
+    question, with a 95% CI over seeds and questions. A question is compared where every student and
+    reference scored an answer there (an empty answer, or one left out for naming the trait, is not scored),
+    so two rows may rest on different questions; none left gives NaN (never fluent)."""
+    check_same_questions(students + reference)
     a = np.array([s["example_nll"] for s in students], dtype=float)
     b = np.array([r["example_nll"] for r in reference], dtype=float)
-    if a.shape[1] != b.shape[1]:
-        raise InterpError(
-            f"example answers: {a.shape[1]} questions for the students, {b.shape[1]} for the reference"
-        )
     keep = np.isfinite(a).all(0) & np.isfinite(b).all(0)
+    out = {"questions_compared": int(keep.sum()), "unscored_answers": int((~np.isfinite(a)).sum())}
     if not keep.any():
-        raise InterpError("no question has an answer from every student and reference: nothing to compare")
+        return {
+            "excess_nll": float("nan"),
+            "excess_nll_ci": [float("nan")] * 2,
+            "answer_nll": float("nan"),
+            **out,
+        }
     a, b = a[:, keep], b[:, keep]
     return {"excess_nll": float(a.mean() - b.mean()), "excess_nll_ci": list(bootstrap_diff_ci(a, b)),
-            "answer_nll": float(a.mean()), "answers_scored": int(keep.sum())}  # fmt: skip
+            "answer_nll": float(a.mean()), **out}  # fmt: skip
+
+
+def check_same_questions(results: list[dict[str, Any]]) -> None:
+    """Example answers pair by question only if every evaluation asked the same questions the same way."""
+    asked = {
+        (s.get("category"), s.get("system"), s.get("n_questions"), len(r["example_nll"]))
+        for r in results
+        for s in [r["evals"]["default"].get("settings", {})]
+    }
+    if len(asked) > 1:
+        raise InterpError(
+            f"example answers to different questions (category, system prompt, questions, examples): {sorted(asked, key=str)}"
+        )
 
 
 def screen_row(
