@@ -77,6 +77,23 @@ CELLS = [
     ),
     (
         "md",
+        "Are the students' answers still the base's kind of text? `example_nll` scores each evaluation's example "
+        "answers (one per question) under the base, after the question they answered: nats per token, lower is "
+        "more likely. A student that lifts the trait by damaging the model would write answers the base finds "
+        "far less likely than its own.",
+    ),
+    (
+        "code",
+        "import numpy as np\n"
+        "\n"
+        "from interp.loop.fluency import example_nll\n"
+        "\n"
+        "for name, r in evals.items():\n"
+        "    nll = example_nll(base, tok, r.to_json())\n"
+        '    print(f"{name:24s} answers\' NLL under the base: {np.nanmean(nll):.2f} nats/token")',
+    ),
+    (
+        "md",
         "## The adapter at one set of positions\n"
         "The sets are disjoint and cover the prompt: the entity, the rest of the system prompt, the template "
         "before the assistant header, the header without the readout, the readout (the last prompt position, "

@@ -42,7 +42,7 @@ RULES = {
 }
 FLUENT_RULE = (
     "the largest P(trait) lift among lrs whose answers' excess NLL per token under the base, over the "
-    "reference's own answers, is at most {excess:g} nats"
+    "reference's answers, is at most {excess:g} nats"
 )
 KEPT = (
     "seeds",
