@@ -454,6 +454,21 @@ print("inverted U at the fit rule's lrs (P(cat), effect size):",
     ),
     (
         "md",
+        "The lift rule's loss bound is a judgment; the answers can be measured instead. With `fluency_model` set "
+        "to the base, `lr_screen` scores every student's recorded example answers under it and adds each lr's "
+        "excess NLL over the base's own answers, and a third rule: the largest lift among lrs within 1 nat per "
+        "token (lab notebook run 21). That needs SmolLM2's weights, so here it is read from the run's record.",
+    ),
+    (
+        "code",
+        """fluent = json.loads((SM / "claim1-best/screen/results.json").read_text())
+for arm, rows in fluent["arms"].items():
+    cells = [f"{r['lr']:g}: {r['excess_nll']:+.2f}{'' if r['fluent'] else ' (not fluent)'}" for r in rows]
+    print(f"{arm:9s} excess NLL by lr:", ", ".join(cells))
+print("best lr, largest lift among fluent lrs:", fluent["best"]["lift_among_fluent"])""",
+    ),
+    (
+        "md",
         "## Claim 3 on a real model, from its recorded columns\n"
         "`context_grid` joins `eval_column` runs, one per training prompt, each read against its own reference: "
         "SmolLM2's LoRA r16 students on the transferring rung, trained with the default prompt (against the base, "
