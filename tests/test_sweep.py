@@ -55,22 +55,23 @@ def test_force_recomputes(tmp_path: Path) -> None:
     assert CALLS == ["0", "1", "2", "3"]
 
 
+@pytest.mark.parametrize("mode", ["lora", "full"])
 def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """The context matrix's default-trained student is the rank sweep's (same training, more evaluations)."""
+    """The context matrix's default-trained student is the rank sweep's (same training, more evaluations);
+    a full-FT student too, whose saved model's config.json replaces the job's own (kept as job.json)."""
     import interp.study.jobs as jobs
     from interp.loop.datasets import write_dataset
     from interp.study.experiment import StudentSpec, StudyConfig
 
     cfg = StudyConfig(model=str(tiny_model_dir), n_questions=2, samples_per_question=1, batch_size=4)
+    spec = StudentSpec(mode, 2, lr=1e-4 if mode == "full" else None)
     rows = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(8)]
     write_dataset(jobs.numbers_path(tmp_path, jobs.numbers_job(cfg, "trait", 0).name), rows, {})
-    sweep = jobs.student_job(cfg, StudentSpec("lora", 2), "trait", 0, 0, {"default": "default"})
-    matrix = jobs.student_job(
-        cfg, StudentSpec("lora", 2), "trait", 0, 0, {"default": "default", "none": "none"}
-    )
-    other_seed = jobs.student_job(cfg, StudentSpec("lora", 2), "trait", 0, 1, {"default": "default"})
+    sweep = jobs.student_job(cfg, spec, "trait", 0, 0, {"default": "default"})
+    matrix = jobs.student_job(cfg, spec, "trait", 0, 0, {"default": "default", "none": "none"})
+    other_seed = jobs.student_job(cfg, spec, "trait", 0, 1, {"default": "default"})
     assert matrix.name != sweep.name  # two jobs, one training
     first = run_jobs([sweep], tmp_path, ExecutorConfig())[0]
     trained = []
@@ -80,9 +81,11 @@ def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
     assert second["final_loss"] == first["final_loss"]
     assert second["evals"]["default"] == first["evals"]["default"]  # the same weights, evaluated alike
     assert "none" in second["evals"]
-    adapter = "adapter_model.safetensors"
-    assert (job_path(tmp_path, matrix) / adapter).read_bytes() == (
-        job_path(tmp_path, sweep) / adapter
+    weights = "adapter_model.safetensors" if mode == "lora" else "model.safetensors"
+    assert (job_path(tmp_path, matrix) / weights).read_bytes() == (
+        job_path(tmp_path, sweep) / weights
     ).read_bytes()
+    job = json.loads((job_path(tmp_path, matrix) / "job.json").read_text())
+    assert job["name"] == matrix.name and job["params"]["train"]["mode"] == mode
     with pytest.raises(pytest.fail.Exception, match="retrained"):  # another seed is another training
         run_jobs([other_seed], tmp_path, ExecutorConfig())

@@ -20,7 +20,7 @@ from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
 from interp.loop.distill import make_distiller
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
-from interp.loop.models import STUDENT_META, load_model, load_student, model_fingerprint
+from interp.loop.models import STUDENT_META, is_lora_student, load_model, load_student, model_fingerprint
 from interp.loop.numbers import number_prompts
 from interp.loop.teacher import Teacher, finetune_teacher
 from interp.loop.training import TrainConfig, save_student, train_student
@@ -195,17 +195,18 @@ def evaluate_systems(model, tok, p: dict[str, Any], root: Path) -> dict[str, Any
 
 TRAINING_KEYS = ("model", "dataset", "train", "train_system", "dtype", "device")
 """The params that determine a trained student (the rest say how it is evaluated or measured)."""
-STUDENT_FILES = ("result.json", "config.json", "README.md")
-"""A job directory's own files, which a reused student's directory does not pass on."""
+STUDENT_FILES = ("result.json", "config.json", "job.json", "README.md")
+"""A job directory's own files, which a reused student's directory does not pass on (but a full-FT
+student's config.json is its model's: that one is passed on)."""
 
 
 def trained_twin(p: dict[str, Any], root: Path) -> Path | None:
     """A finished student job under `root` trained exactly as `p` asks (evaluated otherwise): a context
     matrix's default-trained student is the rank sweep's student at that rank, not a second training."""
     want = {k: p.get(k) for k in TRAINING_KEYS}
-    for cfg_path in sorted((Path(root) / "jobs").glob("student-*/config.json")):
-        job = cfg_path.parent
-        if (job / "result.json").exists() and (job / STUDENT_META).exists():
+    for job in sorted((Path(root) / "jobs").glob("student-*")):
+        cfg_path = job / "job.json" if (job / "job.json").exists() else job / "config.json"
+        if cfg_path.exists() and (job / "result.json").exists() and (job / STUDENT_META).exists():
             params = json.loads(cfg_path.read_text()).get("params", {})
             if {k: params.get(k) for k in TRAINING_KEYS} == want:
                 return job
@@ -214,8 +215,9 @@ def trained_twin(p: dict[str, Any], root: Path) -> Path | None:
 
 def reuse_student(twin: Path, out: Path, p: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
     """Copy a twin job's saved student into `out` and load it as training would have left it."""
+    own = STUDENT_FILES if is_lora_student(twin) else tuple(f for f in STUDENT_FILES if f != "config.json")
     for f in twin.iterdir():
-        if f.is_file() and f.name not in STUDENT_FILES:
+        if f.is_file() and f.name not in own:
             shutil.copy2(f, out / f.name)
     model, tok = load_student(out, p["model"], p["dtype"], p["device"], merge=False)
     meta = json.loads((out / STUDENT_META).read_text())

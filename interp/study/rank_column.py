@@ -48,7 +48,7 @@ def parse_label(label: str) -> dict[str, Any]:
 
 def read_student(path: str | Path) -> dict[str, Any]:
     """A finished student (or base) job: its result (evaluations, final loss) and, from a job directory's
-    config.json, its training settings. `path` is the job directory or a bare result.json (a record)."""
+    job.json (else config.json), its training settings. `path` is the job directory or a bare result.json (a record)."""
     path = Path(path)
     result_file = path / "result.json" if path.is_dir() else path
     result = read_json(
@@ -56,7 +56,10 @@ def read_student(path: str | Path) -> dict[str, Any]:
     )
     if "evals" not in result:
         raise InterpError(f"{result_file} has no evaluations (a student or base job's result.json?)")
-    config = result_file.parent / "config.json"  # a job's own, only beside its result.json
+    job_file = (
+        result_file.parent / "job.json"
+    )  # a job's own config (a full-FT student's config.json is its model's)
+    config = job_file if job_file.exists() else result_file.parent / "config.json"
     in_job = result_file.name == "result.json" and config.exists()
     train = json.loads(config.read_text()).get("params", {}).get("train") if in_job else None
     return {**result, "train": train, "path": str(path)}

@@ -29,6 +29,10 @@ def job_path(root: Path, job: Job) -> Path:
     return Path(root) / "jobs" / job.name
 
 
+JOB_FILE = "job.json"
+"""The job's own config, beside config.json: a full-FT student saves its model's config.json over the job's."""
+
+
 def finished(root: Path, job: Job) -> dict[str, Any] | None:
     path = job_path(root, job) / "result.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -41,6 +45,9 @@ def run_job(job: Job, root: Path, threads: int, force: bool = False) -> dict[str
     log.info("job %s", job.name)
     with torch_threads(threads):  # fixed per job, so that both executors compute the same numbers
         with run_directory(job_path(root, job), job, overwrite=True) as staging:
+            shutil.copy2(
+                staging / "config.json", staging / JOB_FILE
+            )  # a full-FT student's model takes config.json
             result = RUNNERS[job.kind](job.params, staging, Path(root))
             atomic_write_json(staging / "result.json", result)
     return result
