@@ -84,8 +84,6 @@ CELLS = [
     ),
     (
         "code",
-        "import numpy as np\n"
-        "\n"
         "from interp.loop.fluency import example_nll\n"
         "\n"
         "for name, r in evals.items():\n"
