@@ -50,6 +50,16 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+JOB_FILE = "job.json"
+"""A sweep job's own config, kept beside config.json: a full-FT student saves its model's config.json over
+the job's."""
+
+
+def job_config_path(job_dir: Path) -> Path:
+    """Where a job directory's own config is: job.json, else (a job from before job.json) config.json."""
+    return job_dir / JOB_FILE if (job_dir / JOB_FILE).exists() else job_dir / "config.json"
+
+
 def read_json(path: Path, missing: str) -> Any:
     """The JSON in `path`: one error where it is absent (`missing` says what was expected there) or where
     it is not JSON."""

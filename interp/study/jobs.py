@@ -22,6 +22,7 @@ from interp.loop.distill import make_distiller
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
 from interp.loop.models import STUDENT_META, is_lora_student, load_model, load_student, model_fingerprint
 from interp.loop.numbers import number_prompts
+from interp.loop.runs import JOB_FILE, job_config_path
 from interp.loop.teacher import Teacher, finetune_teacher
 from interp.loop.training import TrainConfig, save_student, train_student
 from interp.loop.traits import trait_system_prompt
@@ -195,7 +196,7 @@ def evaluate_systems(model, tok, p: dict[str, Any], root: Path) -> dict[str, Any
 
 TRAINING_KEYS = ("model", "dataset", "train", "train_system", "dtype", "device")
 """The params that determine a trained student (the rest say how it is evaluated or measured)."""
-STUDENT_FILES = ("result.json", "config.json", "job.json", "README.md")
+STUDENT_FILES = ("result.json", "config.json", JOB_FILE, "README.md")
 """A job directory's own files, which a reused student's directory does not pass on (but a full-FT
 student's config.json is its model's: that one is passed on)."""
 
@@ -205,7 +206,7 @@ def trained_twin(p: dict[str, Any], root: Path) -> Path | None:
     matrix's default-trained student is the rank sweep's student at that rank, not a second training."""
     want = {k: p.get(k) for k in TRAINING_KEYS}
     for job in sorted((Path(root) / "jobs").glob("student-*")):
-        cfg_path = job / "job.json" if (job / "job.json").exists() else job / "config.json"
+        cfg_path = job_config_path(job)
         if cfg_path.exists() and (job / "result.json").exists() and (job / STUDENT_META).exists():
             params = json.loads(cfg_path.read_text()).get("params", {})
             if {k: params.get(k) for k in TRAINING_KEYS} == want:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import InterpError
-from interp.loop.runs import read_json
+from interp.loop.runs import job_config_path, read_json
 from interp.study.claims import inverted_u, lift_gap, no_full_ft_transfer
 from interp.study.eval_column import check_alike
 from interp.study.summary import lift_per_question, pooled, versus_control
@@ -56,10 +56,7 @@ def read_student(path: str | Path) -> dict[str, Any]:
     )
     if "evals" not in result:
         raise InterpError(f"{result_file} has no evaluations (a student or base job's result.json?)")
-    job_file = (
-        result_file.parent / "job.json"
-    )  # a job's own config (a full-FT student's config.json is its model's)
-    config = job_file if job_file.exists() else result_file.parent / "config.json"
+    config = job_config_path(result_file.parent)
     in_job = result_file.name == "result.json" and config.exists()
     train = json.loads(config.read_text()).get("params", {}).get("train") if in_job else None
     return {**result, "train": train, "path": str(path)}

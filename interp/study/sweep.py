@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from interp.loop.runs import atomic_write_json, run_directory
+from interp.loop.runs import JOB_FILE, atomic_write_json, run_directory
 from interp.loop.threads import torch_threads
 from interp.study.experiment import ExecutorConfig
 from interp.study.jobs import RUNNERS, Job, numbers_job
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 
 def job_path(root: Path, job: Job) -> Path:
     return Path(root) / "jobs" / job.name
-
-
-JOB_FILE = "job.json"
-"""The job's own config, beside config.json: a full-FT student saves its model's config.json over the job's."""
 
 
 def finished(root: Path, job: Job) -> dict[str, Any] | None:
