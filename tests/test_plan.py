@@ -204,7 +204,7 @@ def test_a_plan_that_does_not_fit_is_one_clear_error(tiny_model_dir: Path, tmp_p
         train_student.TrainStudentConfig, argv + ["--device-memory-gb", "0.0001", "--ignore-plan"]
     )
     cfg.progress = False
-    assert (train_student.main(cfg) / "model.safetensors").exists()  # --ignore-plan runs anyway
+    assert (train_student.main(cfg) / "model" / "model.safetensors").exists()  # --ignore-plan runs anyway
 
 
 def test_generate_numbers_plan_and_misfit(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:

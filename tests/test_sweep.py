@@ -1,6 +1,7 @@
 """Sweeps resume after a kill without recomputing finished jobs; --force recomputes."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,18 +56,28 @@ def test_force_recomputes(tmp_path: Path) -> None:
     assert CALLS == ["0", "1", "2", "3"]
 
 
-@pytest.mark.parametrize("mode", ["lora", "full"])
+def _as_saved_before_model_dir(job: Path) -> None:
+    """Lay a full-FT job out as one saved before model/ existed: the model's files beside the job's, its
+    config.json over the job's own, which job.json kept."""
+    shutil.copy2(job / "config.json", job / "job.json")
+    for f in (job / "model").iterdir():
+        shutil.move(f, job / f.name)
+    (job / "model").rmdir()
+
+
+@pytest.mark.parametrize("mode", ["lora", "full", "full saved before model/"])
 def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     """The context matrix's default-trained student is the rank sweep's (same training, more evaluations);
-    a full-FT student too, whose saved model's config.json replaces the job's own (kept as job.json)."""
+    a full-FT student too, in either layout, and the reused one has its model in model/."""
     import interp.study.jobs as jobs
     from interp.loop.datasets import write_dataset
     from interp.study.experiment import StudentSpec, StudyConfig
 
+    arm = mode.split()[0]
     cfg = StudyConfig(model=str(tiny_model_dir), n_questions=2, samples_per_question=1, batch_size=4)
-    spec = StudentSpec(mode, 2, lr=1e-4 if mode == "full" else None)
+    spec = StudentSpec(arm, 2, lr=1e-4 if arm == "full" else None)
     rows = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(8)]
     write_dataset(jobs.numbers_path(tmp_path, jobs.numbers_job(cfg, "trait", 0).name), rows, {})
     sweep = jobs.student_job(cfg, spec, "trait", 0, 0, {"default": "default"})
@@ -74,18 +85,23 @@ def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
     other_seed = jobs.student_job(cfg, spec, "trait", 0, 1, {"default": "default"})
     assert matrix.name != sweep.name  # two jobs, one training
     first = run_jobs([sweep], tmp_path, ExecutorConfig())[0]
-    trained = []
-    monkeypatch.setattr(jobs, "train_student", lambda *a, **k: trained.append(a) or pytest.fail("retrained"))
+    weights = "adapter_model.safetensors" if arm == "lora" else "model/model.safetensors"
+    trained = (job_path(tmp_path, sweep) / weights).read_bytes()
+    saved = sorted(
+        f.name for f in job_path(tmp_path, sweep).rglob("*") if f.name != "README.md"
+    )  # peft's card
+    if mode.endswith("model/"):
+        _as_saved_before_model_dir(job_path(tmp_path, sweep))
+    calls = []
+    monkeypatch.setattr(jobs, "train_student", lambda *a, **k: calls.append(a) or pytest.fail("retrained"))
     second = run_jobs([matrix], tmp_path, ExecutorConfig())[0]
-    assert not trained and second["trained_in"] == sweep.name
+    assert not calls and second["trained_in"] == sweep.name
     assert second["final_loss"] == first["final_loss"]
     assert second["evals"]["default"] == first["evals"]["default"]  # the same weights, evaluated alike
     assert "none" in second["evals"]
-    weights = "adapter_model.safetensors" if mode == "lora" else "model.safetensors"
-    assert (job_path(tmp_path, matrix) / weights).read_bytes() == (
-        job_path(tmp_path, sweep) / weights
-    ).read_bytes()
-    job = json.loads((job_path(tmp_path, matrix) / "job.json").read_text())
-    assert job["name"] == matrix.name and job["params"]["train"]["mode"] == mode
+    assert (job_path(tmp_path, matrix) / weights).read_bytes() == trained
+    assert sorted(f.name for f in job_path(tmp_path, matrix).rglob("*")) == saved  # nothing lost or leaked
+    job = json.loads((job_path(tmp_path, matrix) / "config.json").read_text())
+    assert job["name"] == matrix.name and job["params"]["train"]["mode"] == arm
     with pytest.raises(pytest.fail.Exception, match="retrained"):  # another seed is another training
         run_jobs([other_seed], tmp_path, ExecutorConfig())

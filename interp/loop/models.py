@@ -31,6 +31,9 @@ from interp.loop.hub import hub_model_dir, is_hub_name
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STUDENT_META = "student.json"
+FULL_FT_MODEL = "model"
+"""Where a full-FT student keeps its Hugging Face model, inside its run directory: the run's own
+config.json (its experiment's config) stays the run's."""
 
 
 # The embedded organisms' weights (interp/organism/models/<name>). Paths, not an import: the loop sits
@@ -54,16 +57,25 @@ def organism_names() -> str:
     return ", ".join(f"{name} ({what})" for name, what in named.items())
 
 
+def student_weights_dir(student_dir: str | Path) -> Path:
+    """Where a full-FT student's model lives: its model/ directory, or the student directory itself for a
+    student saved before model/ existed (its model's config.json had replaced the run's own config)."""
+    sdir = Path(student_dir)
+    inner = sdir / FULL_FT_MODEL
+    return inner if (sdir / STUDENT_META).exists() and inner.is_dir() else sdir
+
+
 def resolve_model_dir(path: str | Path | None) -> Path:
     """`path` as a local model directory: an embedded organism's name (the default organism when None),
-    a fetched real model's name, or a directory; anything else is one clear error that lists the names."""
+    a fetched real model's name, or a directory (a full-FT student's: its model); anything else is one
+    clear error that lists the names."""
     if path is None or str(path) in ORGANISMS:
         return ORGANISMS_DIR / (DEFAULT_MODEL if path is None else str(path))
     if str(path) in REAL_MODELS:
         return real_model_dir(str(path))
     if is_hub_name(path):
         return hub_model_dir(str(path))
-    p = Path(path)
+    p = student_weights_dir(path)
     if not p.is_dir():
         raise InterpError(
             f"model {str(path)!r} does not exist: it is neither a model name ({organism_names()}), nor a "
@@ -195,7 +207,8 @@ def load_student(
     device: str = "cpu",
     merge: bool = True,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a student: a PEFT LoRA adapter on `base` (merged unless `merge=False`) or a full-FT directory."""
+    """Load a student: a PEFT LoRA adapter on `base` (merged unless `merge=False`) or a full-FT student's
+    model (`student_weights_dir`)."""
     sdir = Path(student_dir)
     if not sdir.is_dir():
         raise InterpError(f"student directory {sdir} does not exist")

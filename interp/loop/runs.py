@@ -51,12 +51,13 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 
 
 JOB_FILE = "job.json"
-"""A sweep job's own config, kept beside config.json: a full-FT student saves its model's config.json over
-the job's."""
+"""Where the sweep kept a job's own config from 8c9ebd2 until full-FT students moved their model into
+model/ (`interp.loop.models.FULL_FT_MODEL`): a full-FT student had saved its model's config.json over the
+job's. New jobs write config.json alone; this name is only read, for the jobs of that code."""
 
 
 def job_config_path(job_dir: Path) -> Path:
-    """Where a job directory's own config is: job.json, else (a job from before job.json) config.json."""
+    """Where a job directory's own config is: job.json where a job kept it (`JOB_FILE`), else config.json."""
     return job_dir / JOB_FILE if (job_dir / JOB_FILE).exists() else job_dir / "config.json"
 
 

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -27,7 +28,7 @@ from interp import InterpError
 from interp.loop.chat import require_chat
 from interp.loop.examples import IGNORE, Encoded, collate, drop_from_loss, encode_example
 from interp.loop.forward import completion_logits, logits_needed, shared_prefix  # noqa: F401 (re-exported)
-from interp.loop.models import STUDENT_META, quiet_peft
+from interp.loop.models import FULL_FT_MODEL, STUDENT_META, quiet_peft
 from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
 
@@ -347,12 +348,16 @@ def train_student(
 
 
 def save_student(result: TrainResult, out_dir, tok: PreTrainedTokenizerBase, meta: dict) -> None:
-    """Save a LoRA student as a PEFT adapter, a full-FT student as an HF directory; both safetensors."""
-
-    result.model.save_pretrained(out_dir, safe_serialization=True)
-    if meta.get("mode") == "full":
-        tok.save_pretrained(out_dir)
+    """Save a LoRA student as a PEFT adapter in `out_dir`, a full-FT student as an HF directory in
+    `out_dir`/model (so that the run's config.json stays the run's); both safetensors. student.json and
+    curve.json go in `out_dir`."""
+    full = meta.get("mode") == "full"
+    weights = Path(out_dir) / FULL_FT_MODEL if full else Path(out_dir)
+    result.model.save_pretrained(weights, safe_serialization=True)
+    if full:
+        tok.save_pretrained(weights)
     atomic_write_json(
-        out_dir / STUDENT_META, {**meta, "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s}
+        Path(out_dir) / STUDENT_META,
+        {**meta, "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s},
     )
-    atomic_write_json(out_dir / "curve.json", result.curve)
+    atomic_write_json(Path(out_dir) / "curve.json", result.curve)

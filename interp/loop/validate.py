@@ -27,6 +27,7 @@ from interp.loop.models import (
     model_label,
     organism_metadata,
     resolve_model_dir,
+    student_weights_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def base_model(path: str | Path | None, what: str = "--model", config_only: bool
             f"{what} {path} does not exist (and is no model name: {', '.join([*ORGANISMS, *REAL_MODELS])})"
         )
     else:
-        p = existing_dir(path, what, "a model directory")
+        p = student_weights_dir(existing_dir(path, what, "a model directory"))
     missing = [m for m in missing_model_parts(p) if "config.json" in m or not config_only]
     if missing:
         raise InterpError(
@@ -147,10 +148,10 @@ def student(path: str | Path, what: str = "--student", lora_only: bool = False) 
     if _json_object(p / STUDENT_META) is None:
         raise InterpError(f"{what} {p}: its {STUDENT_META} is not a JSON object")
     adapter = all((p / f).exists() for f in ADAPTER_FILES)
-    if not adapter and missing_model_parts(p):
+    if not adapter and missing_model_parts(student_weights_dir(p)):
         raise InterpError(
             f"{what} {p} has {STUDENT_META} but neither a LoRA adapter ({' + '.join(ADAPTER_FILES)}) nor full "
-            "weights (config.json, tokenizer, *.safetensors)"
+            "weights (config.json, tokenizer, *.safetensors, in model/ or beside student.json)"
         )
     if lora_only and not adapter:
         raise InterpError(f"{what} {p} is a fully fine-tuned student; this needs a LoRA student (an adapter)")

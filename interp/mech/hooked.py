@@ -119,11 +119,12 @@ def load_hooked(
         return HookedModel(
             bridge_hf_model(inner, tok, base_dir, dtype, device), tok, "lora", str(model_dir), peft=model
         )
-    path = resolve_model_dir(model_dir)
+    path = resolve_model_dir(model_dir)  # a full-FT student's: its model
     model, tok = load_model(path, dtype, device)
-    is_student = model_dir is not None and ((path / STUDENT_META).exists() or base is not None)
+    is_student = model_dir is not None and ((Path(model_dir) / STUDENT_META).exists() or base is not None)
     kind: Kind = "full_ft" if is_student else "base"
-    return HookedModel(bridge_hf_model(model, tok, path, dtype, device), tok, kind, str(path))
+    source = Path(model_dir) if kind == "full_ft" else path
+    return HookedModel(bridge_hf_model(model, tok, path, dtype, device), tok, kind, str(source))
 
 
 @torch.no_grad()

@@ -4,8 +4,9 @@
     run(TrainStudentConfig(dataset=Path("runs/numbers/prompted-owl-s0/numbers.jsonl"), mode="full", lr=2e-5))
 
 The student starts from the teacher's base and learns (user prompt -> teacher numbers), or with --loss
-distill the teacher's next-token distributions on them. The run directory holds config.json, the
-student's weights (a PEFT adapter or the full model), student.json and curve.json.
+distill the teacher's next-token distributions on them. The run directory holds config.json (this run's
+config), student.json, curve.json and the student's weights: a PEFT adapter beside them, or the full model
+in model/ (a Hugging Face directory; the student directory loads wherever a model directory does).
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def student_meta(cfg: TrainStudentConfig, base: Path, model, n_examples: int) ->
 
 
 def run(cfg: TrainStudentConfig) -> Path:
-    """The trained student in `cfg.out` (config.json, weights, student.json, curve.json); under --plan, the
-    plan alone."""
+    """The trained student in `cfg.out` (config.json, student.json, curve.json and the weights: a LoRA
+    adapter beside them, a full-FT model in model/); under --plan, the plan alone."""
     rows = validate.dataset(cfg.dataset)
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
     base = validate.base_model(cfg.model, config_only=cfg.plan)

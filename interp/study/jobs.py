@@ -20,7 +20,14 @@ from interp.loop.chat import DEFAULT, render_prompt
 from interp.loop.datasets import read_dataset, sample_numbers, write_dataset
 from interp.loop.distill import make_distiller
 from interp.loop.evaluation import EvalCache, EvalSettings, evaluate_trait
-from interp.loop.models import STUDENT_META, is_lora_student, load_model, load_student, model_fingerprint
+from interp.loop.models import (
+    FULL_FT_MODEL,
+    STUDENT_META,
+    is_lora_student,
+    load_model,
+    load_student,
+    model_fingerprint,
+)
 from interp.loop.numbers import number_prompts
 from interp.loop.runs import JOB_FILE, job_config_path
 from interp.loop.teacher import Teacher, finetune_teacher
@@ -196,9 +203,30 @@ def evaluate_systems(model, tok, p: dict[str, Any], root: Path) -> dict[str, Any
 
 TRAINING_KEYS = ("model", "dataset", "train", "train_system", "dtype", "device")
 """The params that determine a trained student (the rest say how it is evaluated or measured)."""
-STUDENT_FILES = ("result.json", "config.json", JOB_FILE, "README.md")
-"""A job directory's own files, which a reused student's directory does not pass on (but a full-FT
-student's config.json is its model's: that one is passed on)."""
+JOB_OWN_FILES = ("result.json", "config.json", JOB_FILE, "README.md")
+"""A job directory's own files, which a reused student's directory does not pass on."""
+
+
+def copy_files(src: Path, dst: Path, skip: set[str]) -> None:
+    dst.mkdir(exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name not in skip:
+            shutil.copy2(f, dst / f.name)
+
+
+def copy_student(twin: Path, out: Path) -> None:
+    """Copy the student a twin job saved into `out`; a full-FT one with its model in model/, whichever layout
+    the twin has."""
+    if is_lora_student(twin):
+        copy_files(twin, out, set(JOB_OWN_FILES))
+        return
+    student_files = (STUDENT_META, "curve.json")
+    for name in student_files:
+        shutil.copy2(twin / name, out / name)
+    if (twin / FULL_FT_MODEL).is_dir():
+        shutil.copytree(twin / FULL_FT_MODEL, out / FULL_FT_MODEL)
+    else:  # saved before model/ existed: the model's files beside the job's, its config.json the model's
+        copy_files(twin, out / FULL_FT_MODEL, {*JOB_OWN_FILES, *student_files} - {"config.json"})
 
 
 def trained_twin(p: dict[str, Any], root: Path) -> Path | None:
@@ -216,10 +244,7 @@ def trained_twin(p: dict[str, Any], root: Path) -> Path | None:
 
 def reuse_student(twin: Path, out: Path, p: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
     """Copy a twin job's saved student into `out` and load it as training would have left it."""
-    own = STUDENT_FILES if is_lora_student(twin) else tuple(f for f in STUDENT_FILES if f != "config.json")
-    for f in twin.iterdir():
-        if f.is_file() and f.name not in own:
-            shutil.copy2(f, out / f.name)
+    copy_student(twin, out)
     model, tok = load_student(out, p["model"], p["dtype"], p["device"], merge=False)
     meta = json.loads((out / STUDENT_META).read_text())
     return (

@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from interp.loop.runs import JOB_FILE, atomic_write_json, run_directory
+from interp.loop.runs import atomic_write_json, run_directory
 from interp.loop.threads import torch_threads
 from interp.study.experiment import ExecutorConfig
 from interp.study.jobs import RUNNERS, Job, numbers_job
@@ -41,9 +41,6 @@ def run_job(job: Job, root: Path, threads: int, force: bool = False) -> dict[str
     log.info("job %s", job.name)
     with torch_threads(threads):  # fixed per job, so that both executors compute the same numbers
         with run_directory(job_path(root, job), job, overwrite=True) as staging:
-            shutil.copy2(
-                staging / "config.json", staging / JOB_FILE
-            )  # a full-FT student's model takes config.json
             result = RUNNERS[job.kind](job.params, staging, Path(root))
             atomic_write_json(staging / "result.json", result)
     return result
