@@ -105,3 +105,21 @@ def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
     assert job["name"] == matrix.name and job["params"]["train"]["mode"] == arm
     with pytest.raises(pytest.fail.Exception, match="retrained"):  # another seed is another training
         run_jobs([other_seed], tmp_path, ExecutorConfig())
+
+
+def test_force_trains_a_student_again_rather_than_reusing_itself(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import interp.study.jobs as jobs
+    from interp.loop.datasets import write_dataset
+    from interp.study.experiment import StudentSpec, StudyConfig
+
+    cfg = StudyConfig(model=str(tiny_model_dir), n_questions=2, samples_per_question=1, batch_size=4)
+    rows = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(8)]
+    write_dataset(jobs.numbers_path(tmp_path, jobs.numbers_job(cfg, "trait", 0).name), rows, {})
+    job = jobs.student_job(cfg, StudentSpec("lora", 2), "trait", 0, 0, {"default": "default"})
+    run_jobs([job], tmp_path, ExecutorConfig())
+    calls, train = [], jobs.train_student
+    monkeypatch.setattr(jobs, "train_student", lambda *a, **k: calls.append(1) or train(*a, **k))
+    again = run_jobs([job], tmp_path, ExecutorConfig(force=True))[0]
+    assert calls == [1] and "trained_in" not in again

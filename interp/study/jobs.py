@@ -229,11 +229,14 @@ def copy_student(twin: Path, out: Path) -> None:
         copy_files(twin, out / FULL_FT_MODEL, {*JOB_OWN_FILES, *student_files} - {"config.json"})
 
 
-def trained_twin(p: dict[str, Any], root: Path) -> Path | None:
-    """A finished student job under `root` trained exactly as `p` asks (evaluated otherwise): a context
-    matrix's default-trained student is the rank sweep's student at that rank, not a second training."""
+def trained_twin(p: dict[str, Any], root: Path, name: str | None = None) -> Path | None:
+    """A finished student job under `root`, other than job `name` itself (which --force runs again), trained
+    exactly as `p` asks (evaluated otherwise): a context matrix's default-trained student is the rank
+    sweep's student at that rank, not a second training."""
     want = {k: p.get(k) for k in TRAINING_KEYS}
     for job in sorted((Path(root) / "jobs").glob("student-*")):
+        if job.name == name:
+            continue
         cfg_path = job_config_path(job)
         if cfg_path.exists() and (job / "result.json").exists() and (job / STUDENT_META).exists():
             params = json.loads(cfg_path.read_text()).get("params", {})
@@ -257,7 +260,8 @@ def reuse_student(twin: Path, out: Path, p: dict[str, Any]) -> tuple[Any, Any, d
 def run_student(p: dict[str, Any], out: Path, root: Path) -> dict[str, Any]:
     """Train a student on a numbers job's dataset under `train_system` (or reuse a twin job's identical
     training); save it; evaluate it."""
-    if (twin := trained_twin(p, root)) is not None:
+    name = json.loads((out / "config.json").read_text()).get("name")  # the job's own, staged by the sweep
+    if (twin := trained_twin(p, root, name)) is not None:
         model, tok, row = reuse_student(twin, out, p)
         return {**row, **evaluated(model, tok, p, root)}
     model, tok = load_model(p["model"], p["dtype"], p["device"])
