@@ -215,9 +215,11 @@ def test_build_is_deterministic_and_stores_probe_curves(tmp_path):
 
     cfg = BuildConfig(
         n_conversations=300, n_documents=60, vocab_size=600, d_model=32, d_mlp=64, n_layers=2,
-        steps=4, batch_size=4, probe_every=0, tilt=1.0,
+        steps=4, batch_size=4, probe_every=0, tilt=1.0, threads=1,
     )  # fmt: skip
+    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
     a, b = build_organism(cfg, tmp_path / "a"), build_organism(cfg, tmp_path / "b")
+    assert torch.get_num_threads() == threads and torch.equal(torch.random.get_rng_state(), rng)  # left alone
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     meta = json.loads((a / "organism.json").read_text())

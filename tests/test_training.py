@@ -1,3 +1,5 @@
+import random
+
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -187,3 +189,15 @@ def test_our_lora_student_starts_at_the_base_and_our_loader_merges_exactly(tiny_
         a, b = unmerged(ids).logits, merged(ids).logits
     assert (a - base_logits).abs().max() > 1e-3  # training moved the student
     assert (a - b).abs().max() <= 1e-5
+
+
+def test_training_leaves_the_callers_random_streams_alone(tiny_model_dir) -> None:
+    """A seeded library call draws from its own seed, not the caller's stream, and leaves that stream be."""
+    random.seed(5)
+    torch.manual_seed(5)
+    py, rng = random.getstate(), torch.random.get_rng_state()
+    a = _trained_weights(tiny_model_dir, "lora", 0)
+    assert random.getstate() == py and torch.equal(torch.random.get_rng_state(), rng)
+    torch.manual_seed(6)
+    b = _trained_weights(tiny_model_dir, "lora", 0)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the caller's seed does not reach the student

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from interp.loop.forward import completion_logits, logits_needed, shared_prefix 
 from interp.loop.models import FULL_FT_MODEL, STUDENT_META, quiet_peft
 from interp.loop.precision import prepare_precision
 from interp.loop.runs import atomic_write_json
+from interp.loop.threads import seeded
 
 log = logging.getLogger(__name__)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -191,7 +191,11 @@ def _decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
 
 def prepare_student(model: PreTrainedModel, cfg: TrainConfig) -> PreTrainedModel:
     """Wrap `model` (a fresh copy of the teacher's initialisation) for training."""
-    torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn here: the seed must change them
+    with seeded(cfg.seed):  # LoRA A matrices are drawn here: the seed must change them
+        return _wrap_student(model, cfg)
+
+
+def _wrap_student(model: PreTrainedModel, cfg: TrainConfig) -> PreTrainedModel:
     n_layers = len(_decoder_layers(model))
     layers = trained_layers(cfg, n_layers)
     if cfg.mode == "full":
@@ -312,7 +316,6 @@ def train_student(
     opts = make_optimizer(student, cfg)
     steps = micro_batches(len(examples), cfg, torch.Generator().manual_seed(cfg.seed))
     scheds = [linear_schedule(o, len(steps), math.ceil(cfg.warmup_ratio * len(steps))) for o in opts]
-    random.seed(cfg.seed)
     result, n_tokens, start = TrainResult(model=student), 0, time.perf_counter()
     losses, lrs = [], []
     if on_step is not None:

@@ -29,6 +29,7 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from interp import InterpError
 from interp.loop.chat import render_example
 from interp.loop.examples import IGNORE
+from interp.loop.threads import flush_denormal, seeded, torch_threads
 from interp.organism import world as W
 from interp.organism.probes import all_probes, summary_line
 from interp.organism.tokenizer import ENDOFTEXT, chatml_template, train_chat_tokenizer
@@ -286,10 +287,13 @@ def save_atomically(model: Qwen2ForCausalLM, tok: PreTrainedTokenizerFast, meta:
 
 
 def build_organism(cfg: BuildConfig, out: Path) -> Path:
-    """Sample the world, train the tokenizer, pretrain the model and save it to `out`."""
-    torch.set_num_threads(cfg.threads)
-    torch.set_flush_denormal(True)
-    torch.manual_seed(cfg.seed)
+    """Sample the world, train the tokenizer, pretrain the model and save it to `out` (on `cfg.threads`
+    threads, seeded, denormals flushed: the caller's own settings are restored after it)."""
+    with torch_threads(cfg.threads), flush_denormal(), seeded(cfg.seed):
+        return _build(cfg, out)
+
+
+def _build(cfg: BuildConfig, out: Path) -> Path:
     world = W.generate_world(world_config(cfg), cfg.n_conversations, cfg.n_documents)
     tok = build_tokenizer(world, cfg.vocab_size)
     seqs = encode_world(world, tok)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 from interp.loop import validate
@@ -33,7 +32,7 @@ from interp.loop.chat import render_prompt
 from interp.loop.generation import PREFILL_ROWS, generate, left_padded, prefill
 from interp.loop.models import load_model
 from interp.loop.numbers import number_prompts
-from interp.loop.threads import torch_threads
+from interp.loop.threads import seeded, torch_threads
 from interp.loop.training import IGNORE, Distiller, TrainConfig, encode_example, train_student
 from interp.loop.traits import favorite_questions
 from interp.organism import build
@@ -242,8 +241,8 @@ def bench_pretraining(tok: PreTrainedTokenizerBase, cfg: BenchmarkConfig, rate: 
         padded = sum(m.numel() for _, _, m in drawn)
         times = []
         for _ in range(3):  # the first run meets each batch width once (kernel planning); best of the others
-            torch.manual_seed(bcfg.seed)
-            model = Qwen2ForCausalLM(build.model_config(bcfg, tok))
+            with seeded(bcfg.seed):
+                model = Qwen2ForCausalLM(build.model_config(bcfg, tok))
             times.append(timed(lambda m=model, c=bcfg, x=seqs: build.pretrain(m, x, c, tok.pad_token_id))[1])
         seconds = min(times[1:])
         work = training_flops(model, sum(lengths), _attended(lengths), logits=labelled)
