@@ -364,8 +364,8 @@ CELLS = [
 
 REC = Path("../docs/smollm2-135m/claim4-fd")
 where_cfg = where_shift.WhereConfig(
-    patching=[REC / f"patch-{arm}-t{seed}" for arm in ("lora", "full") for seed in (0, 1)],
-    localization=[REC / f"restrict-lora-t{seed}" for seed in (0, 1)],
+    patching=[REC / f"patch-{arm}-t{seed}" for arm in ("lora", "full") for seed in (0, 1, 2)],
+    localization=[REC / f"restrict-lora-t{seed}" for seed in (0, 1, 2)],
     out=RUNS / "where-smollm2",
     overwrite=True,
     png=False,
