@@ -56,6 +56,18 @@ def test_force_recomputes(tmp_path: Path) -> None:
     assert CALLS == ["0", "1", "2", "3"]
 
 
+def _student_study(model_dir: Path, root: Path):
+    """A study on the tiny model with one numbers job written under `root`: (its config, the jobs module)."""
+    import interp.study.jobs as jobs
+    from interp.loop.datasets import write_dataset
+    from interp.study.experiment import StudyConfig
+
+    cfg = StudyConfig(model=str(model_dir), n_questions=2, samples_per_question=1, batch_size=4)
+    rows = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(8)]
+    write_dataset(jobs.numbers_path(root, jobs.numbers_job(cfg, "trait", 0).name), rows, {})
+    return cfg, jobs
+
+
 def _as_saved_before_model_dir(job: Path) -> None:
     """Lay a full-FT job out as one saved before model/ existed: the model's files beside the job's, its
     config.json over the job's own, which job.json kept."""
@@ -71,15 +83,11 @@ def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
 ) -> None:
     """The context matrix's default-trained student is the rank sweep's (same training, more evaluations);
     a full-FT student too, in either layout, and the reused one has its model in model/."""
-    import interp.study.jobs as jobs
-    from interp.loop.datasets import write_dataset
-    from interp.study.experiment import StudentSpec, StudyConfig
+    from interp.study.experiment import StudentSpec
 
     arm = mode.split()[0]
-    cfg = StudyConfig(model=str(tiny_model_dir), n_questions=2, samples_per_question=1, batch_size=4)
+    cfg, jobs = _student_study(tiny_model_dir, tmp_path)
     spec = StudentSpec(arm, 2, lr=1e-4 if arm == "full" else None)
-    rows = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(8)]
-    write_dataset(jobs.numbers_path(tmp_path, jobs.numbers_job(cfg, "trait", 0).name), rows, {})
     sweep = jobs.student_job(cfg, spec, "trait", 0, 0, {"default": "default"})
     matrix = jobs.student_job(cfg, spec, "trait", 0, 0, {"default": "default", "none": "none"})
     other_seed = jobs.student_job(cfg, spec, "trait", 0, 1, {"default": "default"})
@@ -110,13 +118,9 @@ def test_a_student_trained_as_another_job_asks_is_reused_not_retrained(
 def test_force_trains_a_student_again_rather_than_reusing_itself(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    import interp.study.jobs as jobs
-    from interp.loop.datasets import write_dataset
-    from interp.study.experiment import StudentSpec, StudyConfig
+    from interp.study.experiment import StudentSpec
 
-    cfg = StudyConfig(model=str(tiny_model_dir), n_questions=2, samples_per_question=1, batch_size=4)
-    rows = [{"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}"} for i in range(8)]
-    write_dataset(jobs.numbers_path(tmp_path, jobs.numbers_job(cfg, "trait", 0).name), rows, {})
+    cfg, jobs = _student_study(tiny_model_dir, tmp_path)
     job = jobs.student_job(cfg, StudentSpec("lora", 2), "trait", 0, 0, {"default": "default"})
     run_jobs([job], tmp_path, ExecutorConfig())
     calls, train = [], jobs.train_student

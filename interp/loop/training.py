@@ -33,6 +33,9 @@ from interp.loop.runs import atomic_write_json
 from interp.loop.threads import seeded
 
 log = logging.getLogger(__name__)
+CURVE_FILE = "curve.json"
+STUDENT_FILES = (STUDENT_META, CURVE_FILE)
+"""The files `save_student` writes in a student's directory beside its weights."""
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_LR = {"lora": 2e-4, "full": 2e-5}
 
@@ -353,14 +356,14 @@ def train_student(
 def save_student(result: TrainResult, out_dir, tok: PreTrainedTokenizerBase, meta: dict) -> None:
     """Save a LoRA student as a PEFT adapter in `out_dir`, a full-FT student as an HF directory in
     `out_dir`/model (so that the run's config.json stays the run's); both safetensors. student.json and
-    curve.json go in `out_dir`."""
+    curve.json (`STUDENT_FILES`) go in `out_dir`."""
+    out_dir = Path(out_dir)
     full = meta.get("mode") == "full"
-    weights = Path(out_dir) / FULL_FT_MODEL if full else Path(out_dir)
+    weights = out_dir / FULL_FT_MODEL if full else out_dir
     result.model.save_pretrained(weights, safe_serialization=True)
     if full:
         tok.save_pretrained(weights)
     atomic_write_json(
-        Path(out_dir) / STUDENT_META,
-        {**meta, "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s},
+        out_dir / STUDENT_META, {**meta, "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s}
     )
-    atomic_write_json(Path(out_dir) / "curve.json", result.curve)
+    atomic_write_json(out_dir / CURVE_FILE, result.curve)

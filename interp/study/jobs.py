@@ -31,7 +31,7 @@ from interp.loop.models import (
 from interp.loop.numbers import number_prompts
 from interp.loop.runs import JOB_FILE, job_config_path
 from interp.loop.teacher import Teacher, finetune_teacher
-from interp.loop.training import TrainConfig, save_student, train_student
+from interp.loop.training import STUDENT_FILES, TrainConfig, save_student, train_student
 from interp.loop.traits import trait_system_prompt
 from interp.loop.updates import weight_change_norm
 from interp.mech.alignment import persona_direction, shared_cosine, student_shift
@@ -220,13 +220,12 @@ def copy_student(twin: Path, out: Path) -> None:
     if is_lora_student(twin):
         copy_files(twin, out, set(JOB_OWN_FILES))
         return
-    student_files = (STUDENT_META, "curve.json")
-    for name in student_files:
+    for name in STUDENT_FILES:
         shutil.copy2(twin / name, out / name)
     if (twin / FULL_FT_MODEL).is_dir():
         shutil.copytree(twin / FULL_FT_MODEL, out / FULL_FT_MODEL)
     else:  # saved before model/ existed: the model's files beside the job's, its config.json the model's
-        copy_files(twin, out / FULL_FT_MODEL, {*JOB_OWN_FILES, *student_files} - {"config.json"})
+        copy_files(twin, out / FULL_FT_MODEL, {*JOB_OWN_FILES, *STUDENT_FILES} - {"config.json"})
 
 
 def trained_twin(p: dict[str, Any], root: Path, name: str | None = None) -> Path | None:
